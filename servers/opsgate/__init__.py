@@ -1,0 +1,3 @@
+"""opsgate: policy-gated MCP servers for SRE agents."""
+
+__version__ = "0.1.0"

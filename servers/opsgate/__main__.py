@@ -1,0 +1,3 @@
+from opsgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""`opsgate`: serve, check, audit, policy, keys (and approvals, demo where those capabilities exist)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from opsgate.config import ConfigError, Settings, load_settings
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from opsgate.server import build_app, http_app
+
+    settings = _settings(args)
+    if args.host:
+        settings.http.host = args.host
+    if args.port:
+        settings.http.port = args.port
+    http = args.transport == "http"
+    if http and settings.http.require_auth and not settings.http.api_keys and not args.allow_no_keys:
+        print(
+            "opsgate: hosted mode requires authentication and no API keys are configured; add [[http.api_keys]] "
+            "(see `opsgate keys new`) or pass --allow-no-keys to serve only unauthenticated denials",
+            file=sys.stderr,
+        )
+        return 2
+    app = build_app(settings, args.capabilities or ["all"], http=http)
+    if not http:
+        app.server.run("stdio")
+        return 0
+    import uvicorn
+
+    uvicorn.run(http_app(app, settings), host=settings.http.host, port=settings.http.port, log_level="warning")
+    return 0
+
+
+# -- check ---------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from opsgate.server import build_app
+
+    settings = _settings(args)
+    ok = True
+    print(f"config: ok (audit at {settings.audit_file}, policy engine {settings.policy.engine})")
+    try:
+        app = build_app(settings, args.capabilities or ["all"])
+    except Exception as exc:
+        print(f"FAIL: {exc}")
+        return 1
+    print(f"policy: {app.gate.engine.name} revision {app.gate.engine.revision}")
+    for capability in app.capabilities:
+        tools = ", ".join(c.name for c in capability.contracts)
+        print(f"capability {capability.name}: {tools}")
+        check = getattr(capability, "check", None)
+        if callable(check):
+            for line in check():
+                print(f"  {line}")
+    report = app.gate.audit.verify()
+    print(f"audit: {report.records} records, chain {'intact' if report.ok else 'BROKEN'}")
+    ok = ok and report.ok
+    asyncio.run(app.aclose())
+    return 0 if ok else 1
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from opsgate.audit import AuditLog
+
+    settings = _settings(args)
+    path = Path(args.file) if args.file else settings.audit_file
+    if not path.exists():
+        print(f"opsgate: no audit trail at {path}", file=sys.stderr)
+        return 1
+    log = AuditLog(path)
+    try:
+        if args.audit_cmd == "verify":
+            report = log.verify()
+            if report.ok:
+                print(f"audit trail {path}: {report.records} records, hash chain intact")
+                return 0
+            print(f"audit trail {path}: TAMPERED ({len(report.problems)} problem(s))")
+            for problem in report.problems:
+                print(f"  - {problem}")
+            return 1
+        for stored in log.tail(args.n):
+            r = stored.record
+            if args.json:
+                print(json.dumps({"seq": stored.seq, **r}, sort_keys=True, default=str))
+                continue
+            decision = r.get("decision") or {}
+            print(
+                f"{stored.seq:>6} {r.get('ts', '')} {r.get('tool', ''):<22} {r.get('outcome', ''):<16} "
+                f"{(r.get('caller') or {}).get('subject', '')} {decision.get('rule') or ''} "
+                f"{r.get('error') or ''}"
+            )
+        return 0
+    finally:
+        log.close()
+
+
+# -- policy --------------------------------------------------------------------------------------
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from opsgate.policy.testing import eval_decision, run_policy_tests
+
+    settings = _settings(args)
+    policy_dir = Path(args.dir) if args.dir else settings.policy.dir
+    if args.policy_cmd == "test":
+        results = run_policy_tests(policy_dir)
+        failed = [r for r in results if not r.passed]
+        for r in results:
+            print(f"{'PASS' if r.passed else 'FAIL'} {r.name}{'' if r.passed else ': ' + (r.error or '')}")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+        return 1 if failed or not results else 0
+    try:
+        doc = json.loads(Path(args.input).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"opsgate: cannot read policy input {args.input}: {exc}", file=sys.stderr)
+        return 2
+    _print_json(eval_decision(policy_dir, doc))
+    return 0
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from opsgate.http_auth import hash_key, new_key
+
+    if args.keys_cmd == "hash":
+        print(hash_key(args.secret))
+        return 0
+    secret, digest = new_key()
+    print(f"key (give to the client, shown once): {secret}")
+    print("config:")
+    print("[[http.api_keys]]")
+    print(f'sha256 = "{digest}"')
+    print(f'subject = "{args.subject}"')
+    print(f"roles = {json.dumps(args.role or ['responder'])}")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def _optional_commands(sub: Any) -> None:
+    """Commands that live with the capability or sandbox that provides them."""
+    for module_name in ("opsgate.approvals_cli", "opsgate.sandbox.demo_cli"):
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opsgate", description="Policy-gated MCP servers for SRE agents")
+    parser.add_argument("--config", type=Path, default=None, help="TOML config file (default: $OPSGATE_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve capabilities over MCP")
+    serve.add_argument("capabilities", nargs="*", help="runbooks, logs, metrics, rollback or all (default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--allow-no-keys", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="check configuration, policy, backends and the audit chain")
+    check.add_argument("capabilities", nargs="*")
+    check.set_defaults(func=cmd_check)
+
+    audit = sub.add_parser("audit", help="read and verify the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_cmd", required=True)
+    tail = audit_sub.add_parser("tail", help="the newest records")
+    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("--json", action="store_true")
+    verify = audit_sub.add_parser("verify", help="recompute the hash chain")
+    for p in (tail, verify):
+        p.add_argument("--file", default=None, help="audit database (default: from config)")
+    audit.set_defaults(func=cmd_audit)
+
+    policy = sub.add_parser("policy", help="test and evaluate the Rego policies")
+    policy_sub = policy.add_subparsers(dest="policy_cmd", required=True)
+    ptest = policy_sub.add_parser("test", help="run the policies' _test.rego unit tests")
+    peval = policy_sub.add_parser("eval", help="print the decision for an input document")
+    peval.add_argument("--input", required=True, help="JSON policy input document")
+    for p in (ptest, peval):
+        p.add_argument("--dir", default=None, help="policy folder (default: from config)")
+    policy.set_defaults(func=cmd_policy)
+
+    keys = sub.add_parser("keys", help="API keys for hosted mode")
+    keys_sub = keys.add_subparsers(dest="keys_cmd", required=True)
+    knew = keys_sub.add_parser("new", help="make a key and print its config entry")
+    knew.add_argument("--subject", required=True)
+    knew.add_argument("--role", action="append")
+    khash = keys_sub.add_parser("hash", help="hash an existing key")
+    khash.add_argument("secret")
+    keys.set_defaults(func=cmd_keys)
+
+    _optional_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

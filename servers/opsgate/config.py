@@ -1,0 +1,148 @@
+"""Configuration: one TOML file, overridable by `OPSGATE_*` environment variables.
+
+With no file at all, opsgate serves the bundled examples and sandbox, so it works on a fresh clone.
+Nested keys use `__` in the environment: `OPSGATE_POLICY__ENGINE=opa`.
+Capability sections (`[logs]`, `[metrics]`, `[rollback]`, `[runbooks]`) are parsed by the capability
+itself, so the core never needs to know their shape.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ENV = "OPSGATE_CONFIG"
+
+
+def _default_state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "opsgate"
+
+
+class PolicySettings(BaseModel):
+    engine: Literal["embedded", "opa"] = "embedded"
+    dir: Path = REPO_ROOT / "policies"
+    opa_url: str = "http://127.0.0.1:8181"
+    opa_path: str = "opsgate/decision"
+    timeout_s: float = Field(default=1.0, gt=0, le=30)
+    retries: int = Field(default=2, ge=0, le=10)
+    data: dict[str, Any] = Field(default_factory=dict, description="Extra policy data merged over data.json")
+
+
+class LocalCaller(BaseModel):
+    """Who a local (stdio) caller is: the person who started the server vouches for it."""
+
+    subject: str = Field(default_factory=lambda: f"local:{os.environ.get('USER', 'user')}")
+    roles: list[str] = Field(default_factory=lambda: ["responder"])
+
+
+class ApiKey(BaseModel):
+    """A static API key for hosted mode, stored as its SHA-256 (`opsgate keys hash` prints one)."""
+
+    sha256: str
+    subject: str
+    roles: list[str] = Field(default_factory=list)
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/mcp"
+    require_auth: bool = True
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    public_url: str | None = None
+
+
+class LimitSettings(BaseModel):
+    """Rate limits and breakers; policy data may tighten them further."""
+
+    per_tool_per_minute: int = Field(default=600, ge=1)
+    writes_per_minute: int = Field(default=5, ge=1)
+    per_target_write_interval_s: float = Field(default=600, ge=0)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_s: float = Field(default=300, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything opsgate reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPSGATE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    audit_path: Path | None = None
+    default_environment: str = "prod"
+    environments: dict[str, str] = Field(
+        default_factory=lambda: {"shop": "prod", "staging": "staging", "dev": "dev"},
+        description="namespace -> environment; unknown namespaces get default_environment",
+    )
+    autonomy: Literal["read-only", "advised", "approved", "autonomous"] = "approved"
+    max_argument_bytes: int = Field(default=65536, ge=1024)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    caller: LocalCaller = Field(default_factory=LocalCaller)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    runbooks: dict[str, Any] = Field(default_factory=dict)
+    logs: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    rollback: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def audit_file(self) -> Path:
+        return self.audit_path or self.state_dir / "audit.db"
+
+    def environment_of(self, namespace: str | None) -> str:
+        if namespace is None:
+            return self.default_environment
+        return self.environments.get(namespace, self.default_environment)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from `config_file` (or `$OPSGATE_CONFIG`), the environment and `overrides`."""
+    from pydantic import ValidationError
+
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    settings_cls: type[Settings] = Settings
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
+
+        settings_cls = FileSettings
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        where = str(path) if path else "environment"
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid configuration ({where}): {problems}") from None

@@ -1,0 +1,605 @@
+"""The gate: the one pipeline every tool call and resource read passes through.
+
+validate -> facts -> decide -> approve -> limit -> execute -> shape -> audit
+
+Written once, as MCP server middleware: it answers `tools/list`, `tools/call`, `resources/list` and
+`resources/read` from the registered contracts, so no tool runs without passing it. Anything that
+goes wrong before execution (an unknown tool, bad arguments, a policy engine that fails, times out or
+answers garbage) ends the call with a tool error and an audit record, and nothing is executed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp_types import (
+    CallToolResult,
+    ListResourcesResult,
+    ListToolsResult,
+    ReadResourceResult,
+    Resource,
+    TextContent,
+    TextResourceContents,
+)
+from pydantic import BaseModel, ValidationError
+
+from opsgate import telemetry
+from opsgate.audit import AuditLog, digest
+from opsgate.caller import Caller, resolve_caller
+from opsgate.config import Settings
+from opsgate.contracts import (
+    UNTRUSTED_NOTE,
+    BackendUnavailable,
+    Capability,
+    Contract,
+    ResourceProvider,
+    Target,
+    ToolError,
+)
+from opsgate.limits import Limiter
+from opsgate.policy.decision import Decision, PolicyError
+from opsgate.policy.engine import PolicyEngine
+from opsgate.redaction import Redactor
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_ARG = "approval_id"
+META_PREFIX = "opsgate/"
+
+
+class ProgressFn(Protocol):
+    async def __call__(self, progress: float, total: float | None = None, message: str | None = None) -> None: ...
+
+
+async def _no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+    return None
+
+
+@dataclass
+class CallContext:
+    """What a handler may use of the call beyond its arguments."""
+
+    call_id: str
+    caller: Caller
+    target: Target
+    request_id: str | None
+    decision: Decision | None = None
+    progress: ProgressFn = _no_progress
+    mcp: ServerRequestContext[Any, Any] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GatedCall:
+    """One logical call as the gate sees it, handed to the approval and audit hooks."""
+
+    call_id: str
+    contract: Contract[Any, Any]
+    args: BaseModel
+    args_doc: dict[str, Any]
+    args_digest: str
+    target: Target
+    caller: Caller
+    facts: dict[str, Any]
+    approval_id: str | None
+
+    @property
+    def target_key(self) -> str:
+        t = self.target
+        return f"{t.environment}/{t.namespace or '-'}/{t.service or '-'}"
+
+
+class ApprovalHook(Protocol):
+    """Fills the approval step (the rollback capability's issue): grants bound to one exact call."""
+
+    async def attach(self, call: GatedCall) -> dict[str, Any] | None:
+        """The policy input's `approval` for `call.approval_id`; raise ToolError if it cannot be used."""
+        ...
+
+    async def request(self, call: GatedCall, decision: Decision, ctx: CallContext) -> tuple[str, dict[str, Any]]:
+        """Create (or reuse) a pending approval; return the message for the model and its metadata."""
+        ...
+
+    async def consume(self, call: GatedCall) -> None:
+        """Mark the grant used (single use) right before execution."""
+        ...
+
+
+class Denied(Exception):
+    """The call ends here with a tool error; `outcome` names why for the audit record."""
+
+    def __init__(self, message: str, outcome: str, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.extra = extra or {}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _validation_message(tool: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        problems.append(f"{loc}: {err['msg']}")
+    return f"invalid arguments for {tool}: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=32)
+def _redactor(extra: tuple[str, ...]) -> Redactor:
+    return Redactor(extra_patterns=extra)
+
+
+class Gate:
+    """Holds the contracts and runs every call through the pipeline."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: PolicyEngine,
+        audit: AuditLog,
+        *,
+        limiter: Limiter | None = None,
+        approvals: ApprovalHook | None = None,
+        caller_resolver: Callable[[ServerRequestContext[Any, Any], Settings], Caller] = resolve_caller,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.audit = audit
+        self.limiter = limiter or Limiter(settings.limits)
+        self.approvals = approvals
+        self.resolve_caller = caller_resolver
+        self.contracts: dict[str, Contract[Any, Any]] = {}
+        self.resource_providers: list[ResourceProvider] = []
+        self._tool_list: ListToolsResult | None = None
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register(self, capability: Capability) -> None:
+        for contract in capability.contracts:
+            if contract.name in self.contracts:
+                raise ValueError(f"tool {contract.name!r} is registered twice")
+            self.contracts[contract.name] = contract
+        if capability.resources is not None:
+            self.resource_providers.append(capability.resources)
+        self._tool_list = None
+
+    def list_tools(self) -> ListToolsResult:
+        if self._tool_list is None:
+            self._tool_list = ListToolsResult(tools=[c.definition() for c in self.contracts.values()])
+        return self._tool_list
+
+    # -- MCP middleware -----------------------------------------------------------------------
+
+    async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        method = ctx.method
+        if method == "tools/list":
+            return self.list_tools()
+        if method == "tools/call":
+            params = ctx.params or {}
+            name = params.get("name")
+            arguments = params.get("arguments")
+            caller = self.resolve_caller(ctx, self.settings)
+            return await self.call_tool(
+                name if isinstance(name, str) else "",
+                arguments,
+                caller,
+                request_id=None if ctx.request_id is None else str(ctx.request_id),
+                mcp_ctx=ctx,
+            )
+        if method == "resources/list":
+            return await self.list_resources()
+        if method == "resources/read":
+            params = ctx.params or {}
+            uri = params.get("uri")
+            caller = self.resolve_caller(ctx, self.settings)
+            return await self.read_resource(
+                uri if isinstance(uri, str) else "",
+                caller,
+                request_id=None if ctx.request_id is None else str(ctx.request_id),
+            )
+        return await call_next(ctx)
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Any,
+        caller: Caller,
+        *,
+        request_id: str | None = None,
+        mcp_ctx: ServerRequestContext[Any, Any] | None = None,
+    ) -> CallToolResult:
+        started = time.perf_counter()
+        call_id = "call_" + uuid.uuid4().hex[:20]
+        record: dict[str, Any] = {
+            "ts": _now_iso(),
+            "call_id": call_id,
+            "request_id": request_id,
+            "trace_id": None,
+            "caller": caller.model_dump(),
+            "tool": name,
+        }
+        contract = self.contracts.get(name)
+        write = contract is not None and contract.scope == "write"
+        with telemetry.tracer.start_as_current_span(f"tools/call {name}") as span:
+            record["trace_id"] = telemetry.current_trace_id()
+            try:
+                result = await self._run(contract, name, arguments, caller, record, request_id, mcp_ctx)
+            except Denied as denied:
+                record["outcome"] = denied.outcome
+                record["error"] = str(denied)
+                result = self._error_result(str(denied), record, denied.extra)
+            except anyio.get_cancelled_exc_class():
+                record["outcome"] = "cancelled"
+                record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+                self.audit.append(record, durable=write)
+                raise
+            span.set_attribute("opsgate.outcome", record.get("outcome", "ok"))
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        seq = self.audit.append(record, durable=write)
+        meta = dict(result.meta or {})
+        meta[META_PREFIX + "audit_seq"] = seq
+        result.meta = meta
+        telemetry.CALLS.labels(name if contract else "unknown", record["outcome"]).inc()
+        telemetry.DURATION.labels(name if contract else "unknown").observe(time.perf_counter() - started)
+        return result
+
+    async def _run(
+        self,
+        contract: Contract[Any, Any] | None,
+        name: str,
+        arguments: Any,
+        caller: Caller,
+        record: dict[str, Any],
+        request_id: str | None,
+        mcp_ctx: ServerRequestContext[Any, Any] | None,
+    ) -> CallToolResult:
+        if contract is None:
+            known = ", ".join(sorted(self.contracts)) or "none"
+            raise Denied(f"unknown tool {name!r}; this server offers: {known}", "invalid")
+        record.update(capability=contract.capability, scope=contract.scope)
+
+        # 1. validate
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise Denied(f"invalid arguments for {name}: expected an object", "invalid")
+        size = len(json.dumps(arguments, default=str))
+        if size > self.settings.max_argument_bytes:
+            record["args_digest"] = digest(arguments)
+            raise Denied(
+                f"invalid arguments for {name}: {size} bytes is over the {self.settings.max_argument_bytes} byte limit",
+                "invalid",
+            )
+        approval_id = arguments.get(APPROVAL_ARG) if contract.scope == "write" else None
+        try:
+            args = contract.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            record["args_digest"] = digest(arguments)
+            record["args"] = arguments
+            raise Denied(_validation_message(name, exc), "invalid") from None
+        args_doc = args.model_dump(mode="json", exclude={APPROVAL_ARG})
+        record["args"] = args_doc
+        record["args_digest"] = digest({"tool": name, "args": args_doc})
+
+        target = contract.target(args)
+        if target.environment is None:
+            target = target.model_copy(update={"environment": self.settings.environment_of(target.namespace)})
+        record["target"] = target.model_dump()
+        ctx = CallContext(call_id=record["call_id"], caller=caller, target=target, request_id=request_id, mcp=mcp_ctx)
+        if mcp_ctx is not None:
+            ctx.progress = _progress_sender(mcp_ctx)
+
+        # 2. facts only the server knows, computed before deciding
+        facts: dict[str, Any] = {}
+        if contract.facts is not None:
+            try:
+                with anyio.fail_after(contract.timeout_s):
+                    facts = await contract.facts(args, ctx)
+            except ToolError as exc:
+                raise Denied(f"{name}: {exc}", "error") from None
+            except TimeoutError:
+                raise Denied(f"{name}: timed out after {contract.timeout_s:g}s gathering facts", "timeout") from None
+        ctx.facts = facts
+        record["facts"] = facts
+        call = GatedCall(
+            call_id=ctx.call_id,
+            contract=contract,
+            args=args,
+            args_doc=args_doc,
+            args_digest=record["args_digest"],
+            target=target,
+            caller=caller,
+            facts=facts,
+            approval_id=approval_id if isinstance(approval_id, str) and approval_id else None,
+        )
+
+        # 3. approval presented with the call (validated by the hook, judged by the policy)
+        approval: dict[str, Any] | None = None
+        if call.approval_id is not None:
+            if self.approvals is None:
+                raise Denied(f"{name}: this server does not handle approvals", "invalid")
+            try:
+                approval = await self.approvals.attach(call)
+            except ToolError as exc:
+                raise Denied(f"{name}: approval {call.approval_id} cannot be used: {exc}", "denied") from None
+            record["approval"] = approval
+
+        # 4. decide (fail closed)
+        policy_input = self._policy_input(contract, call, approval)
+        decision = await self._decide(policy_input, record)
+        ctx.decision = decision
+        if not decision.allow:
+            if decision.require_approval and self.approvals is not None:
+                message, extra = await self.approvals.request(call, decision, ctx)
+                record["approval"] = extra
+                raise Denied(message, "pending_approval", {"approval": extra, **_denial_meta(decision)})
+            raise Denied(_denial_text(name, decision), "denied", _denial_meta(decision))
+        if decision.obligations.dry_run_only and getattr(args, "dry_run", True) is not True:
+            raise Denied(f"{name}: policy allows only dry runs here; call again with dry_run=true", "denied")
+
+        # 5. limits
+        refusal = self.limiter.check(name, call.target_key, contract.scope == "write")
+        if refusal is not None:
+            raise Denied(f"{name}: {refusal}", "rate_limited")
+
+        # 6. execute
+        if approval is not None and self.approvals is not None:
+            await self.approvals.consume(call)
+        try:
+            with anyio.fail_after(contract.timeout_s):
+                output = await contract.handler(args, ctx)
+        except TimeoutError:
+            self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
+            raise Denied(f"{name}: timed out after {contract.timeout_s:g}s", "timeout") from None
+        except BackendUnavailable as exc:
+            self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
+            raise Denied(f"{name}: backend unavailable: {exc}", "error") from None
+        except ToolError as exc:
+            raise Denied(f"{name}: {exc}", "error") from None
+        except Exception:
+            logger.exception("tool %s failed", name)
+            self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
+            raise Denied(f"{name}: internal error (see server log, call {ctx.call_id})", "error") from None
+        applied = contract.scope == "write" and getattr(output, "applied", not getattr(args, "dry_run", False))
+        failed = getattr(output, "failed", False) is True
+        self.limiter.record(name, call.target_key, write=contract.scope == "write", ok=not failed, applied=applied)
+
+        # 7. shape
+        result = self._shape(contract, output, decision, record)
+        record["outcome"] = "ok" if not failed else "failed"
+        record["output_digest"] = digest(result.structured_content)
+        return result
+
+    def _policy_input(
+        self, contract: Contract[Any, Any], call: GatedCall, approval: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return {
+            "tool": contract.name,
+            "capability": contract.capability,
+            "scope": contract.scope,
+            "risk": contract.risk,
+            "args": call.args_doc,
+            "target": call.target.model_dump(),
+            "facts": call.facts,
+            "caller": call.caller.model_dump(),
+            "approval": approval,
+            "context": {
+                "now": _now_iso(),
+                "autonomy": self.settings.autonomy,
+                "recent": {contract.name: self.limiter.recent(contract.name, call.target_key)},
+            },
+        }
+
+    async def _decide(self, policy_input: dict[str, Any], record: dict[str, Any]) -> Decision:
+        decision_id = "dec_" + uuid.uuid4().hex[:20]
+        summary: dict[str, Any] = {
+            "decision_id": decision_id,
+            "engine": self.engine.name,
+            "policy_revision": self.engine.revision,
+        }
+        record["decision"] = summary
+        try:
+            with anyio.fail_after(self.settings.policy.timeout_s):
+                decision = await self.engine.decide(policy_input)
+        except TimeoutError:
+            reason = f"policy engine timed out after {self.settings.policy.timeout_s:g}s"
+            summary.update(allow=False, reasons=[reason], error=reason)
+            telemetry.DECISIONS.labels("error").inc()
+            raise Denied(f"denied (fail closed): {reason}", "denied", {"decision_id": decision_id}) from None
+        except Exception as exc:
+            reason = (
+                f"policy engine failed: {exc}"
+                if isinstance(exc, PolicyError)
+                else (f"policy engine failed: {type(exc).__name__}: {exc}")
+            )
+            summary.update(allow=False, reasons=[reason], error=reason)
+            telemetry.DECISIONS.labels("error").inc()
+            raise Denied(f"denied (fail closed): {reason}", "denied", {"decision_id": decision_id}) from None
+        summary.update(
+            allow=decision.allow,
+            reasons=decision.reasons,
+            rule=decision.rule,
+            require_approval=decision.require_approval,
+            obligations=decision.obligations.model_dump(),
+        )
+        telemetry.DECISIONS.labels("allow" if decision.allow else "deny").inc()
+        return decision
+
+    def _shape(
+        self, contract: Contract[Any, Any], output: BaseModel, decision: Decision, record: dict[str, Any]
+    ) -> CallToolResult:
+        obligations = decision.obligations
+        data = output.model_dump(mode="json")
+        notes: list[str] = []
+        items = data.get("items")
+        if obligations.max_items is not None and isinstance(items, list) and len(items) > obligations.max_items:
+            data["items"] = items[: obligations.max_items]
+            if "truncated" in data:
+                data["truncated"] = True
+            notes.append(f"policy caps results at {obligations.max_items} items")
+        redacted = 0
+        if obligations.redact:
+            data, redacted = _redactor(tuple(obligations.redact_patterns)).redact_obj(data)
+            if redacted:
+                notes.append(f"{redacted} secret(s) masked")
+        summary = contract.summarize(contract.output_model.model_validate(data) if notes else output)
+        text = summary
+        if notes:
+            text += " (" + "; ".join(notes) + ")"
+        if contract.untrusted_output:
+            text += " " + UNTRUSTED_NOTE
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return CallToolResult(
+            content=[TextContent(type="text", text=text), TextContent(type="text", text=body)],
+            structured_content=data,
+            is_error=False,
+            _meta={
+                META_PREFIX + "call_id": record["call_id"],
+                META_PREFIX + "decision_id": record["decision"]["decision_id"],
+                META_PREFIX + "policy_revision": record["decision"]["policy_revision"],
+                META_PREFIX + "request_id": record.get("request_id"),
+                META_PREFIX + "trace_id": record.get("trace_id"),
+                META_PREFIX + "redacted": redacted,
+            },
+        )
+
+    def _error_result(self, message: str, record: dict[str, Any], extra: dict[str, Any]) -> CallToolResult:
+        decision = record.get("decision") or {}
+        meta: dict[str, Any] = {
+            META_PREFIX + "call_id": record["call_id"],
+            META_PREFIX + "outcome": record["outcome"],
+            META_PREFIX + "decision_id": decision.get("decision_id"),
+            META_PREFIX + "policy_revision": decision.get("policy_revision"),
+            META_PREFIX + "request_id": record.get("request_id"),
+            META_PREFIX + "trace_id": record.get("trace_id"),
+        }
+        for key, value in extra.items():
+            meta[META_PREFIX + key] = value
+        return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True, _meta=meta)
+
+    # -- resources ----------------------------------------------------------------------------
+
+    async def list_resources(self) -> ListResourcesResult:
+        resources: list[Resource] = []
+        for provider in self.resource_providers:
+            for entry in await provider.list():
+                resources.append(
+                    Resource(
+                        uri=entry.uri,
+                        name=entry.name,
+                        title=entry.title,
+                        description=entry.description,
+                        mime_type=entry.mime_type,
+                    )
+                )
+        return ListResourcesResult(resources=resources)
+
+    async def read_resource(self, uri: str, caller: Caller, *, request_id: str | None) -> ReadResourceResult:
+        """A resource read is gated and audited like a read tool named `<capability>_resource_read`."""
+        started = time.perf_counter()
+        provider = next((p for p in self.resource_providers if uri.startswith(f"{p.capability}://")), None)
+        tool = f"{provider.capability if provider else 'unknown'}_resource_read"
+        record: dict[str, Any] = {
+            "ts": _now_iso(),
+            "call_id": "call_" + uuid.uuid4().hex[:20],
+            "request_id": request_id,
+            "trace_id": telemetry.current_trace_id(),
+            "caller": caller.model_dump(),
+            "tool": tool,
+            "args": {"uri": uri},
+            "args_digest": digest({"tool": tool, "args": {"uri": uri}}),
+        }
+        try:
+            if provider is None:
+                raise Denied(f"unknown resource {uri!r}", "invalid")
+            policy_input = {
+                "tool": tool,
+                "capability": provider.capability,
+                "scope": "read",
+                "risk": "low",
+                "args": {"uri": uri},
+                "target": {"environment": self.settings.default_environment, "namespace": None, "service": None},
+                "facts": {},
+                "caller": caller.model_dump(),
+                "approval": None,
+                "context": {"now": _now_iso(), "autonomy": self.settings.autonomy, "recent": {}},
+            }
+            decision = await self._decide(policy_input, record)
+            if not decision.allow:
+                raise Denied(_denial_text(tool, decision), "denied")
+            try:
+                text = await provider.read(uri)
+            except ToolError as exc:
+                raise Denied(str(exc), "error") from None
+            if decision.obligations.redact:
+                text, _ = _redactor(tuple(decision.obligations.redact_patterns)).redact_text(text)
+            record["outcome"] = "ok"
+            record["output_digest"] = digest(text)
+        except Denied as denied:
+            record["outcome"] = denied.outcome
+            record["error"] = str(denied)
+            record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            self.audit.append(record)
+            from mcp.shared.exceptions import MCPError
+
+            raise MCPError(code=-32002 if denied.outcome == "invalid" else -32003, message=str(denied)) from None
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        self.audit.append(record)
+        return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type="text/markdown", text=text)])
+
+
+def _denial_text(tool: str, decision: Decision) -> str:
+    reasons = "; ".join(decision.reasons) or "no rule allowed this call"
+    text = f"{tool}: denied by policy"
+    if decision.rule:
+        text += f" (rule {decision.rule})"
+    text += f": {reasons}."
+    if decision.require_approval:
+        who = ", ".join(decision.approvers) or "an approver"
+        text += f" It needs {max(decision.approvals_needed, 1)} approval(s) by role {who}."
+    if decision.alternative:
+        text += f" Alternative: {decision.alternative}."
+    return text
+
+
+def _denial_meta(decision: Decision) -> dict[str, Any]:
+    return {
+        "reasons": decision.reasons,
+        "rule": decision.rule,
+        "require_approval": decision.require_approval,
+        "approvers": decision.approvers,
+        "alternative": decision.alternative,
+    }
+
+
+def _progress_sender(mcp_ctx: ServerRequestContext[Any, Any]) -> ProgressFn:
+    token = None
+    meta = mcp_ctx.meta
+    if isinstance(meta, dict):
+        token = meta.get("progressToken")
+
+    async def send(progress: float, total: float | None = None, message: str | None = None) -> None:
+        if token is None:
+            return
+        try:
+            await mcp_ctx.session.send_progress_notification(
+                token, progress, total, message, related_request_id=mcp_ctx.request_id
+            )
+        except Exception:  # progress is best effort; a closed stream must not fail the call
+            logger.debug("progress notification dropped", exc_info=True)
+
+    return send

@@ -1,0 +1,99 @@
+"""Rate limits per tool and per target, and a circuit breaker per target.
+
+In memory, per server process. The counts also feed the policy input (`context.recent`), so the
+policy can hold budgets of its own on top of these.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opsgate.config import LimitSettings
+
+
+@dataclass
+class Breaker:
+    failures: int = 0
+    opened_at: float | None = None
+
+
+class Limiter:
+    def __init__(self, settings: LimitSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tool_calls: dict[str, deque[float]] = defaultdict(deque)
+        self._writes: deque[float] = deque()
+        self._target_writes: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._breakers: dict[str, Breaker] = defaultdict(Breaker)
+
+    @staticmethod
+    def _trim(events: deque[float], horizon: float) -> None:
+        while events and events[0] < horizon:
+            events.popleft()
+
+    def recent(self, tool: str, target_key: str) -> dict[str, int]:
+        """Counts the policy sees: this tool's writes on this target in the last hour, all writes in a minute."""
+        now = self._clock()
+        with self._lock:
+            target_events = self._target_writes.get((tool, target_key), deque())
+            self._trim(target_events, now - 3600)
+            self._trim(self._writes, now - 60)
+            return {"target_1h": len(target_events), "global_1m": len(self._writes)}
+
+    def check(self, tool: str, target_key: str, write: bool) -> str | None:
+        """A reason to refuse this call now, or None. Admits (counts) the call when it returns None."""
+        now = self._clock()
+        s = self.settings
+        with self._lock:
+            breaker = self._breakers.get(target_key)
+            if breaker is not None and breaker.opened_at is not None:
+                if now - breaker.opened_at < s.breaker_cooldown_s:
+                    return (
+                        f"circuit breaker open for {target_key} after {breaker.failures} consecutive failures; "
+                        "escalate to a human (it resets after a cool-down or with `opsgate limits reset`)"
+                    )
+                breaker.opened_at, breaker.failures = None, 0
+            calls = self._tool_calls[tool]
+            self._trim(calls, now - 60)
+            if len(calls) >= s.per_tool_per_minute:
+                return f"rate limit: {tool} is limited to {s.per_tool_per_minute} calls per minute"
+            if write:
+                self._trim(self._writes, now - 60)
+                if len(self._writes) >= s.writes_per_minute:
+                    return f"rate limit: at most {s.writes_per_minute} write calls per minute overall"
+                events = self._target_writes[(tool, target_key)]
+                if events and now - events[-1] < s.per_target_write_interval_s:
+                    wait = s.per_target_write_interval_s - (now - events[-1])
+                    return (
+                        f"budget: one {tool} per {target_key} every {s.per_target_write_interval_s:.0f}s; "
+                        f"next allowed in {wait:.0f}s"
+                    )
+            calls.append(now)
+            return None
+
+    def record(self, tool: str, target_key: str, *, write: bool, ok: bool, applied: bool) -> None:
+        """Record an executed call's outcome: failures trip the breaker, applied writes use budget."""
+        now = self._clock()
+        with self._lock:
+            if write and applied:
+                self._writes.append(now)
+                self._target_writes[(tool, target_key)].append(now)
+            breaker = self._breakers[target_key]
+            if ok:
+                breaker.failures = 0
+                return
+            breaker.failures += 1
+            if breaker.failures >= self.settings.breaker_failures:
+                breaker.opened_at = now
+
+    def reset(self, target_key: str | None = None) -> None:
+        with self._lock:
+            if target_key is None:
+                self._breakers.clear()
+            else:
+                self._breakers.pop(target_key, None)

@@ -1,0 +1,56 @@
+"""The policy decision document and its strict parsing.
+
+A decision that does not parse is a deny: the gate never guesses what a policy meant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class PolicyError(Exception):
+    """The policy engine could not give a usable decision (fail closed: the gate denies)."""
+
+
+class Obligations(BaseModel):
+    """What the gate must do to an allowed call's output or execution."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    max_items: int | None = Field(default=None, ge=0)
+    redact: bool = True
+    redact_patterns: list[str] = Field(default_factory=list)
+    dry_run_only: bool = False
+    confirmation_ok: bool = False
+
+
+class Decision(BaseModel):
+    """`data.opsgate.decision`, as the shipped policy returns it."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    allow: bool
+    reasons: list[str] = Field(default_factory=list)
+    require_approval: bool = False
+    approvers: list[str] = Field(default_factory=list)
+    approvals_needed: int = Field(default=0, ge=0)
+    alternative: str | None = None
+    rule: str | None = None
+    obligations: Obligations = Field(default_factory=Obligations)
+
+
+def parse_decision(raw: Any) -> Decision:
+    """Parse an engine's raw result; an undefined (None, `{}`) or malformed result raises PolicyError."""
+    if raw is None or raw == {}:
+        raise PolicyError("policy decision is undefined (data.opsgate.decision produced no value)")
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy decision is malformed: expected an object, got {type(raw).__name__}")
+    try:
+        return Decision.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise PolicyError(f"policy decision is malformed: {problems}") from None

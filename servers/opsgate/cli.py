@@ -123,23 +123,32 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    from opsgate.policy.decision import PolicyError
     from opsgate.policy.testing import eval_decision, run_policy_tests
 
     settings = _settings(args)
     policy_dir = Path(args.dir) if args.dir else settings.policy.dir
     if args.policy_cmd == "test":
-        results = run_policy_tests(policy_dir)
-        failed = [r for r in results if not r.passed]
-        for r in results:
-            print(f"{'PASS' if r.passed else 'FAIL'} {r.name}{'' if r.passed else ': ' + (r.error or '')}")
-        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-        return 1 if failed or not results else 0
+        try:
+            report = run_policy_tests(policy_dir, settings.policy.data)
+        except PolicyError as exc:
+            print(f"opsgate: {exc}", file=sys.stderr)
+            return 2
+        for r in report.results:
+            status = "PASS" if r.passed else "FAIL"
+            print(f"{status} {r.qualified_name} ({r.file}){'' if r.passed else ': ' + (r.error or '')}")
+        print(report.summary())
+        return 0 if report.ok else 1
     try:
         doc = json.loads(Path(args.input).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         print(f"opsgate: cannot read policy input {args.input}: {exc}", file=sys.stderr)
         return 2
-    _print_json(eval_decision(policy_dir, doc))
+    try:
+        _print_json(eval_decision(policy_dir, doc))
+    except PolicyError as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,11 +77,8 @@ def parse_time(text: str) -> datetime:
     value = text.strip().replace("z", "Z")
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
-    if "." in value:
-        head, _, rest = value.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
-        value = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    if fraction := re.search(r"\.(\d+)", value):
+        value = value[: fraction.start()] + "." + fraction.group(1)[:6].ljust(6, "0") + value[fraction.end() :]
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone")

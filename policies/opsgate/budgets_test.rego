@@ -1,0 +1,39 @@
+package opsgate_test
+
+import rego.v1
+
+with_recent(doc, target_1h, global_1m) := object.union(doc, {"context": object.union(doc.context, {"recent": {"rollback_deployment": {"target_1h": target_1h, "global_1m": global_1m}}})})
+
+test_rollback_target_budget_denies if {
+	d := data.opsgate.decision with input as with_recent(with_autonomy(prod_write, "autonomous"), 3, 0)
+	d.allow == false
+	d.rule == "write.budget.target_1h"
+}
+
+test_rollback_under_target_budget_allowed if {
+	d := data.opsgate.decision with input as with_recent(with_autonomy(prod_write, "autonomous"), 2, 0)
+	d.allow == true
+}
+
+test_global_budget_denies if {
+	d := data.opsgate.decision with input as with_recent(object.union(prod_write, {"approval": sre_grant}), 0, 5)
+	d.allow == false
+	d.rule == "write.budget.global_1m"
+}
+
+test_budgets_do_not_limit_dry_runs if {
+	d := data.opsgate.decision with input as with_recent(rollback_input("prod", true), 99, 99)
+	d.allow == true
+}
+
+test_budget_limits_come_from_data if {
+	d := data.opsgate.decision with input as with_recent(with_autonomy(prod_write, "autonomous"), 1, 0) with data.opsgate_config.budgets.rollback_deployment.target_1h as 1
+	d.rule == "write.budget.target_1h"
+}
+
+test_strongest_denial_decides_and_all_reasons_listed if {
+	doc := with_autonomy(with_recent(prod_write, 5, 9), "advised")
+	d := data.opsgate.decision with input as doc
+	d.rule == "write.budget.target_1h"
+	count(d.reasons) == 3
+}

@@ -1,0 +1,59 @@
+package opsgate_test
+
+import rego.v1
+
+# Rules are named by full path (data.opsgate...): regorus does not apply `with` through an
+# `import data.opsgate` alias.
+
+test_read_allowed_with_obligations if {
+	d := data.opsgate.decision with input as read_input
+	d.allow == true
+	d.rule == "read.allowed"
+	d.obligations.max_items == 200
+	d.obligations.redact == true
+	count(d.obligations.redact_patterns) > 0
+	d.obligations.dry_run_only == false
+}
+
+test_max_items_comes_from_data if {
+	d := data.opsgate.decision with input as read_input with data.opsgate_config.max_items as 50
+	d.obligations.max_items == 50
+}
+
+test_raw_query_denied_without_role if {
+	doc := object.union(read_input, {"args": {"raw_query": "sum(rate(http_requests_total[5m]))"}})
+	d := data.opsgate.decision with input as doc
+	d.allow == false
+	d.rule == "read.raw_query.role_required"
+	contains(d.alternative, "typed filter")
+}
+
+test_raw_query_allowed_for_sre if {
+	doc := object.union(read_input, {"args": {"raw_query": "{app=\"checkout\"} |= \"error\""}, "caller": object.union(caller, {"roles": ["sre"]})})
+	d := data.opsgate.decision with input as doc
+	d.allow == true
+	d.rule == "read.allowed"
+}
+
+test_blank_raw_query_is_not_raw if {
+	d := data.opsgate.decision with input as object.union(read_input, {"args": {"raw_query": "   "}})
+	d.allow == true
+}
+
+test_point_budget_exceeded_denied_with_alternative if {
+	doc := object.union(read_input, {"tool": "metrics_query", "facts": {"estimated_points": 50000}})
+	d := data.opsgate.decision with input as doc
+	d.allow == false
+	d.rule == "read.point_budget_exceeded"
+	d.alternative == "narrow the window or raise the step"
+}
+
+test_point_budget_within_limit_allowed if {
+	d := data.opsgate.decision with input as object.union(read_input, {"facts": {"estimated_points": 11000}})
+	d.allow == true
+}
+
+test_reads_allowed_under_read_only if {
+	d := data.opsgate.decision with input as with_autonomy(read_input, "read-only")
+	d.allow == true
+}

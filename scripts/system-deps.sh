@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# System packages the test suite needs (a real Prometheus, a newer Node for the MCP conformance suite).
+# Installs only what is missing; needs root (or sudo) on a fresh Debian/Ubuntu machine.
+set -euo pipefail
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,618 @@
+"""Deployment controller emulation: Deployments -> ReplicaSets -> Pods, rollout status, events.
+
+It follows the real deployment controller's rules where tools can see them: a ReplicaSet per pod
+template named `{deployment}-{pod-template-hash}`, revisions in `deployment.kubernetes.io/revision`
+(a rollback to an old template re-uses its ReplicaSet and bumps it to the newest revision, keeping
+`revision-history`), annotations such as `kubernetes.io/change-cause` copied to the new ReplicaSet,
+rolling updates bounded by maxSurge/maxUnavailable, old ReplicaSets scaled to 0, history trimmed to
+`revisionHistoryLimit`, and the Progressing/Available conditions including ProgressDeadlineExceeded.
+
+Time is compressed: every `tick()` is one step of the rollout, and a new pod becomes ready after
+`ready_after_ticks` ticks unless its image is marked bad (or its template carries the
+`sandbox.opsgate.dev/never-ready` annotation). Callers hold the cluster lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from opsgate.sandbox.kube.faults import FaultRules
+from opsgate.sandbox.kube.objects import (
+    DEPLOYMENTS,
+    DESIRED_REPLICAS_ANNOTATION,
+    EVENTS,
+    MAX_REPLICAS_ANNOTATION,
+    NEVER_READY_ANNOTATION,
+    POD_TEMPLATE_HASH_LABEL,
+    PODS,
+    REPLICASETS,
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+    JsonObject,
+    ResourceType,
+    annotations_of,
+    format_time,
+    is_owned_by,
+    new_uid,
+    owner_reference,
+    parse_time,
+    pod_template_hash,
+    random_suffix,
+    revision_of,
+    templates_equal_ignoring_hash,
+)
+from opsgate.sandbox.kube.store import ObjectStore
+
+_NOT_COPIED_ANNOTATIONS = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+    DESIRED_REPLICAS_ANNOTATION,
+    MAX_REPLICAS_ANNOTATION,
+    "deprecated.deployment.rollback.to",
+})
+_RESTART_EVERY_TICKS = 10
+
+
+@dataclass
+class ControllerConfig:
+    ready_after_ticks: int = 1
+    """Ticks a new pod of a good revision takes to become ready."""
+    progress_deadline_seconds: float | None = None
+    """Overrides every Deployment's `spec.progressDeadlineSeconds` (compressed time); None keeps it."""
+    node_name: str = "sandbox-node-1"
+    max_events: int = 2000
+
+
+@dataclass
+class _PodRuntime:
+    ticks_to_ready: int | None  # None: never becomes ready
+    bad_reasons: dict[str, str]  # container name -> CrashLoopBackOff / ImagePullBackOff
+    age_ticks: int = 0
+    restarts: int = 0
+
+
+@dataclass
+class _Rollout:
+    """Working copies of one Deployment and its ReplicaSets during a sync."""
+
+    deployment: JsonObject
+    replica_sets: list[JsonObject]
+    new: JsonObject | None = None
+
+    @property
+    def old(self) -> list[JsonObject]:
+        return [rs for rs in self.replica_sets if rs is not self.new]
+
+
+def _surge_and_unavailable(deployment: JsonObject) -> tuple[int, int]:
+    spec = deployment["spec"]
+    replicas = int(spec["replicas"])
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return 0, replicas
+    rolling = strategy.get("rollingUpdate") or {}
+
+    def resolve(value: object, round_up: bool) -> int:
+        if isinstance(value, str) and value.endswith("%"):
+            exact = replicas * float(value[:-1]) / 100
+            return math.ceil(exact) if round_up else math.floor(exact)
+        return int(str(value))
+
+    surge = resolve(rolling.get("maxSurge", "25%"), round_up=True)
+    unavailable = resolve(rolling.get("maxUnavailable", "25%"), round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, min(unavailable, replicas)
+
+
+def _replicas(obj: JsonObject) -> int:
+    return int(obj.get("spec", {}).get("replicas") or 0)
+
+
+def _pod_ready(pod: JsonObject) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _image_repository(image: str) -> str:
+    name, _, tag = image.rpartition(":")
+    return name if name and "/" not in tag else image
+
+
+class DeploymentController:
+    def __init__(self, store: ObjectStore, clock: Callable[[], datetime], faults: FaultRules,
+                 config: ControllerConfig, rng: random.Random | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._faults = faults
+        self.config = config
+        self._rng = rng or random.Random()
+        self._pods: dict[str, _PodRuntime] = {}
+        self._progress_marks: dict[str, datetime] = {}
+        self._events: deque[tuple[str, str]] = deque()
+
+    # --- entry points ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One rollout step for every Deployment."""
+        self._advance_pods()
+        for deployment in list(self._store.iterate(DEPLOYMENTS)):
+            meta = deployment["metadata"]
+            self.sync(meta["namespace"], meta["name"], scale=True)
+
+    def sync(self, namespace: str, name: str, *, scale: bool) -> None:
+        """Reconcile one Deployment; `scale=False` (after an API write) only creates/annotates
+        ReplicaSets and refreshes status, the next tick moves the rollout."""
+        stored = self._store.get(DEPLOYMENTS, namespace, name)
+        if stored is None:
+            return
+        rollout = _Rollout(copy.deepcopy(stored), self._owned_replica_sets(stored))
+        paused = bool(rollout.deployment["spec"].get("paused"))
+        template = rollout.deployment["spec"]["template"]
+        rollout.new = next(
+            (rs for rs in rollout.replica_sets if templates_equal_ignoring_hash(rs["spec"]["template"], template)),
+            None,
+        )
+        note: tuple[str, str] | None = None
+        if not paused:
+            if rollout.new is None:
+                rollout.new = self._new_replica_set(rollout)
+                rollout.replica_sets.append(rollout.new)
+                note = ("NewReplicaSetCreated", f'Created new replica set "{rollout.new["metadata"]["name"]}"')
+            elif self._is_rollback_target(rollout):
+                note = ("FoundNewReplicaSet", f'Found new replica set "{rollout.new["metadata"]["name"]}"')
+            self._annotate_new_replica_set(rollout)
+        if rollout.new is not None:
+            annotations_of(rollout.deployment)[REVISION_ANNOTATION] = str(revision_of(rollout.new))
+        if scale and not paused and rollout.new is not None:
+            self._rolling_step(rollout)
+        for replica_set in rollout.replica_sets:
+            self._sync_pods(replica_set)
+            self._save(REPLICASETS, replica_set)
+        self._trim_history(rollout)
+        self._update_status(rollout, note)
+        self._save(DEPLOYMENTS, rollout.deployment)
+
+    def forget(self, pod_uid: str) -> None:
+        self._pods.pop(pod_uid, None)
+
+    # --- replica sets ---------------------------------------------------------------------------
+
+    def _owned_replica_sets(self, deployment: JsonObject) -> list[JsonObject]:
+        namespace = deployment["metadata"]["namespace"]
+        owned = [copy.deepcopy(rs) for rs in self._store.iterate(REPLICASETS, namespace)
+                 if is_owned_by(rs, deployment)]
+        return sorted(owned, key=lambda rs: (rs["metadata"]["creationTimestamp"], rs["metadata"]["name"]))
+
+    def _is_rollback_target(self, rollout: _Rollout) -> bool:
+        assert rollout.new is not None
+        return any(revision_of(rs) > revision_of(rollout.new) for rs in rollout.old)
+
+    def _new_replica_set(self, rollout: _Rollout) -> JsonObject:
+        deployment = rollout.deployment
+        meta, spec = deployment["metadata"], deployment["spec"]
+        status: JsonObject = deployment.setdefault("status", {})
+        collisions = status.get("collisionCount")
+        while True:
+            template_hash = pod_template_hash(spec["template"], collisions)
+            name = f"{meta['name']}-{template_hash}"
+            if self._store.get(REPLICASETS, meta["namespace"], name) is None:
+                break
+            collisions = (collisions or 0) + 1
+            status["collisionCount"] = collisions
+        template = copy.deepcopy(spec["template"])
+        template["metadata"].setdefault("labels", {})[POD_TEMPLATE_HASH_LABEL] = template_hash
+        selector = copy.deepcopy(spec["selector"])
+        selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH_LABEL] = template_hash
+        replica_set_spec: JsonObject = {"replicas": 0, "selector": selector, "template": template}
+        if spec.get("minReadySeconds"):
+            replica_set_spec["minReadySeconds"] = spec["minReadySeconds"]
+        return {
+            "apiVersion": REPLICASETS.api_version,
+            "kind": REPLICASETS.kind,
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "uid": new_uid(),
+                "generation": 1,
+                "creationTimestamp": format_time(self._clock()),
+                "labels": copy.deepcopy(template["metadata"]["labels"]),
+                "annotations": {},
+                "ownerReferences": [owner_reference(deployment, DEPLOYMENTS.kind, DEPLOYMENTS.api_version)],
+            },
+            "spec": replica_set_spec,
+            "status": {"replicas": 0},
+        }
+
+    def _annotate_new_replica_set(self, rollout: _Rollout) -> None:
+        """SetNewReplicaSetAnnotations: copy the Deployment's annotations, move to the newest revision."""
+        new = rollout.new
+        assert new is not None
+        annotations = annotations_of(new)
+        for key, value in (rollout.deployment["metadata"].get("annotations") or {}).items():
+            if key not in _NOT_COPIED_ANNOTATIONS:
+                annotations[key] = value
+        newest = max((revision_of(rs) for rs in rollout.old), default=0) + 1
+        current = revision_of(new)
+        if current < newest:
+            if current > 0:
+                history = [part for part in annotations.get(REVISION_HISTORY_ANNOTATION, "").split(",") if part]
+                annotations[REVISION_HISTORY_ANNOTATION] = ",".join([*history, str(current)])
+            annotations[REVISION_ANNOTATION] = str(newest)
+        surge, _ = _surge_and_unavailable(rollout.deployment)
+        replicas = _replicas(rollout.deployment)
+        annotations[DESIRED_REPLICAS_ANNOTATION] = str(replicas)
+        annotations[MAX_REPLICAS_ANNOTATION] = str(replicas + surge)
+
+    def _scale(self, rollout: _Rollout, replica_set: JsonObject, replicas: int) -> None:
+        before = _replicas(replica_set)
+        if replicas == before:
+            return
+        replica_set["spec"]["replicas"] = replicas
+        replica_set["metadata"]["generation"] = int(replica_set["metadata"].get("generation", 1)) + 1
+        direction = "up" if replicas > before else "down"
+        self._record_event(rollout.deployment, "ScalingReplicaSet",
+                           f"Scaled {direction} replica set {replica_set['metadata']['name']} "
+                           f"from {before} to {replicas}")
+
+    def _ready(self, replica_set: JsonObject) -> int:
+        return sum(1 for pod in self._owned_pods(replica_set) if _pod_ready(pod))
+
+    def _rolling_step(self, rollout: _Rollout) -> None:
+        new = rollout.new
+        assert new is not None
+        desired = _replicas(rollout.deployment)
+        surge, max_unavailable = _surge_and_unavailable(rollout.deployment)
+        strategy = (rollout.deployment["spec"].get("strategy") or {}).get("type")
+        old_total = sum(_replicas(rs) for rs in rollout.old)
+        new_replicas = _replicas(new)
+        if strategy == "Recreate":
+            for replica_set in rollout.old:
+                self._scale(rollout, replica_set, 0)
+            if not any(self._owned_pods(rs) for rs in rollout.old):
+                self._scale(rollout, new, desired)
+            return
+        if new_replicas > desired:
+            self._scale(rollout, new, desired)
+        elif new_replicas < desired:
+            room = desired + surge - old_total - new_replicas
+            self._scale(rollout, new, min(desired, new_replicas + max(0, room)))
+        min_available = desired - max_unavailable
+        new_unavailable = _replicas(new) - self._ready(new)
+        total = old_total + _replicas(new)
+        budget = total - min_available - new_unavailable
+        for replica_set in rollout.old:  # unhealthy old pods go first, within the budget
+            unhealthy = _replicas(replica_set) - self._ready(replica_set)
+            take = min(max(unhealthy, 0), max(budget, 0))
+            if take:
+                self._scale(rollout, replica_set, _replicas(replica_set) - take)
+                budget -= take
+        available = sum(self._ready(rs) for rs in rollout.replica_sets)
+        scale_down = available - min_available
+        for replica_set in rollout.old:
+            take = min(_replicas(replica_set), max(scale_down, 0))
+            if take:
+                self._scale(rollout, replica_set, _replicas(replica_set) - take)
+                scale_down -= take
+
+    def _trim_history(self, rollout: _Rollout) -> None:
+        limit = int(rollout.deployment["spec"].get("revisionHistoryLimit", 10))
+        idle = [rs for rs in rollout.old if _replicas(rs) == 0 and not self._owned_pods(rs)]
+        idle.sort(key=revision_of)
+        for replica_set in idle[: max(len(idle) - limit, 0)]:
+            meta = replica_set["metadata"]
+            self._store.delete(REPLICASETS, meta["namespace"], meta["name"])
+            rollout.replica_sets.remove(replica_set)
+
+    # --- pods -----------------------------------------------------------------------------------
+
+    def _owned_pods(self, replica_set: JsonObject) -> list[JsonObject]:
+        namespace = replica_set["metadata"]["namespace"]
+        return [pod for pod in self._store.iterate(PODS, namespace) if is_owned_by(pod, replica_set)]
+
+    def _sync_pods(self, replica_set: JsonObject) -> None:
+        pods = self._owned_pods(replica_set)
+        missing = _replicas(replica_set) - len(pods)
+        for _ in range(max(missing, 0)):
+            pod = self._new_pod(replica_set)
+            self._record_event(replica_set, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        if missing < 0:
+            # unready first, then the youngest, as the ReplicaSet controller prefers
+            youngest_first = sorted(pods, key=lambda pod: str(pod["metadata"]["creationTimestamp"]), reverse=True)
+            victims = sorted(youngest_first, key=_pod_ready)[: -missing]
+            for pod in victims:
+                meta = pod["metadata"]
+                self._store.delete(PODS, meta["namespace"], meta["name"])
+                self.forget(meta["uid"])
+                self._record_event(replica_set, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+        pods = self._owned_pods(replica_set)
+        ready = sum(1 for pod in pods if _pod_ready(pod))
+        status: JsonObject = {"replicas": len(pods)}
+        if pods:
+            status["fullyLabeledReplicas"] = len(pods)
+        if ready:
+            status["readyReplicas"] = ready
+            status["availableReplicas"] = ready
+        status["observedGeneration"] = replica_set["metadata"].get("generation", 1)
+        replica_set["status"] = status
+
+    def _bad_reasons(self, replica_set: JsonObject) -> dict[str, str]:
+        template = replica_set["spec"]["template"]
+        never_ready = (template.get("metadata", {}).get("annotations") or {}).get(NEVER_READY_ANNOTATION)
+        reasons: dict[str, str] = {}
+        for container in template["spec"].get("containers", []):
+            reason = self._faults.bad_image_reason(str(container.get("image", "")))
+            if reason is None and str(never_ready).lower() == "true":
+                reason = "CrashLoopBackOff"
+            if reason is not None:
+                reasons[container["name"]] = reason
+        return reasons
+
+    def _new_pod(self, replica_set: JsonObject) -> JsonObject:
+        rs_meta = replica_set["metadata"]
+        template = replica_set["spec"]["template"]
+        namespace = rs_meta["namespace"]
+        name = f"{rs_meta['name']}-{random_suffix(5, self._rng)}"
+        while self._store.get(PODS, namespace, name) is not None:
+            name = f"{rs_meta['name']}-{random_suffix(5, self._rng)}"
+        spec = copy.deepcopy(template["spec"])
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec["nodeName"] = self.config.node_name
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("priority", 0)
+        metadata: JsonObject = {
+            "name": name,
+            "generateName": f"{rs_meta['name']}-",
+            "namespace": namespace,
+            "uid": new_uid(),
+            "creationTimestamp": format_time(self._clock()),
+            "labels": copy.deepcopy(template["metadata"].get("labels") or {}),
+            "ownerReferences": [owner_reference(replica_set, REPLICASETS.kind, REPLICASETS.api_version)],
+        }
+        if template["metadata"].get("annotations"):
+            metadata["annotations"] = copy.deepcopy(template["metadata"]["annotations"])
+        pod: JsonObject = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+        reasons = self._bad_reasons(replica_set)
+        runtime = _PodRuntime(None if reasons else max(self.config.ready_after_ticks, 0), reasons)
+        self._pods[metadata["uid"]] = runtime
+        pod["status"] = self._pod_status(pod, runtime, ready=runtime.ticks_to_ready == 0)
+        self._store.put(PODS, pod)
+        for container, reason in reasons.items():
+            message = (f"Back-off restarting failed container {container} in pod {name}_{namespace}"
+                       if reason == "CrashLoopBackOff" else f'Back-off pulling image "{self._image(pod, container)}"')
+            self._record_event(pod, "BackOff", message, event_type="Warning")
+        return pod
+
+    @staticmethod
+    def _image(pod: JsonObject, container: str) -> str:
+        return next(str(c.get("image", "")) for c in pod["spec"]["containers"] if c["name"] == container)
+
+    def _advance_pods(self) -> None:
+        for pod in list(self._store.iterate(PODS)):
+            runtime = self._pods.get(pod["metadata"]["uid"])
+            if runtime is None:
+                continue
+            runtime.age_ticks += 1
+            changed = False
+            if runtime.ticks_to_ready is not None and runtime.ticks_to_ready > 0:
+                runtime.ticks_to_ready -= 1
+                changed = runtime.ticks_to_ready == 0
+            crashing = "CrashLoopBackOff" in runtime.bad_reasons.values()
+            if crashing and runtime.age_ticks % _RESTART_EVERY_TICKS == 0:
+                runtime.restarts += 1
+                changed = True
+            if changed:
+                updated = copy.deepcopy(pod)
+                updated["status"] = self._pod_status(updated, runtime, ready=runtime.ticks_to_ready == 0)
+                self._store.put(PODS, updated)
+
+    def _pod_status(self, pod: JsonObject, runtime: _PodRuntime, *, ready: bool) -> JsonObject:
+        meta = pod["metadata"]
+        now = format_time(self._clock())
+        created = meta["creationTimestamp"]
+        digest = hashlib.sha256(meta["uid"].encode()).hexdigest()
+        containers: list[JsonObject] = []
+        for container in pod["spec"]["containers"]:
+            name, image = container["name"], str(container.get("image", ""))
+            reason = runtime.bad_reasons.get(name)
+            status: JsonObject = {"name": name, "image": image, "ready": ready and reason is None,
+                                  "restartCount": runtime.restarts, "started": reason is None}
+            if reason == "ImagePullBackOff":
+                status.update(imageID="", state={"waiting": {"reason": reason,
+                                                             "message": f'Back-off pulling image "{image}"'}})
+            else:
+                image_digest = hashlib.sha256(image.encode()).hexdigest()
+                status.update(imageID=f"{_image_repository(image)}@sha256:{image_digest}",
+                              containerID=f"containerd://{hashlib.sha256((digest + name).encode()).hexdigest()}")
+                if reason == "CrashLoopBackOff":
+                    status["state"] = {"waiting": {
+                        "reason": reason,
+                        "message": f"back-off 10s restarting failed container={name} "
+                                   f"pod={meta['name']}_{meta['namespace']}({meta['uid']})"}}
+                    status["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error",
+                                                          "startedAt": created, "finishedAt": now}}
+                else:
+                    status["state"] = {"running": {"startedAt": created}}
+            containers.append(status)
+        all_ready = all(status["ready"] for status in containers)
+        unready = [status["name"] for status in containers if not status["ready"]]
+
+        def condition(kind: str, ok: bool) -> JsonObject:
+            entry: JsonObject = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": created}
+            if not ok:
+                entry["reason"] = "ContainersNotReady"
+                entry["message"] = f"containers with unready status: [{' '.join(unready)}]"
+            return entry
+
+        pulling = any(reason == "ImagePullBackOff" for reason in runtime.bad_reasons.values())
+        pod_ip = f"10.244.{int(digest[:2], 16)}.{int(digest[2:4], 16) % 250 + 2}"
+        return {
+            "phase": "Pending" if pulling else "Running",
+            "conditions": [
+                {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": created},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": created},
+                condition("Ready", all_ready),
+                condition("ContainersReady", all_ready),
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": created},
+            ],
+            "hostIP": "172.18.0.2",
+            "hostIPs": [{"ip": "172.18.0.2"}],
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
+            "startTime": created,
+            "containerStatuses": containers,
+            "qosClass": "BestEffort",
+        }
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def _deadline(self, deployment: JsonObject) -> float:
+        if self.config.progress_deadline_seconds is not None:
+            return self.config.progress_deadline_seconds
+        return float(deployment["spec"].get("progressDeadlineSeconds", 600))
+
+    def _update_status(self, rollout: _Rollout, note: tuple[str, str] | None) -> None:
+        deployment, new = rollout.deployment, rollout.new
+        previous: JsonObject = deployment.get("status") or {}
+        desired = _replicas(deployment)
+        _, max_unavailable = _surge_and_unavailable(deployment)
+        sets = rollout.replica_sets
+        counts = {
+            "replicas": sum(int(rs["status"].get("replicas", 0)) for rs in sets),
+            "updatedReplicas": int(new["status"].get("replicas", 0)) if new else 0,
+            "readyReplicas": sum(int(rs["status"].get("readyReplicas", 0)) for rs in sets),
+            "availableReplicas": sum(int(rs["status"].get("availableReplicas", 0)) for rs in sets),
+        }
+        counts["unavailableReplicas"] = max(sum(_replicas(rs) for rs in sets) - counts["availableReplicas"], 0)
+        status: JsonObject = {"observedGeneration": deployment["metadata"].get("generation", 1)}
+        status.update({key: value for key, value in counts.items() if value})  # zero fields are omitted
+        if previous.get("collisionCount") is not None:
+            status["collisionCount"] = previous["collisionCount"]
+        conditions = [copy.deepcopy(c) for c in previous.get("conditions") or []]
+        available = counts["availableReplicas"] >= desired - max_unavailable
+        self._set_condition(conditions, "Available", "True" if available else "False",
+                            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                            "Deployment has minimum availability." if available
+                            else "Deployment does not have minimum availability.")
+        self._set_progressing(rollout, conditions, previous, counts, note)
+        status["conditions"] = conditions
+        deployment["status"] = status
+
+    def _set_progressing(self, rollout: _Rollout, conditions: list[JsonObject], previous: JsonObject,
+                         counts: dict[str, int], note: tuple[str, str] | None) -> None:
+        deployment, new = rollout.deployment, rollout.new
+        uid = deployment["metadata"]["uid"]
+        now = self._clock()
+        current = next((c for c in conditions if c["type"] == "Progressing"), None)
+        current_reason = current.get("reason") if current else None
+        rs_name = new["metadata"]["name"] if new else ""
+        desired = _replicas(deployment)
+        complete = (counts["updatedReplicas"] == desired and counts["replicas"] == desired
+                    and counts["availableReplicas"] == desired and new is not None)
+        old_replicas = int(previous.get("replicas", 0)) - int(previous.get("updatedReplicas", 0))
+        progressed = (counts["updatedReplicas"] > int(previous.get("updatedReplicas", 0))
+                      or counts["replicas"] - counts["updatedReplicas"] < old_replicas
+                      or counts["readyReplicas"] > int(previous.get("readyReplicas", 0))
+                      or counts["availableReplicas"] > int(previous.get("availableReplicas", 0)))
+        if deployment["spec"].get("paused"):
+            if current_reason != "DeploymentPaused":
+                self._set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused",
+                                    force=True)
+                self._progress_marks[uid] = now
+            return
+        if current_reason == "DeploymentPaused":
+            self._set_condition(conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed",
+                                force=True)
+            self._progress_marks[uid] = now
+            return
+        if note is not None:
+            self._set_condition(conditions, "Progressing", "True", note[0], note[1], force=True)
+            self._progress_marks[uid] = now
+        elif complete:
+            self._set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
+                                f'ReplicaSet "{rs_name}" has successfully progressed.')
+        elif progressed:
+            self._set_condition(conditions, "Progressing", "True", "ReplicaSetUpdated",
+                                f'ReplicaSet "{rs_name}" is progressing.', force=True)
+            self._progress_marks[uid] = now
+        elif current_reason != "ProgressDeadlineExceeded" and current is not None:
+            mark = self._progress_marks.get(uid) or parse_time(current["lastUpdateTime"])
+            if now - mark > timedelta(seconds=self._deadline(deployment)):
+                self._set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded",
+                                    f'ReplicaSet "{rs_name}" has timed out progressing.')
+
+    def _set_condition(self, conditions: list[JsonObject], kind: str, status: str, reason: str, message: str,
+                       *, force: bool = False) -> None:
+        """Keep an identical condition untouched; `force` refreshes lastUpdateTime (progress was made)."""
+        now = format_time(self._clock())
+        current = next((c for c in conditions if c["type"] == kind), None)
+        if current is not None and current["status"] == status and current.get("reason") == reason:
+            if not force and current.get("message") == message:
+                return
+            current.update(message=message, lastUpdateTime=now)
+            return
+        entry = {"type": kind, "status": status, "lastUpdateTime": now, "lastTransitionTime": now,
+                 "reason": reason, "message": message}
+        if current is not None:
+            if current["status"] == status:
+                entry["lastTransitionTime"] = current["lastTransitionTime"]
+            conditions[conditions.index(current)] = entry
+        else:
+            conditions.append(entry)
+
+    # --- events and persistence -----------------------------------------------------------------
+
+    def _record_event(self, involved: JsonObject, reason: str, message: str, *, event_type: str = "Normal") -> None:
+        meta = involved["metadata"]
+        now = format_time(self._clock())
+        component = {"Deployment": "deployment-controller", "ReplicaSet": "replicaset-controller"}.get(
+            involved["kind"], "kubelet")
+        # like the real recorder: `{object}.{hex unix nanos}`, so names sort chronologically per object
+        stamp = int(self._clock().timestamp() * 1_000_000_000)
+        name = f"{meta['name']}.{stamp:x}"
+        while self._store.get(EVENTS, meta["namespace"], name) is not None:
+            stamp += 1
+            name = f"{meta['name']}.{stamp:x}"
+        involved_ref: JsonObject = {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
+                                    "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
+        if meta.get("resourceVersion"):
+            involved_ref["resourceVersion"] = meta["resourceVersion"]
+        event: JsonObject = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": meta["namespace"], "uid": new_uid(), "creationTimestamp": now},
+            "involvedObject": involved_ref,
+            "reason": reason,
+            "message": message,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": event_type,
+            "reportingComponent": component,
+            "reportingInstance": "",
+        }
+        if component == "kubelet":
+            event["source"]["host"] = self.config.node_name
+        self._store.put(EVENTS, event)
+        self._events.append((meta["namespace"], name))
+        while len(self._events) > self.config.max_events:
+            old_namespace, old_name = self._events.popleft()
+            self._store.delete(EVENTS, old_namespace, old_name)
+
+    def _save(self, resource: ResourceType, obj: JsonObject) -> None:
+        """Persist only real changes, so an idle cluster keeps its resourceVersions."""
+        meta = obj["metadata"]
+        stored = self._store.get(resource, meta["namespace"], meta["name"])
+        if stored is not None and stored == obj:
+            return
+        self._store.put(resource, copy.deepcopy(obj))

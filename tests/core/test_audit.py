@@ -1,0 +1,88 @@
+"""The audit trail: hash chain, tamper detection, durability flag, concurrent appends."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from opsgate.audit import AuditLog
+
+
+def _fill(log: AuditLog, n: int) -> None:
+    for i in range(n):
+        log.append({"ts": f"t{i}", "call_id": f"c{i}", "tool": "runbook_search", "outcome": "ok", "i": i})
+
+
+def test_chain_verifies_and_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    log = AuditLog(path)
+    _fill(log, 5)
+    log.close()
+    reopened = AuditLog(path)
+    reopened.append({"tool": "x", "outcome": "ok"}, durable=True)
+    report = reopened.verify()
+    assert report.ok, report.problems
+    assert report.records == 6
+    assert [r.seq for r in reopened.tail(3)] == [4, 5, 6]
+
+
+def test_edited_record_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    log = AuditLog(path)
+    _fill(log, 4)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE audit SET body = replace(body, '\"outcome\":\"ok\"', '\"outcome\":\"denied\"') WHERE seq = 2")
+    db.commit()
+    report = log.verify()
+    assert not report.ok
+    assert any("record 2" in p and "edited" in p for p in report.problems)
+
+
+def test_deleted_record_and_truncated_tail_are_detected(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    log = AuditLog(path)
+    _fill(log, 5)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM audit WHERE seq = 3")
+    db.commit()
+    report = log.verify()
+    assert not report.ok
+    assert any("missing" in p for p in report.problems)
+
+    other = AuditLog(tmp_path / "b.db")
+    _fill(other, 3)
+    db = sqlite3.connect(tmp_path / "b.db")
+    db.execute("DELETE FROM audit WHERE seq = 3")
+    db.commit()
+    report = other.verify()
+    assert not report.ok
+    assert any("head marker" in p for p in report.problems)
+
+
+def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+
+    def worker(k: int) -> None:
+        for i in range(50):
+            log.append({"tool": "t", "outcome": "ok", "k": k, "i": i}, durable=(i % 10 == 0))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = log.verify()
+    assert report.ok and report.records == 200
+
+
+def test_find_by_call_id_rejects_unknown_columns(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+    _fill(log, 3)
+    assert [r["i"] for r in log.find(call_id="c1")] == [1]
+    try:
+        log.find(body="x")
+    except ValueError as exc:
+        assert "body" in str(exc)
+    else:
+        raise AssertionError("unknown column accepted")

@@ -1,0 +1,133 @@
+"""A loopback stand-in for an OPA server, NOT OPA: it speaks OPA's Data API wire format and decides
+with opsgate's embedded engine, so `OpaServerEngine` can be tested over real HTTP without an OPA
+binary (none can be fetched here).
+
+Wire format, as OPA serves it:
+- `POST /v1/data/<path>` with `{"input": ...}` => 200 `{"result": <value>}`, or 200 `{}` when the
+  document is undefined;
+- errors => `{"code": ..., "message": ...}` with an HTTP error status;
+- `GET /v1/status` => `{"result": {"bundles": {name: {"active_revision": ...}}}}`.
+
+`mode` makes it misbehave for the failure tests: "ok", "undefined", "error500", "garbage",
+"slow" (sleeps `delay_s` before answering), "missing_allow", "allow_string", "flaky" (500 for the
+first `fail_first` requests, then ok).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from opsgate.policy.embedded import EmbeddedEngine
+
+
+@dataclass
+class ServerBehaviour:
+    mode: str = "ok"
+    delay_s: float = 0.0
+    fail_first: int = 0
+    requests: int = 0
+    paths: list[str] = field(default_factory=list)
+
+
+def build_app(engine: EmbeddedEngine, behaviour: ServerBehaviour) -> Starlette:
+    async def data_api(request: Request) -> Response:
+        behaviour.requests += 1
+        path = request.path_params["path"]
+        behaviour.paths.append(path)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(
+                {"code": "invalid_parameter", "message": "body contains malformed input document"},
+                status_code=400,
+            )
+        mode = behaviour.mode
+        if mode == "flaky":
+            mode = "error500" if behaviour.requests <= behaviour.fail_first else "ok"
+        if mode == "slow":
+            await asyncio.sleep(behaviour.delay_s)
+        if mode == "error500":
+            return JSONResponse(
+                {
+                    "code": "internal_error",
+                    "message": "eval_conflict_error: complete rules must not produce multiple outputs",
+                },
+                status_code=500,
+            )
+        if mode == "garbage":
+            return PlainTextResponse('{"result": {"allow": tru', media_type="application/json")
+        if mode == "undefined" or path.replace("/", ".") != "opsgate.decision":
+            return JSONResponse({})
+        decision: dict[str, Any] = engine.evaluate(body.get("input"))
+        if mode == "missing_allow":
+            decision = {k: v for k, v in decision.items() if k != "allow"}
+        if mode == "allow_string":
+            decision = {**decision, "allow": "true"}
+        return JSONResponse({"result": decision})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(
+            {"result": {"bundles": {"opsgate": {"active_revision": engine.revision}}}}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/data/{path:path}", data_api, methods=["POST"]),
+            Route("/v1/status", status, methods=["GET"]),
+        ]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve(policy_dir: Path, behaviour: ServerBehaviour | None = None) -> Iterator[tuple[str, ServerBehaviour]]:
+    """Run the stand-in on 127.0.0.1 (random port) in a thread; yields (base url, behaviour)."""
+    behaviour = behaviour or ServerBehaviour()
+    engine: EmbeddedEngine | None = None
+    port = free_port()
+    ready = threading.Event()
+    holder: dict[str, uvicorn.Server] = {}
+
+    def run() -> None:
+        nonlocal engine
+        engine = EmbeddedEngine(policy_dir)  # built on the server's thread, where it is used
+        config = uvicorn.Config(
+            build_app(engine, behaviour), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        holder["server"] = server
+        ready.set()
+        server.run()
+
+    thread = threading.Thread(target=run, name="opa-standin", daemon=True)
+    thread.start()
+    ready.wait(10)
+    server = holder["server"]
+    for _ in range(500):
+        if server.started:
+            break
+        threading.Event().wait(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", behaviour
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS audit_head (
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
+-- The head moves in the same statement (one implicit transaction) as the insert.
+CREATE TRIGGER IF NOT EXISTS audit_move_head AFTER INSERT ON audit BEGIN
+    INSERT INTO audit_head (id, seq, hash) VALUES (1, NEW.seq, NEW.hash)
+    ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
+END;
 """
 
 
@@ -94,7 +99,6 @@ class AuditLog:
             if durable:
                 db.execute("PRAGMA synchronous=FULL")
             try:
-                db.execute("BEGIN IMMEDIATE")
                 db.execute(
                     "INSERT INTO audit (seq, ts, call_id, decision_id, tool, subject, outcome, body,"
                     " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -111,16 +115,6 @@ class AuditLog:
                         new_hash,
                     ),
                 )
-                db.execute(
-                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
-                    " ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    (seq, new_hash),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             finally:
                 if durable:
                     db.execute("PRAGMA synchronous=NORMAL")

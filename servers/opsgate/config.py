@@ -61,6 +61,14 @@ class HttpSettings(BaseModel):
     api_keys: list[ApiKey] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
     public_url: str | None = None
+    # OAuth 2.1 bearer tokens from an OIDC issuer (see opsgate.oidc; Entra ID: .../{tenant}/v2.0)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = Field(default=None, description="Required `aud`; defaults to the public MCP URL")
+    oidc_jwks_url: str | None = Field(default=None, description="Default: discovered from the issuer's metadata")
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    roles_claim: str = "roles"
+    write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
+    metrics_require_auth: bool = True
 
 
 class LimitSettings(BaseModel):

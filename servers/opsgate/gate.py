@@ -413,8 +413,12 @@ class Gate:
         }
         record["decision"] = summary
         try:
-            with anyio.fail_after(self.settings.policy.timeout_s):
+            if getattr(self.engine, "bounded_inline", False):
+                # Evaluated inline under an instruction limit: a timer could not interrupt it anyway.
                 decision = await self.engine.decide(policy_input)
+            else:
+                with anyio.fail_after(self.settings.policy.timeout_s):
+                    decision = await self.engine.decide(policy_input)
         except TimeoutError:
             reason = f"policy engine timed out after {self.settings.policy.timeout_s:g}s"
             summary.update(allow=False, reasons=[reason], error=reason)

@@ -7,8 +7,8 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -18,7 +18,8 @@ from opsgate.audit import AuditLog
 from opsgate.config import Settings
 from opsgate.contracts import Capability
 from opsgate.gate import ApprovalHook, Gate
-from opsgate.http_auth import ApiKeyVerifier
+from opsgate.http_auth import auth_for
+from opsgate.http_routes import add_hosted_routes
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
 
@@ -91,9 +92,7 @@ def build_app(
         gate.register(capability)
     kwargs: dict[str, Any] = {}
     if http and settings.http.require_auth:
-        base = settings.http.public_url or f"http://{settings.http.host}:{settings.http.port}"
-        kwargs["auth"] = AuthSettings(issuer_url=base, resource_server_url=base + settings.http.path)
-        kwargs["token_verifier"] = ApiKeyVerifier(settings.http.api_keys)
+        kwargs["auth"], kwargs["token_verifier"] = auth_for(settings.http)
     server = MCPServer(
         name="opsgate",
         title="opsgate",
@@ -108,9 +107,16 @@ def build_app(
 def http_app(app: App, settings: Settings) -> Starlette:
     h = settings.http
     allowed_hosts = [f"{h.host}:{h.port}", f"localhost:{h.port}", f"127.0.0.1:{h.port}"]
+    origins = [f"http://{host}" for host in allowed_hosts]
+    if h.public_url:
+        public = urlsplit(h.public_url)
+        allowed_hosts.append(public.netloc)
+        origins.append(f"{public.scheme}://{public.netloc}")
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=allowed_hosts,
-        allowed_origins=h.allowed_origins or [f"http://{host}" for host in allowed_hosts],
+        allowed_origins=h.allowed_origins or origins,
     )
-    return app.server.streamable_http_app(streamable_http_path=h.path, transport_security=security, host=h.host)
+    starlette = app.server.streamable_http_app(streamable_http_path=h.path, transport_security=security, host=h.host)
+    add_hosted_routes(starlette, h, app.gate.contracts)
+    return starlette

@@ -32,7 +32,7 @@ def test_edited_record_is_detected(tmp_path: Path) -> None:
     log = AuditLog(path)
     _fill(log, 4)
     db = sqlite3.connect(path)
-    db.execute("UPDATE audit SET body = replace(body, '\"outcome\":\"ok\"', '\"outcome\":\"denied\"') WHERE seq = 2")
+    db.execute('UPDATE audit SET body = replace(body, \'"outcome":"ok"\', \'"outcome":"denied"\') WHERE seq = 2')
     db.commit()
     report = log.verify()
     assert not report.ok

@@ -79,7 +79,7 @@ def _policy_dir(tmp_path: Path, rego: str) -> Path:
     [
         ('package opsgate\n\ndecision := {"allow": "yes"}\n', "allow"),
         ("package opsgate\n\ndecision := 42\n", "malformed"),
-        ("package opsgate\n\nother := true\n", "undefined"),
+        ('package opsgate\n\ndecision := {"allow": true} if input.tool == "never"\n', "undefined"),
     ],
 )
 async def test_embedded_policy_with_a_bad_decision_means_deny(
@@ -91,8 +91,11 @@ async def test_embedded_policy_with_a_bad_decision_means_deny(
     await app.aclose()
 
 
-def test_policy_with_a_syntax_error_refuses_to_load(tmp_path: Path) -> None:
-    folder = _policy_dir(tmp_path, "package opsgate\n\ndecision := {\n")
+@pytest.mark.parametrize(
+    ("rego", "expected"),
+    [("package opsgate\n\ndecision := {\n", "decision.rego"), ("package opsgate\n\nother := true\n", "rule")],
+)
+def test_policy_that_cannot_decide_refuses_to_load(tmp_path: Path, rego: str, expected: str) -> None:
     with pytest.raises(PolicyError) as err:
-        make_engine("embedded", policy_dir=folder)
-    assert "decision.rego" in str(err.value)
+        make_engine("embedded", policy_dir=_policy_dir(tmp_path, rego))
+    assert expected in str(err.value)

@@ -26,8 +26,10 @@ def test_examples_load_with_metadata_and_sections() -> None:
     assert store.problems == []
     rb = store.get("checkout-latency-regression")
     assert rb.approved and rb.owner == "team-payments" and "checkout" in rb.services
-    assert [s.heading for s in rb.sections][:2] == ["Checkout latency or error rate regression after a deploy",
-                                                     "Confirm the symptom"]
+    assert [s.heading for s in rb.sections][:2] == [
+        "Checkout latency or error rate regression after a deploy",
+        "Confirm the symptom",
+    ]
     assert store.get("disk-pressure").approved is False
 
 

@@ -104,6 +104,9 @@ class EmbeddedEngine:
     """Evaluates `data.opsgate.decision` in process (see the module docstring for the threading)."""
 
     name = "embedded"
+    # Evaluated inline on the caller's thread under the VM's instruction limit (see module docstring);
+    # the gate does not wrap it in a timer that could never fire.
+    bounded_inline = True
 
     def __init__(self, policy_dir: Path, data: dict[str, Any] | None = None) -> None:
         self.policy_dir = Path(policy_dir)

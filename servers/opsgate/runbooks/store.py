@@ -105,7 +105,9 @@ def load_runbook(path: Path, root: Path) -> Runbook:
         updated = meta.get("updated")
         if updated is not None and not isinstance(updated, date):
             updated = date.fromisoformat(str(updated))
-        front_lines = raw.decode("utf-8").count("\n") - post.content.count("\n")
+        text = raw.decode("utf-8")
+        start = text.find(post.content) if post.content else -1
+        front_lines = text[:start].count("\n") if start >= 0 else 0
         return Runbook(
             id=runbook_id,
             title=title,

@@ -1,0 +1,9 @@
+"""Log pattern mining: group log messages into templates with ``<*>`` where values vary.
+
+A pure algorithm package (no I/O, no other opsgate imports) used by the logs capability.
+"""
+
+from opsgate.logs.patterns.accuracy import grouping_accuracy
+from opsgate.logs.patterns.miner import MinerConfig, Template, TemplateMiner, mine
+
+__all__ = ["MinerConfig", "Template", "TemplateMiner", "grouping_accuracy", "mine"]

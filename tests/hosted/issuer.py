@@ -1,0 +1,139 @@
+"""A local OpenID Connect issuer for tests: RSA keys generated here, metadata and JWKS served on loopback.
+
+It speaks the real wire format (discovery document, JWKS, RS256 JWTs), so opsgate's verifier fetches
+and verifies exactly as it would against Microsoft Entra ID; only the keys and the host are local.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import jwt
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from tests.core.servers import free_port
+
+
+class SigningKey:
+    def __init__(self) -> None:
+        self.kid = "k-" + uuid.uuid4().hex[:8]
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwk(self) -> dict[str, Any]:
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        return {**public, "kid": self.kid, "use": "sig", "alg": "RS256"}
+
+
+class LocalIssuer:
+    """Issues tokens like Entra ID v2 does (`iss`, `aud`, `sub`, `oid`, `azp`, `roles`, `scp`)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}/tenant-0001/v2.0"
+        self.keys = [SigningKey()]
+        self.jwks_requests = 0
+
+    @property
+    def key(self) -> SigningKey:
+        return self.keys[-1]
+
+    def rotate(self) -> SigningKey:
+        """Publish a new signing key and drop the old one (as an issuer does after a rollover)."""
+        self.keys = [SigningKey()]
+        return self.key
+
+    def mint(
+        self,
+        audience: str,
+        *,
+        roles: list[str] | None = None,
+        scp: str | None = None,
+        subject: str = "user-0001",
+        lifetime_s: int = 600,
+        key: SigningKey | None = None,
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": subject,
+            "oid": "00000000-0000-0000-0000-000000000001",
+            "azp": "agent-client-app",
+            "preferred_username": "alice@example.com",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime_s,
+            **claims,
+        }
+        if roles is not None:
+            body["roles"] = roles
+        if scp is not None:
+            body["scp"] = scp
+        signer = key or self.key
+        return jwt.encode(body, signer.private, algorithm="RS256", headers={"kid": signer.kid, **(headers or {})})
+
+    def app(self) -> ASGIApp:
+        base = self.issuer
+
+        async def discovery(request: Request) -> Response:
+            return JSONResponse(
+                {
+                    "issuer": base,
+                    "jwks_uri": f"{base}/discovery/v2.0/keys",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["pairwise"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }
+            )
+
+        async def keys(request: Request) -> Response:
+            self.jwks_requests += 1
+            return JSONResponse({"keys": [k.jwk() for k in self.keys]})
+
+        prefix = "/tenant-0001/v2.0"
+        return Starlette(
+            routes=[
+                Route(prefix + "/.well-known/openid-configuration", discovery),
+                Route(prefix + "/discovery/v2.0/keys", keys),
+            ]
+        )
+
+
+@contextmanager
+def serve_asgi(app: ASGIApp, port: int) -> Iterator[None]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("issuer did not start")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def running_issuer() -> Iterator[LocalIssuer]:
+    issuer = LocalIssuer()
+    with serve_asgi(issuer.app(), issuer.port):
+        yield issuer

@@ -1,0 +1,123 @@
+"""Hosted HTTP surface: protected-resource metadata, write-scope step-up, Origin checks, health,
+metrics, and malformed JSON-RPC."""
+
+from __future__ import annotations
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from .conftest import API_KEY, WRITE_SCOPE, Hosted
+
+WRITE_CALL = {
+    "jsonrpc": "2.0",
+    "id": 7,
+    "method": "tools/call",
+    "params": {"name": "testkit_write", "arguments": {"namespace": "shop", "service": "checkout", "value": 3}},
+}
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_protected_resource_metadata_points_at_the_issuer(hosted: Hosted) -> None:
+    response = httpx.get(f"{hosted.base}/.well-known/oauth-protected-resource/mcp")
+    assert response.status_code == 200
+    metadata = response.json()
+    assert metadata["resource"] == hosted.url
+    assert metadata["authorization_servers"] == [hosted.issuer.issuer]
+    assert metadata["scopes_supported"] == [WRITE_SCOPE]
+    assert metadata["bearer_methods_supported"] == ["header"]
+
+
+async def test_write_tool_without_write_scope_gets_403_insufficient_scope(hosted: Hosted) -> None:
+    reader = hosted.token(roles=["responder"], scp="Ops.Read")
+    response = httpx.post(
+        hosted.url,
+        json=WRITE_CALL,
+        headers={**_bearer(reader), "Accept": "application/json, text/event-stream"},
+    )
+    assert response.status_code == 403
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert 'error="insufficient_scope"' in challenge and f'scope="{WRITE_SCOPE}"' in challenge
+    assert "resource_metadata=" in challenge
+    assert list(hosted.app.gate.audit.records()) == []  # refused before the gate: nothing ran
+
+    # The same token still reads; the stepped-up token reaches the gate, which allows the dry run.
+    writer = hosted.token(roles=["responder"], scp=f"Ops.Read {WRITE_SCOPE}")
+    for token, tool, args in [
+        (reader, "testkit_echo", {"text": "still reading"}),
+        (writer, "testkit_write", WRITE_CALL["params"]["arguments"]),  # type: ignore[index]
+    ]:
+        async with httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http:
+            async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
+                result = await client.call_tool(tool, args)
+                assert not result.is_error, result.content
+    records = [r.record for r in hosted.app.gate.audit.records()]
+    assert [(r["tool"], r["outcome"], r["decision"]["rule"]) for r in records] == [
+        ("testkit_echo", "ok", records[0]["decision"]["rule"]),
+        ("testkit_write", "ok", "write.dry_run.allowed"),
+    ]
+
+
+async def test_api_key_write_is_judged_by_policy_not_scopes(hosted: Hosted) -> None:
+    async with httpx2.AsyncClient(headers=_bearer(API_KEY), timeout=30) as http:
+        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
+            real = await client.call_tool("testkit_write", {**WRITE_CALL["params"]["arguments"], "dry_run": False})  # type: ignore[dict-item]
+    assert real.is_error  # a production write needs an approval: a policy decision, not a 403
+    assert real.meta is not None and real.meta["opsgate/outcome"] in ("denied", "pending_approval")
+
+
+async def test_foreign_origin_is_refused(hosted: Hosted) -> None:
+    token = hosted.token(roles=["responder"])
+    headers = {**_bearer(token), "Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    foreign = httpx.post(hosted.url, json=init, headers={**headers, "Origin": "http://attacker.example"})
+    assert foreign.status_code == 403
+    local = httpx.post(hosted.url, json=init, headers={**headers, "Origin": f"{hosted.base}"})
+    assert local.status_code == 200
+    rebound_host = httpx.post(hosted.url, json=init, headers={**headers, "Host": "attacker.example"})
+    assert rebound_host.status_code == 421
+
+
+async def test_health_is_public_and_metrics_need_a_token(hosted: Hosted) -> None:
+    health = httpx.get(f"{hosted.base}/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok" and health.json()["tools"] == 4
+    anonymous = httpx.get(f"{hosted.base}/metrics")
+    assert anonymous.status_code == 401 and "resource_metadata=" in anonymous.headers["www-authenticate"]
+
+    token = hosted.token(roles=["responder"])
+    async with httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http:
+        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
+            await client.call_tool("testkit_noargs", {})
+    metrics = httpx.get(f"{hosted.base}/metrics", headers=_bearer(token))
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    sample = 'opsgate_tool_calls_total{outcome="ok",tool="testkit_noargs"}'
+    assert sample in metrics.text
+    assert "opsgate_tool_call_seconds_bucket" in metrics.text
+
+
+async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(hosted: Hosted) -> None:
+    headers = {
+        **_bearer(hosted.token(roles=["responder"])),
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    for body in [b"{not json", b'{"jsonrpc": "2.0", "id": 3}', b'{"jsonrpc": "1.0", "id": 4, "method": "ping"}']:
+        response = httpx.post(hosted.url, content=body, headers=headers)
+        assert 400 <= response.status_code < 500, body
+        error = response.json()
+        assert error["jsonrpc"] == "2.0" and error["error"]["code"] in (-32700, -32600, -32602), error
+    async with httpx2.AsyncClient(headers={"Authorization": headers["Authorization"]}, timeout=30) as http:
+        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
+            assert not (await client.call_tool("testkit_echo", {"text": "alive"})).is_error

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/test-deps.sh | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/test-deps.sh scripts/conformance-deps.sh tests/conformance/package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
 
 .PHONY: demo test lint bench setup system-deps clean
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from mcp_types import Tool, ToolAnnotations
+from mcp_types import ContentBlock, Tool, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -110,6 +110,9 @@ class Contract(Generic[InT, OutT]):
     timeout_s: float = 30.0
     title: str | None = None
     extra_annotations: dict[str, Any] = field(default_factory=dict)
+    # The result's content blocks, when a tool returns more than text (images, embedded resources);
+    # default: the summary and the compact JSON of the (policy-shaped) output.
+    content: Callable[[OutT], list[ContentBlock]] | None = None
 
     def __post_init__(self) -> None:
         if not _TOOL_NAME.fullmatch(self.name):

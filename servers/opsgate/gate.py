@@ -22,8 +22,11 @@ from typing import Any, Protocol
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp_types import (
     CallToolResult,
+    ContentBlock,
+    InputRequiredResult,
     ListResourcesResult,
     ListToolsResult,
     ReadResourceResult,
@@ -113,6 +116,24 @@ class ApprovalHook(Protocol):
     async def consume(self, call: GatedCall) -> None:
         """Mark the grant used (single use) right before execution."""
         ...
+
+    async def confirm(
+        self, call: GatedCall, decision: Decision, ctx: CallContext
+    ) -> dict[str, Any] | InputRequiredResult | None:
+        """A client confirmation (form elicitation) where `decision.obligations.confirmation_ok`.
+
+        The policy input's `approval` ({"kind": "confirmation", ...}) on accept; an
+        InputRequiredResult to return on 2026-07-28 (the answer comes in a second round); or None.
+        """
+        ...
+
+
+class _InputRequired(Exception):
+    """The call needs client input first (2026-07-28 elicitation): return this interim result."""
+
+    def __init__(self, result: InputRequiredResult) -> None:
+        super().__init__("input required")
+        self.result = result
 
 
 class Denied(Exception):
@@ -221,7 +242,7 @@ class Gate:
         *,
         request_id: str | None = None,
         mcp_ctx: ServerRequestContext[Any, Any] | None = None,
-    ) -> CallToolResult:
+    ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
         call_id = "call_" + uuid.uuid4().hex[:20]
         record: dict[str, Any] = {
@@ -242,6 +263,12 @@ class Gate:
                 record["outcome"] = denied.outcome
                 record["error"] = str(denied)
                 result = self._error_result(str(denied), record, denied.extra)
+            except _InputRequired as pending:
+                # round one of a 2026-07-28 elicitation; round two is audited with `continues_call`
+                record["outcome"] = "input_required"
+                record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+                self.audit.append(record)
+                return pending.result
             except anyio.get_cancelled_exc_class():
                 record["outcome"] = "cancelled"
                 record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -342,6 +369,16 @@ class Gate:
         policy_input = self._policy_input(contract, call, approval)
         decision = await self._decide(policy_input, record)
         ctx.decision = decision
+        if not decision.allow and decision.require_approval and approval is None and self.approvals is not None:
+            # a client confirmation counts only where the policy says so (obligations.confirmation_ok)
+            confirmed = await self.approvals.confirm(call, decision, ctx)
+            if isinstance(confirmed, InputRequiredResult):
+                raise _InputRequired(confirmed)
+            if confirmed is not None:
+                approval = confirmed
+                record["approval"] = approval
+                decision = await self._decide(self._policy_input(contract, call, approval), record)
+                ctx.decision = decision
         if not decision.allow:
             if decision.require_approval and self.approvals is not None:
                 message, extra = await self.approvals.request(call, decision, ctx)
@@ -460,15 +497,21 @@ class Gate:
             data, redacted = _redactor(tuple(obligations.redact_patterns)).redact_obj(data)
             if redacted:
                 notes.append(f"{redacted} secret(s) masked")
-        summary = contract.summarize(contract.output_model.model_validate(data) if notes else output)
+        shaped = contract.output_model.model_validate(data) if notes else output
+        summary = contract.summarize(shaped)
         text = summary
         if notes:
             text += " (" + "; ".join(notes) + ")"
         if contract.untrusted_output:
             text += " " + UNTRUSTED_NOTE
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        content: list[ContentBlock] = (
+            contract.content(shaped)
+            if contract.content is not None
+            else [TextContent(type="text", text=text), TextContent(type="text", text=body)]
+        )
         return CallToolResult(
-            content=[TextContent(type="text", text=text), TextContent(type="text", text=body)],
+            content=content,
             structured_content=data,
             is_error=False,
             _meta={
@@ -591,17 +634,16 @@ def _denial_meta(decision: Decision) -> dict[str, Any]:
 
 
 def _progress_sender(mcp_ctx: ServerRequestContext[Any, Any]) -> ProgressFn:
-    token = None
-    meta = mcp_ctx.meta
-    if isinstance(meta, dict):
-        token = meta.get("progressToken")
+    # The raw `params._meta.progressToken` (the parsed `ctx.meta` renames it to `progress_token`).
+    token = progress_token_from_params(mcp_ctx.params)
+    related = None if mcp_ctx.request_id is None else str(mcp_ctx.request_id)
 
     async def send(progress: float, total: float | None = None, message: str | None = None) -> None:
         if token is None:
             return
         try:
             await mcp_ctx.session.send_progress_notification(
-                token, progress, total, message, related_request_id=mcp_ctx.request_id
+                token, progress, total, message, related_request_id=related
             )
         except Exception:  # progress is best effort; a closed stream must not fail the call
             logger.debug("progress notification dropped", exc_info=True)

@@ -54,17 +54,20 @@ async def test_http_session_with_api_key(http_settings: Settings, mode: str) -> 
     app = build_app(http_settings, ["runbooks"], http=True)
     with serve_http(app, http_settings) as url:
         headers = {"Authorization": f"Bearer {KEY}"}
-        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-            async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-                found = await client.call_tool("runbook_search", {"query": "5xx errors"})
-                assert not found.is_error
-                assert found.structured_content["items"][0]["id"] == "high-5xx-error-rate"
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+        ):
+            found = await client.call_tool("runbook_search", {"query": "5xx errors"})
+            assert not found.is_error
+            assert found.structured_content["items"][0]["id"] == "high-5xx-error-rate"
         # no key: 401 with the resource-metadata pointer, and nothing reaches the gate
-        response = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-        assert response.status_code == 401
-        assert "resource_metadata" in response.headers.get("www-authenticate", "")
-        wrong = httpx.post(url, json={}, headers={"Authorization": "Bearer ogk_wrong"})
-        assert wrong.status_code == 401
+        async with httpx.AsyncClient() as plain:
+            response = await plain.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            assert response.status_code == 401
+            assert "resource_metadata" in response.headers.get("www-authenticate", "")
+            wrong = await plain.post(url, json={}, headers={"Authorization": "Bearer ogk_wrong"})
+            assert wrong.status_code == 401
     records = [r.record for r in app.gate.audit.records()]
     assert records[0]["caller"] == {
         "subject": "agent@ci",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import Field
 
@@ -92,3 +93,13 @@ async def hosted(tmp_path: Path, issuer: LocalIssuer) -> Any:
     with serve_http(app, settings) as url:
         yield Hosted(app=app, url=url, issuer=issuer, settings=settings)
     await app.aclose()
+
+
+async def post(url: str, **kw: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(url, **kw)
+
+
+async def get(url: str, **kw: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.get(url, **kw)

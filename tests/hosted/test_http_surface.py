@@ -3,18 +3,20 @@ metrics, and malformed JSON-RPC."""
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
+
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from .conftest import API_KEY, WRITE_SCOPE, Hosted
+from .conftest import API_KEY, WRITE_SCOPE, Hosted, get, post
 
+WRITE_ARGS: dict[str, Any] = {"namespace": "shop", "service": "checkout", "value": 3}
 WRITE_CALL = {
     "jsonrpc": "2.0",
     "id": 7,
     "method": "tools/call",
-    "params": {"name": "testkit_write", "arguments": {"namespace": "shop", "service": "checkout", "value": 3}},
+    "params": {"name": "testkit_write", "arguments": WRITE_ARGS},
 }
 
 
@@ -23,7 +25,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def test_protected_resource_metadata_points_at_the_issuer(hosted: Hosted) -> None:
-    response = httpx.get(f"{hosted.base}/.well-known/oauth-protected-resource/mcp")
+    response = await get(f"{hosted.base}/.well-known/oauth-protected-resource/mcp")
     assert response.status_code == 200
     metadata = response.json()
     assert metadata["resource"] == hosted.url
@@ -34,7 +36,7 @@ async def test_protected_resource_metadata_points_at_the_issuer(hosted: Hosted) 
 
 async def test_write_tool_without_write_scope_gets_403_insufficient_scope(hosted: Hosted) -> None:
     reader = hosted.token(roles=["responder"], scp="Ops.Read")
-    response = httpx.post(
+    response = await post(
         hosted.url,
         json=WRITE_CALL,
         headers={**_bearer(reader), "Accept": "application/json, text/event-stream"},
@@ -48,14 +50,17 @@ async def test_write_tool_without_write_scope_gets_403_insufficient_scope(hosted
 
     # The same token still reads; the stepped-up token reaches the gate, which allows the dry run.
     writer = hosted.token(roles=["responder"], scp=f"Ops.Read {WRITE_SCOPE}")
-    for token, tool, args in [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         (reader, "testkit_echo", {"text": "still reading"}),
-        (writer, "testkit_write", WRITE_CALL["params"]["arguments"]),  # type: ignore[index]
-    ]:
-        async with httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http:
-            async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-                result = await client.call_tool(tool, args)
-                assert not result.is_error, result.content
+        (writer, "testkit_write", WRITE_ARGS),
+    ]
+    for token, tool, args in calls:
+        async with (
+            httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http,
+            Client(streamable_http_client(hosted.url, http_client=http)) as client,
+        ):
+            result = await client.call_tool(tool, args)
+            assert not result.is_error, result.content
     records = [r.record for r in hosted.app.gate.audit.records()]
     assert [(r["tool"], r["outcome"], r["decision"]["rule"]) for r in records] == [
         ("testkit_echo", "ok", records[0]["decision"]["rule"]),
@@ -64,9 +69,11 @@ async def test_write_tool_without_write_scope_gets_403_insufficient_scope(hosted
 
 
 async def test_api_key_write_is_judged_by_policy_not_scopes(hosted: Hosted) -> None:
-    async with httpx2.AsyncClient(headers=_bearer(API_KEY), timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-            real = await client.call_tool("testkit_write", {**WRITE_CALL["params"]["arguments"], "dry_run": False})  # type: ignore[dict-item]
+    async with (
+        httpx2.AsyncClient(headers=_bearer(API_KEY), timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http)) as client,
+    ):
+        real = await client.call_tool("testkit_write", {**WRITE_ARGS, "dry_run": False})
     assert real.is_error  # a production write needs an approval: a policy decision, not a 403
     assert real.meta is not None and real.meta["opsgate/outcome"] in ("denied", "pending_approval")
 
@@ -80,26 +87,28 @@ async def test_foreign_origin_is_refused(hosted: Hosted) -> None:
         "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
     }
-    foreign = httpx.post(hosted.url, json=init, headers={**headers, "Origin": "http://attacker.example"})
+    foreign = await post(hosted.url, json=init, headers={**headers, "Origin": "http://attacker.example"})
     assert foreign.status_code == 403
-    local = httpx.post(hosted.url, json=init, headers={**headers, "Origin": f"{hosted.base}"})
+    local = await post(hosted.url, json=init, headers={**headers, "Origin": f"{hosted.base}"})
     assert local.status_code == 200
-    rebound_host = httpx.post(hosted.url, json=init, headers={**headers, "Host": "attacker.example"})
+    rebound_host = await post(hosted.url, json=init, headers={**headers, "Host": "attacker.example"})
     assert rebound_host.status_code == 421
 
 
 async def test_health_is_public_and_metrics_need_a_token(hosted: Hosted) -> None:
-    health = httpx.get(f"{hosted.base}/healthz")
+    health = await get(f"{hosted.base}/healthz")
     assert health.status_code == 200
     assert health.json()["status"] == "ok" and health.json()["tools"] == 4
-    anonymous = httpx.get(f"{hosted.base}/metrics")
+    anonymous = await get(f"{hosted.base}/metrics")
     assert anonymous.status_code == 401 and "resource_metadata=" in anonymous.headers["www-authenticate"]
 
     token = hosted.token(roles=["responder"])
-    async with httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-            await client.call_tool("testkit_noargs", {})
-    metrics = httpx.get(f"{hosted.base}/metrics", headers=_bearer(token))
+    async with (
+        httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http)) as client,
+    ):
+        await client.call_tool("testkit_noargs", {})
+    metrics = await get(f"{hosted.base}/metrics", headers=_bearer(token))
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     sample = 'opsgate_tool_calls_total{outcome="ok",tool="testkit_noargs"}'
@@ -114,10 +123,12 @@ async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(hos
         "Content-Type": "application/json",
     }
     for body in [b"{not json", b'{"jsonrpc": "2.0", "id": 3}', b'{"jsonrpc": "1.0", "id": 4, "method": "ping"}']:
-        response = httpx.post(hosted.url, content=body, headers=headers)
+        response = await post(hosted.url, content=body, headers=headers)
         assert 400 <= response.status_code < 500, body
         error = response.json()
         assert error["jsonrpc"] == "2.0" and error["error"]["code"] in (-32700, -32600, -32602), error
-    async with httpx2.AsyncClient(headers={"Authorization": headers["Authorization"]}, timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-            assert not (await client.call_tool("testkit_echo", {"text": "alive"})).is_error
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": headers["Authorization"]}, timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http)) as client,
+    ):
+        assert not (await client.call_tool("testkit_echo", {"text": "alive"})).is_error

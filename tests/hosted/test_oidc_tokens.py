@@ -5,18 +5,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import httpx2
 import jwt
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import TextContent
 
 from opsgate import testkit
 from opsgate.server import build_app
 from tests.core.servers import serve_http
 
-from .conftest import API_KEY, Hosted, hosted_settings, query_capability
+from .conftest import API_KEY, Hosted, hosted_settings, post
 from .issuer import LocalIssuer, SigningKey, running_issuer
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -53,7 +53,7 @@ async def test_bad_tokens_get_401_with_resource_metadata(hosted: Hosted) -> None
     metadata_url = f"{hosted.base}/.well-known/oauth-protected-resource/mcp"
     for case, token in _refused_tokens(hosted).items():
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = httpx.post(hosted.url, json=LIST, headers=headers)
+        response = await post(hosted.url, json=LIST, headers=headers)
         assert response.status_code == 401, case
         assert f'resource_metadata="{metadata_url}"' in response.headers["www-authenticate"], case
     assert list(hosted.app.gate.audit.records()) == []
@@ -62,10 +62,12 @@ async def test_bad_tokens_get_401_with_resource_metadata(hosted: Hosted) -> None
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_valid_token_roles_reach_the_audit_caller(hosted: Hosted, mode: str) -> None:
     token = hosted.token(roles=["responder", "oncall"], scp="Ops.Read")
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http), mode=mode) as client:
-            echoed = await client.call_tool("testkit_echo", {"text": "hello"})
-            assert not echoed.is_error and echoed.structured_content == {"text": "hello"}
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http), mode=mode) as client,
+    ):
+        echoed = await client.call_tool("testkit_echo", {"text": "hello"})
+        assert not echoed.is_error and echoed.structured_content == {"text": "hello"}
     (record,) = [r.record for r in hosted.app.gate.audit.records()]
     assert record["caller"]["subject"] == "user-0001"
     assert record["caller"]["roles"] == ["oncall", "responder"]
@@ -75,25 +77,32 @@ async def test_valid_token_roles_reach_the_audit_caller(hosted: Hosted, mode: st
 
 async def test_forbidden_role_gets_a_policy_denial_naming_the_rule(hosted: Hosted) -> None:
     token = hosted.token(roles=["responder"])
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-            denied = await client.call_tool("hosted_query", {"raw_query": "select *"})
-            allowed_for_sre = hosted.token(roles=["sre"])
-            assert denied.is_error
-            assert "read.raw_query.role_required" in denied.content[0].text
-            assert denied.meta is not None and denied.meta["opsgate/rule"] == "read.raw_query.role_required"
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {allowed_for_sre}"}, timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-            ok = await client.call_tool("hosted_query", {"raw_query": "select *"})
-            assert not ok.is_error and ok.structured_content == {"rows": 1}
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http)) as client,
+    ):
+        denied = await client.call_tool("hosted_query", {"raw_query": "select *"})
+        allowed_for_sre = hosted.token(roles=["sre"])
+        assert denied.is_error
+        assert isinstance(denied.content[0], TextContent)
+        assert "read.raw_query.role_required" in denied.content[0].text
+        assert denied.meta is not None and denied.meta["opsgate/rule"] == "read.raw_query.role_required"
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {allowed_for_sre}"}, timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http)) as client,
+    ):
+        ok = await client.call_tool("hosted_query", {"raw_query": "select *"})
+        assert not ok.is_error and ok.structured_content == {"rows": 1}
     outcomes = [(r.record["caller"]["roles"], r.record["outcome"]) for r in hosted.app.gate.audit.records()]
     assert outcomes == [(["responder"], "denied"), (["sre"], "ok")]
 
 
 async def test_api_keys_still_work_next_to_oidc(hosted: Hosted) -> None:
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as http:
-        async with Client(streamable_http_client(hosted.url, http_client=http)) as client:
-            assert not (await client.call_tool("testkit_noargs", {})).is_error
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as http,
+        Client(streamable_http_client(hosted.url, http_client=http)) as client,
+    ):
+        assert not (await client.call_tool("testkit_noargs", {})).is_error
     (record,) = [r.record for r in hosted.app.gate.audit.records()]
     assert record["caller"]["subject"] == "agent@ci"
 
@@ -104,18 +113,18 @@ async def test_key_rotation_refetches_the_jwks_once(tmp_path: Path) -> None:
         app = build_app(settings, [], capabilities=[testkit.build()], http=True)
         with serve_http(app, settings) as url:
             old = issuer.mint(url, roles=["responder"])
-            assert httpx.post(url, json=LIST, headers={"Authorization": f"Bearer {old}"}).status_code != 401
-            assert httpx.post(url, json=LIST, headers={"Authorization": f"Bearer {old}"}).status_code != 401
+            assert (await post(url, json=LIST, headers={"Authorization": f"Bearer {old}"})).status_code != 401
+            assert (await post(url, json=LIST, headers={"Authorization": f"Bearer {old}"})).status_code != 401
             assert issuer.jwks_requests == 1  # cached
             # The verifier only refetches an unknown kid after its minimum refresh interval.
             verifier = app.server._token_verifier  # the composite verifier the SDK calls
             verifier.oidc.jwks._fetched_at -= 60  # type: ignore[union-attr]
             issuer.rotate()
             new = issuer.mint(url, roles=["responder"])
-            assert httpx.post(url, json=LIST, headers={"Authorization": f"Bearer {new}"}).status_code != 401
+            assert (await post(url, json=LIST, headers={"Authorization": f"Bearer {new}"})).status_code != 401
             assert issuer.jwks_requests == 2
             # the retired key is gone from the issuer's set, so its tokens are refused now
-            assert httpx.post(url, json=LIST, headers={"Authorization": f"Bearer {old}"}).status_code == 401
+            assert (await post(url, json=LIST, headers={"Authorization": f"Bearer {old}"})).status_code == 401
             # and an unknown kid right after a refresh does not hit the issuer again
             assert issuer.jwks_requests == 2
         await app.aclose()
@@ -127,8 +136,6 @@ async def test_unreachable_issuer_fails_closed(tmp_path: Path) -> None:
     app = build_app(settings, [], capabilities=[testkit.build()], http=True)
     with serve_http(app, settings) as url:
         token = issuer.mint(url, roles=["responder"])
-        response = httpx.post(url, json=LIST, headers={"Authorization": f"Bearer {token}"})
+        response = await post(url, json=LIST, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
     await app.aclose()
-
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def test_broken_files_are_reported_not_fatal_and_symlinks_cannot_escape(tmp_path
     _write(folder, "dup.md", "---\nid: good\n---\n# Dup\n")
     secret = tmp_path / "secret.md"
     secret.write_text("---\nid: secret\n---\nshould never be served\n")
-    os.symlink(secret, folder / "escape.md")
+    (folder / "escape.md").symlink_to(secret)
     store = RunbookStore(folder)
     assert set(store.runbooks) == {"good"}
     joined = "\n".join(store.problems)

@@ -1,0 +1,1 @@
+"""Metrics backends: Prometheus (HTTP API), Azure Monitor Metrics, and the embedded sandbox."""

@@ -1,0 +1,254 @@
+"""The files backend: JSON-lines, logfmt and plain-text files matched by globs, gzip-rotated files
+included. Time-ordered files are searched by binary search on byte offsets (see `filescan`)."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import heapq
+import io
+import os
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsgate.config import REPO_ROOT
+from opsgate.contracts import ToolError
+from opsgate.logs.backends import Fetched, check_deadline
+from opsgate.logs.backends.filescan import backward, forward, offset_at
+from opsgate.logs.query import LogQuery
+from opsgate.logs.records import LogRecord, parse_line
+from opsgate.logs.severity import Severity
+
+EXAMPLES = REPO_ROOT / "examples" / "logs"
+GZIP_SUFFIXES = (".gz", ".gzip")
+
+
+class FileSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="A file or glob; relative paths are relative to the working directory")
+    service: str | None = Field(default=None, description="Default: the file name up to its first dot")
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    time_ordered: bool = Field(default=True, description="Lines are in time order: seek by binary search")
+
+
+def _example_sources() -> list[FileSource]:
+    return [FileSource(path=str(EXAMPLES / "*.log*")), FileSource(path=str(EXAMPLES / "*.jsonl*"))]
+
+
+class FilesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[FileSource] = Field(default_factory=_example_sources)
+    namespace: str = "shop"
+    max_gzip_mb: int = Field(default=512, ge=1, description="Largest decompressed size of one .gz file")
+
+
+@dataclass(frozen=True)
+class LogFile:
+    path: Path
+    service: str
+    namespace: str
+    labels: dict[str, str]
+    time_ordered: bool
+
+    @property
+    def gzipped(self) -> bool:
+        return self.path.suffix in GZIP_SUFFIXES
+
+
+def _service_of(path: Path) -> str:
+    return path.name.split(".", 1)[0]
+
+
+class FilesBackend:
+    name = "files"
+    page_cap = 1_000_000
+
+    def __init__(self, settings: FilesSettings) -> None:
+        self.settings = settings
+        self._gzip_cache: OrderedDict[tuple[str, float, int], bytes] = OrderedDict()
+        self._range_cache: dict[tuple[str, float, int], tuple[int | None, int | None]] = {}
+
+    def files(self) -> list[LogFile]:
+        found: dict[Path, LogFile] = {}
+        for source in self.settings.sources:
+            for name in sorted(glob.glob(os.path.expanduser(source.path))):
+                path = Path(name)
+                if path.is_file() and path not in found:
+                    service = source.service or _service_of(path)
+                    found[path] = LogFile(
+                        path=path,
+                        service=service,
+                        namespace=source.namespace or self.settings.namespace,
+                        labels={"app": service, **source.labels},
+                        time_ordered=source.time_ordered,
+                    )
+        return list(found.values())
+
+    async def fetch(self, query: LogQuery, limit: int, deadline: float) -> Fetched:
+        if query.raw_query is not None:
+            raise ToolError("the files backend has no native query language: use the typed filter fields")
+        records = await anyio.to_thread.run_sync(self._fetch, query, limit, deadline, abandon_on_cancel=True)
+        return Fetched(records=records)
+
+    async def aclose(self) -> None:
+        self._gzip_cache.clear()
+
+    # -- in a worker thread ---------------------------------------------------------------------
+
+    def _fetch(self, query: LogQuery, limit: int, deadline: float) -> list[LogRecord]:
+        newest = query.order == "newest"
+        ranked: list[tuple[int, int, int, LogRecord]] = []
+        for index, log_file in enumerate(self.files()):
+            if not self._selected(log_file, query):
+                continue
+            for offset, record in self._file_records(log_file, query, limit, deadline):
+                ranked.append((record.ts_ns, index, offset, record))
+        best = heapq.nlargest(limit, ranked) if newest else heapq.nsmallest(limit, ranked)
+        return [entry[3] for entry in best]
+
+    @staticmethod
+    def _selected(log_file: LogFile, query: LogQuery) -> bool:
+        if query.services and log_file.service not in query.services:
+            return False
+        if query.namespace is not None and query.namespace != log_file.namespace:
+            return False
+        return all(req.matches(log_file.labels) for req in query.selector)
+
+    def _open(self, log_file: LogFile) -> tuple[BinaryIO, int]:
+        if not log_file.gzipped:
+            try:
+                handle = log_file.path.open("rb")
+            except OSError as exc:
+                raise ToolError(f"cannot read log file {log_file.path}: {exc.strerror}") from None
+            return handle, os.fstat(handle.fileno()).st_size
+        data = self._gunzip(log_file.path)
+        return io.BytesIO(data), len(data)
+
+    def _gunzip(self, path: Path) -> bytes:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime, stat.st_size)
+        cached = self._gzip_cache.get(key)
+        if cached is not None:
+            self._gzip_cache.move_to_end(key)
+            return cached
+        limit = self.settings.max_gzip_mb << 20
+        try:
+            with gzip.open(path, "rb") as stream:
+                data = stream.read(limit + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ToolError(f"corrupt gzip log file {path}: {exc}") from None
+        if len(data) > limit:
+            raise ToolError(f"gzip log file {path} decompresses to more than max_gzip_mb={self.settings.max_gzip_mb}")
+        self._gzip_cache[key] = data
+        while sum(len(v) for v in self._gzip_cache.values()) > limit:
+            self._gzip_cache.popitem(last=False)
+        return data
+
+    def _time_range(self, log_file: LogFile, blob: BinaryIO, size: int) -> tuple[int | None, int | None]:
+        """First and last timestamp of a time-ordered file (cached by mtime and size)."""
+        stat = log_file.path.stat()
+        key = (str(log_file.path), stat.st_mtime, stat.st_size)
+        if key not in self._range_cache:
+            first = last = None
+            for _, line in forward(blob, 0, min(size, 1 << 16), None, _always, _never):
+                first = parse_line(line.decode("utf-8", errors="replace")).ts_ns
+                if first is not None:
+                    break
+            for _, line in backward(blob, max(0, size - (1 << 16)), size, None, _always, _never):
+                last = parse_line(line.decode("utf-8", errors="replace")).ts_ns
+                if last is not None:
+                    break
+            self._range_cache[key] = (first, last)
+        return self._range_cache[key]
+
+    def _file_records(
+        self, log_file: LogFile, query: LogQuery, limit: int, deadline: float
+    ) -> Iterator[tuple[int, LogRecord]]:
+        blob, size = self._open(log_file)
+        with blob:
+            start, stop = 0, size
+            if log_file.time_ordered:
+                first, last = self._time_range(log_file, blob, size)
+                if first is not None and last is not None and (last < query.start_ns or first > query.end_ns):
+                    return
+                start = offset_at(blob, size, query.start_ns)
+                stop = offset_at(blob, size, query.end_ns + 1)
+            yield from self._scan(log_file, blob, start, stop, query, limit, deadline)
+
+    def _scan(
+        self, log_file: LogFile, blob: BinaryIO, start: int, stop: int, query: LogQuery, limit: int, deadline: float
+    ) -> Iterator[tuple[int, LogRecord]]:
+        needle = query.text.lower().encode() if query.text is not None and query.text.isascii() else None
+        regex = query.compiled
+
+        def block_ok(block: bytes) -> bool:
+            return regex is None or regex.search_bytes(block)
+
+        def tick() -> None:
+            check_deadline(deadline, self.name)
+
+        newest = query.order == "newest" and log_file.time_ordered
+        lines = (backward if newest else forward)(blob, start, stop, needle, block_ok, tick)
+        found = 0
+        for offset, raw in lines:
+            if regex is not None and not regex.search_bytes(raw):
+                continue
+            text = raw.decode("utf-8", errors="replace").rstrip("\r")
+            if needle is None and not query.matches_text(text):
+                continue
+            record = self._record(log_file, blob, offset, text)
+            if record is None or not query.matches_record(record):
+                continue
+            yield offset, record
+            found += 1
+            if found >= limit and log_file.time_ordered:
+                return
+
+    def _record(self, log_file: LogFile, blob: BinaryIO, offset: int, text: str) -> LogRecord | None:
+        parsed = parse_line(text)
+        ts, level = parsed.ts_ns, parsed.level
+        if ts is None:
+            ts, level = _inherited(blob, offset)
+            if ts is None:
+                return None
+        return LogRecord(
+            ts_ns=ts,
+            service=log_file.service,
+            level=level,
+            message=parsed.message,
+            source=log_file.path.name,
+            labels=log_file.labels,
+        )
+
+
+def _inherited(blob: BinaryIO, offset: int) -> tuple[int | None, Severity | None]:
+    """Time and level of the nearest earlier line that has a time (continuation lines, stack traces)."""
+    start = max(0, offset - (1 << 16))
+    for _, line in backward(blob, start, offset, None, _always, _never):
+        parsed = parse_line(line.decode("utf-8", errors="replace"))
+        if parsed.ts_ns is not None:
+            return parsed.ts_ns, parsed.level
+    return None, None
+
+
+def _always(_: bytes) -> bool:
+    return True
+
+
+def _never() -> None:
+    return None
+
+
+def monotonic_deadline(seconds: float) -> float:
+    return time.monotonic() + seconds

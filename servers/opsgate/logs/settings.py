@@ -1,0 +1,58 @@
+"""The `[logs]` configuration section: which backend, its settings, and the response budgets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opsgate.config import ConfigError
+from opsgate.logs.backends.azure import AzureSettings
+from opsgate.logs.backends.files import FilesSettings
+from opsgate.logs.backends.kubernetes import KubernetesSettings
+from opsgate.logs.backends.loki import LokiSettings
+from opsgate.logs.timeparse import parse_duration
+
+BACKENDS = ("files", "kubernetes", "loki", "azure")
+EXAMPLES_NOW = datetime.fromisoformat("2026-11-23T05:00:00+00:00")
+"""The clock of the bundled example logs: their incident ends shortly before this moment."""
+
+
+class LogsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["files", "kubernetes", "loki", "azure"] = "files"
+    default_since: str = Field(default="1h", description="Window when a call gives none")
+    max_window: str = Field(default="7d", description="Longest window a call may ask for")
+    now: datetime | None = Field(default=None, description="Freeze 'now' (replayed logs); default: the clock")
+    timeout_s: float = Field(default=20.0, gt=0, le=300)
+    max_message_chars: int = Field(default=400, ge=80, le=20000)
+    patterns_max_lines: int = Field(default=200_000, ge=1000, le=5_000_000)
+    files: FilesSettings = Field(default_factory=FilesSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    loki: LokiSettings = Field(default_factory=LokiSettings)
+    azure: AzureSettings = Field(default_factory=AzureSettings)
+
+    @field_validator("default_since", "max_window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+def load(section: dict[str, Any]) -> LogsSettings:
+    """Parse `[logs]`; ConfigError names the key and the problem."""
+    backend = section.get("backend", "files")
+    if backend not in BACKENDS:
+        raise ConfigError(f"[logs] backend = {backend!r} is not a logs backend; choose one of {', '.join(BACKENDS)}")
+    try:
+        parsed = LogsSettings.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"logs.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid [logs] configuration: {problems}") from None
+    if parsed.now is None and parsed.backend == "files" and "sources" not in section.get("files", {}):
+        parsed = parsed.model_copy(update={"now": EXAMPLES_NOW})
+    return parsed

@@ -1,0 +1,92 @@
+"""Turning fetched series into ranked anomalies and before/after comparisons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from opsgate.metrics.anomaly import rank_series_with_skips
+from opsgate.metrics.backends.base import Series
+from opsgate.metrics.contracts import AnomalyItem, CompareItem
+from opsgate.metrics.selection import series_name
+from opsgate.metrics.timewindow import iso
+
+ANOMALY_METHOD = (
+    "robust z against each series' own trailing baseline (daily profile when seasonal), "
+    "spikes and sustained shifts beyond the past week's range"
+)
+COMPARE_METHOD = "median after vs median before; z = change / robust spread (IQR) before, floored at 1% of the level"
+FLAT_Z = 3.0
+_IQR_TO_SIGMA = 1.349
+
+
+def _round(x: float | None, digits: int = 4) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.{digits}g}")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    items: list[AnomalyItem]
+    skipped: int
+
+
+def rank(series: Sequence[Series], window: tuple[float, float], step: float) -> Ranked:
+    """Anomalies overlapping `window`, most severe first (CPU-bound: run it off the event loop)."""
+    named = {series_name(s.metric, s.labels): (s.times, s.values) for s in series}
+    ranking = rank_series_with_skips(named, window)
+    items = []
+    for name, a in ranking.ranked:
+        pct = (a.observed - a.baseline) / abs(a.baseline) * 100 if a.baseline else None
+        items.append(
+            AnomalyItem(
+                series=name,
+                start=iso(a.start),
+                end=iso(a.end),
+                peak=iso(a.peak_time),
+                direction=a.direction,
+                observed=_round(a.observed) or 0.0,
+                baseline=_round(a.baseline) or 0.0,
+                change_pct=_round(pct, 3),
+                z=_round(a.magnitude, 3) or 0.0,
+                score=_round(a.score, 3) or 0.0,
+                ongoing=a.end >= window[1] - step,
+            )
+        )
+    return Ranked(items, len(ranking.skipped))
+
+
+def compare(series: Sequence[Series], at: float) -> list[CompareItem]:
+    """Each series' median before and after `at`, most changed (in units of its own spread) first."""
+    scored: list[tuple[float, CompareItem]] = []
+    for s in series:
+        ok = np.isfinite(s.values)
+        before = s.values[ok & (s.times < at)]
+        after = s.values[ok & (s.times >= at)]
+        name = series_name(s.metric, s.labels)
+        if before.size == 0 or after.size == 0:
+            scored.append((-1.0, CompareItem(series=name, before=None, after=None, change=None, change_pct=None,
+                                             z=None, direction="unknown")))
+            continue
+        b, a = float(np.median(before)), float(np.median(after))
+        q1, q3 = np.percentile(before, [25, 75])
+        spread = max(float(q3 - q1) / _IQR_TO_SIGMA, 0.01 * abs(b), 1e-12)
+        z = (a - b) / spread
+        pct = (a - b) / abs(b) * 100 if b else None
+        direction = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
+        item = CompareItem(
+            series=name,
+            before=_round(b),
+            after=_round(a),
+            change=_round(a - b),
+            change_pct=_round(pct, 3),
+            z=_round(z, 3),
+            direction=direction,
+        )
+        scored.append((abs(z), item))
+    scored.sort(key=lambda pair: pair[0], reverse=True)
+    return [item for _, item in scored]

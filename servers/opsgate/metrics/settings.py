@@ -1,0 +1,30 @@
+"""The `[metrics]` configuration section."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsgate.metrics.backends.azure import AzureSettings
+from opsgate.metrics.backends.prometheus import PrometheusSettings
+from opsgate.metrics.backends.sandbox import SandboxSettings
+
+KEY_METRICS = ["latency_p99_seconds", "error_ratio", "request_rate", "cpu_usage_cores", "memory_usage_bytes"]
+
+
+class MetricsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["prometheus", "azure", "sandbox"] = "sandbox"
+    key_metrics: list[str] = Field(
+        default_factory=lambda: list(KEY_METRICS),
+        min_length=1,
+        description="Metrics metrics_anomalies scans when the call names none",
+    )
+    default_points: int = Field(default=40, ge=2, le=2000, description="Default point budget per series")
+    base_step_s: float = Field(default=60.0, gt=0, description="The finest step used by default (scrape interval)")
+    max_series: int = Field(default=2000, ge=1, description="Series a backend answer may hold before it is refused")
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    azure: AzureSettings = Field(default_factory=AzureSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)

@@ -1,0 +1,171 @@
+"""The Kubernetes backend: `apps/v1` Deployments and ReplicaSets through the official `kubernetes` client.
+
+No kubectl. The client is synchronous, so each request runs in a worker thread with a per-request
+timeout. Responses are the client's typed models, turned back into API JSON (camelCase) for the
+pure logic in `opsgate.rollback.revisions`. API errors become messages an agent can act on: 404 not
+found, 403 RBAC forbidden, 409 conflict and 422 invalid are `ToolError`s; timeouts, unreachable
+servers and 5xx/429 are `BackendUnavailable` (they feed the circuit breaker).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from opsgate.contracts import BackendUnavailable, ToolError
+
+JsonObject = dict[str, Any]
+T = TypeVar("T")
+
+JSON_PATCH = "application/json-patch+json"
+
+
+def _status_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return str(exc.reason or f"HTTP {exc.status}")
+
+
+def label_selector(selector: JsonObject) -> str:
+    """A Deployment's `spec.selector` as a label-selector string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+class KubernetesBackend:
+    """Reads and patches Deployments; every method returns API JSON."""
+
+    name = "kubernetes"
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, *, request_timeout_s: float = 10.0) -> None:
+        self.api_client = api_client
+        self.apps = kubernetes.client.AppsV1Api(api_client)
+        self.timeout = request_timeout_s
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        api_url: str | None = None,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        in_cluster: bool = False,
+        request_timeout_s: float = 10.0,
+    ) -> KubernetesBackend:
+        configuration = kubernetes.client.Configuration()
+        if api_url is not None:
+            configuration.host = api_url
+        elif in_cluster:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig) if kubeconfig else None, context=context, client_configuration=configuration
+            )
+        # One attempt per request: the gate's timeout and breaker decide about retrying, not urllib3.
+        configuration.retries = urllib3.Retry(total=0, raise_on_status=False)
+        return cls(kubernetes.client.ApiClient(configuration), request_timeout_s=request_timeout_s)
+
+    def close(self) -> None:
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
+    def _json(self, model: Any) -> Any:
+        return self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        except ApiException as exc:
+            raise _api_error(what, exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            kind = "timed out" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else "failed"
+            raise BackendUnavailable(
+                f"the Kubernetes API {kind} while trying to {what} (limit {self.timeout:g}s): {type(exc).__name__}"
+            ) from None
+        except ValidationError as exc:
+            raise BackendUnavailable(
+                f"the Kubernetes API answered {what} with a malformed object: {exc.error_count()} schema error(s)"
+            ) from None
+
+    async def get_deployment(self, namespace: str, name: str) -> JsonObject:
+        model = await self._call(
+            f"read deployment {namespace}/{name}",
+            lambda: self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout),
+        )
+        result: JsonObject = self._json(model)
+        return result
+
+    async def list_deployments(self, namespace: str) -> list[JsonObject]:
+        model = await self._call(
+            f"list deployments in {namespace}",
+            lambda: self.apps.list_namespaced_deployment(namespace, _request_timeout=self.timeout),
+        )
+        return list(self._json(model).get("items") or [])
+
+    async def list_replica_sets(self, namespace: str, selector: str | None) -> list[JsonObject]:
+        model = await self._call(
+            f"list replicasets in {namespace}",
+            lambda: self.apps.list_namespaced_replica_set(
+                namespace, label_selector=selector or None, _request_timeout=self.timeout
+            ),
+        )
+        return list(self._json(model).get("items") or [])
+
+    async def patch_deployment(
+        self, namespace: str, name: str, patch: list[JsonObject], *, dry_run: bool
+    ) -> JsonObject:
+        model = await self._call(
+            f"{'dry-run ' if dry_run else ''}patch deployment {namespace}/{name}",
+            lambda: self.apps.patch_namespaced_deployment(
+                name,
+                namespace,
+                patch,
+                dry_run="All" if dry_run else None,
+                field_manager="opsgate",
+                _content_type=JSON_PATCH,
+                _request_timeout=self.timeout,
+            ),
+        )
+        result: JsonObject = self._json(model)
+        return result
+
+
+def _api_error(what: str, exc: ApiException) -> ToolError:
+    message = _status_message(exc)
+    status = exc.status or 0
+    if status == 404:
+        return ToolError(f"not found: cannot {what}: {message}")
+    if status == 403:
+        return ToolError(f"forbidden by Kubernetes RBAC: cannot {what}: {message}; nothing was changed")
+    if status == 409:
+        return ToolError(
+            f"conflict: the object changed while trying to {what} ({message}); nothing was changed; "
+            "read rollout_history again and retry"
+        )
+    if status in (400, 422):
+        return ToolError(f"the Kubernetes API rejected the request to {what}: {message}")
+    if status == 401:
+        return ToolError(f"the Kubernetes API did not accept opsgate's credentials to {what}: {message}")
+    return BackendUnavailable(f"the Kubernetes API failed to {what}: HTTP {status}: {message}")

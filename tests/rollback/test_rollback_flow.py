@@ -1,0 +1,125 @@
+"""The rollback story through an MCP client session: history, dry run with diff, approval required,
+a human approves with the CLI, the agent applies it, the rollout completes; then the budget holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from opsgate import cli
+from opsgate.sandbox.kube_api import DEPLOYMENTS, KubeApiServer
+from opsgate.server import App
+
+from .conftest import MakeApp
+
+IMAGE = "registry.example.com/shop/checkout:v{}"
+REF = {"namespace": "shop", "deployment": "checkout"}
+
+
+def approve(state_dir: Path, approval_id: str) -> int:
+    argv = ["approvals", "approve", approval_id, "--as", "alice", "--role", "sre", "--state-dir", str(state_dir)]
+    return cli.main(argv)
+
+
+def running_image(kube_api: KubeApiServer) -> str:
+    deployment = kube_api.cluster.get(DEPLOYMENTS, "shop", "checkout")
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+async def test_history_dry_run_approval_apply_and_budget(
+    rollback_app: App, wire_mode: str, state_dir: Path, kube_api: KubeApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        progress.append((p, total, message))
+
+    async with Client(rollback_app.server, mode=wire_mode) as client:
+        history = await client.call_tool("rollout_history", REF)
+        assert not history.is_error, history.content[0].text
+        items = history.structured_content["items"]
+        assert [i["revision"] for i in items] == [7, 6, 5, 4, 3, 2, 1]
+        assert items[0]["current"] and items[0]["images"] == {"checkout": IMAGE.format(7)}
+        assert items[1]["change_cause"] == "release v6 of checkout"
+
+        dry = await client.call_tool("rollback_deployment", {**REF, "reason": "latency after v7"})
+        assert not dry.is_error, dry.content[0].text
+        out = dry.structured_content
+        assert (out["from_revision"], out["to_revision"], out["dry_run"], out["applied"]) == (7, 6, True, False)
+        assert out["image_changes"] == [{"container": "checkout", "before": IMAGE.format(7), "after": IMAGE.format(6)}]
+        assert out["server_dry_run"]["ok"] is True
+        assert running_image(kube_api) == IMAGE.format(7)
+
+        real = {**REF, "dry_run": False, "reason": "latency after v7"}
+        pending = await client.call_tool("rollback_deployment", real)
+        assert pending.is_error
+        meta: dict[str, Any] = pending.meta or {}
+        assert meta["opsgate/outcome"] == "pending_approval"
+        approval_id = meta["opsgate/approval"]["id"]
+        assert approval_id in pending.content[0].text and "opsgate approvals approve" in pending.content[0].text
+        assert running_image(kube_api) == IMAGE.format(7)
+
+        assert approve(state_dir, approval_id) == 0
+        done = await client.call_tool(
+            "rollback_deployment", {**real, "approval_id": approval_id}, progress_callback=on_progress
+        )
+        assert not done.is_error, done.content[0].text
+        result = done.structured_content
+        assert result["applied"] is True and result["failed"] is False
+        assert result["rollout"]["state"] == "complete" and result["rollout"]["revision"] == 8
+        assert result["rollout"]["images"] == {"checkout": IMAGE.format(6)}
+        assert "the rollout completed" in done.content[0].text
+        assert running_image(kube_api) == IMAGE.format(6)
+
+        status = await client.call_tool("rollout_status", REF)
+        assert status.structured_content["state"] == "complete"
+        assert status.structured_content["images"] == {"checkout": IMAGE.format(6)}
+
+        changes = await client.call_tool("changes_recent", {"namespace": "shop", "since_minutes": 5})
+        newest = changes.structured_content["items"][0]
+        assert (newest["deployment"], newest["revision"], newest["current"]) == ("checkout", 8, True)
+
+        # a second rollback inside the budget window is denied, even with a fresh approval
+        second = {**REF, "dry_run": False, "reason": "again", "to_revision": 5}
+        pending2 = await client.call_tool("rollback_deployment", second)
+        approval2 = (pending2.meta or {})["opsgate/approval"]["id"]
+        assert approve(state_dir, approval2) == 0
+        budget = await client.call_tool("rollback_deployment", {**second, "approval_id": approval2})
+        assert budget.is_error and "budget: one rollback_deployment" in budget.content[0].text
+        assert (budget.meta or {})["opsgate/outcome"] == "rate_limited"
+    assert running_image(kube_api) == IMAGE.format(6)
+    if wire_mode == "legacy":
+        assert progress and progress[-1][0] == progress[-1][1] == 3.0
+    outcomes = [r.record["outcome"] for r in rollback_app.gate.audit.records()]
+    assert outcomes == ["ok", "ok", "pending_approval", "ok", "ok", "ok", "pending_approval", "rate_limited"]
+    capsys.readouterr()
+    assert cli.main(["audit", "verify", "--file", str(rollback_app.gate.audit.path)]) == 0
+    assert "hash chain intact" in capsys.readouterr().out
+
+
+async def test_rollback_to_the_running_template_is_a_noop(rollback_app: App, wire_mode: str) -> None:
+    async with Client(rollback_app.server, mode=wire_mode) as client:
+        result = await client.call_tool("rollback_deployment", {**REF, "to_revision": 7})
+    assert not result.is_error
+    out = result.structured_content
+    assert out["noop"] is True and out["applied"] is False and out["image_changes"] == []
+    assert "already matches revision 7" in out["next_step"]
+
+
+async def test_past_the_wait_limit_it_returns_the_applied_state(
+    make_rollback_app: MakeApp, kube_api: KubeApiServer, wire_mode: str
+) -> None:
+    app = make_rollback_app(autonomy="autonomous", rollback={"wait_s": 0})
+    async with Client(app.server, mode=wire_mode) as client:
+        result = await client.call_tool("rollback_deployment", {**REF, "dry_run": False, "reason": "slow"})
+        out = result.structured_content
+        assert out["applied"] is True and out["failed"] is False
+        assert out["rollout"]["state"] == "progressing" and "rollout_status" in out["next_step"]
+        for _ in range(200):
+            status = (await client.call_tool("rollout_status", REF)).structured_content
+            if status["state"] == "complete":
+                break
+    assert status["state"] == "complete" and status["images"] == {"checkout": IMAGE.format(6)}

@@ -18,6 +18,13 @@ from opsgate.approvals import KEY_FILE, Approvals, ApprovalStore, load_or_create
 from opsgate.config import LocalCaller, Settings
 from opsgate.server import App, build_app
 
+
+def text(result: Any) -> str:
+    """The first text block of a tool result (its summary or error message)."""
+    block = result.content[0]
+    return str(getattr(block, "text", ""))
+
+
 ARGS = {"namespace": "shop", "service": "checkout", "value": 3, "dry_run": False}
 
 
@@ -55,7 +62,8 @@ async def build(settings: Settings, clock: Clock) -> AsyncIterator[Callable[...,
 
 
 def _ledger(app: App) -> list[dict[str, Any]]:
-    return next(c for c in app.capabilities if c.name == "testkit").ledger.executed  # type: ignore[attr-defined]
+    executed: list[dict[str, Any]] = next(c for c in app.capabilities if c.name == "testkit").ledger.executed  # type: ignore[attr-defined]
+    return executed
 
 
 def _cli(settings: Settings, *argv: str) -> int:
@@ -73,20 +81,21 @@ async def _pending(app: App, mode: str, args: dict[str, Any] = ARGS) -> str:
     return str((result.meta or {})["opsgate/approval"]["id"])
 
 
-async def test_grant_is_single_use_and_recorded(build: Callable[..., App], settings: Settings, wire_mode: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+async def test_grant_is_single_use_and_recorded(
+    build: Callable[..., App], settings: Settings, wire_mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     app = build()
     approval_id = await _pending(app, wire_mode)
     assert approval_id == await _pending(app, wire_mode), "the same call reuses its pending approval"
     assert _cli(settings, "list") == 0 and approval_id in capsys.readouterr().out
     assert _cli(settings, "approve", approval_id, "--as", "alice", "--role", "sre") == 0
     done = await _call(app, wire_mode, {**ARGS, "approval_id": approval_id})
-    assert not done.is_error, done.content[0].text
+    assert not done.is_error, text(done)
     assert _ledger(app) == [{"tool": "testkit_write", "value": 3, "dry_run": False}]
     record = app.gate.audit.tail(1)[0].record
     assert record["approval"]["granted_by"] == "alice" and record["approval"]["roles"] == ["sre"]
     again = await _call(app, wire_mode, {**ARGS, "approval_id": approval_id})
-    assert again.is_error and "already used" in again.content[0].text
+    assert again.is_error and "already used" in text(again)
     assert len(_ledger(app)) == 1
     assert stat.S_IMODE((settings.state_dir / KEY_FILE).stat().st_mode) == 0o600
     assert app.gate.audit.verify().ok
@@ -121,12 +130,22 @@ async def test_unusable_approvals_are_refused_audited_and_run_nothing(
     store = ApprovalStore(settings.state_dir)
     row = store.get(selfish)
     store.close()
-    forged = row.__class__(**{**row.__dict__, "status": "granted", "decided_by": requester,
-                              "decided_roles": ["sre"], "decided_at": time.time()})
+    forged = row.__class__(
+        **{
+            **row.__dict__,
+            "status": "granted",
+            "decided_by": requester,
+            "decided_roles": ["sre"],
+            "decided_at": time.time(),
+        }
+    )
     key = load_or_create_key(settings.state_dir)
     with sqlite3.connect(settings.state_dir / "approvals.db") as db:
-        db.execute("UPDATE approvals SET status='granted', decided_by=?, decided_roles='[\"sre\"]', decided_at=?,"
-                   " signature=? WHERE id=?", (requester, forged.decided_at, sign(key, forged.signed_fields()), selfish))
+        db.execute(
+            "UPDATE approvals SET status='granted', decided_by=?, decided_roles='[\"sre\"]', decided_at=?,"
+            " signature=? WHERE id=?",
+            (requester, forged.decided_at, sign(key, forged.signed_fields()), selfish),
+        )
     refused.append((await _call(app, wire_mode, {**ARGS, "value": 5, "approval_id": selfish}), "own requester"))
 
     # tampered: a role edited in the database without the key
@@ -148,7 +167,7 @@ async def test_unusable_approvals_are_refused_audited_and_run_nothing(
     refused.append((await _call(app, wire_mode, {**ARGS, "value": 8, "approval_id": late}), "expired"))
 
     for result, expected in refused:
-        assert result.is_error and expected in result.content[0].text, result.content[0].text
+        assert result.is_error and expected in text(result), text(result)
         assert (result.meta or {})["opsgate/outcome"] == "denied"
     assert _ledger(app) == [] and _ledger(mallory) == []
     assert app.gate.audit.verify().ok
@@ -157,12 +176,13 @@ async def test_unusable_approvals_are_refused_audited_and_run_nothing(
 async def test_unknown_approval_id_is_refused(build: Callable[..., App], wire_mode: str) -> None:
     app = build()
     result = await _call(app, wire_mode, {**ARGS, "approval_id": "apr_00000000000000000000"})
-    assert result.is_error and "no approval with id" in result.content[0].text
+    assert result.is_error and "no approval with id" in text(result)
     assert _ledger(app) == []
 
 
-def test_cli_reports_unknown_ids_and_decided_approvals(settings: Settings, capsys: pytest.CaptureFixture[str],
-                                                       tmp_path: Path) -> None:
+def test_cli_reports_unknown_ids_and_decided_approvals(
+    settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert _cli(settings, "approve", "apr_nope", "--as", "alice", "--role", "sre") == 1
     assert "no approval with id" in capsys.readouterr().err
     assert _cli(settings, "list", "--all", "--json") == 0

@@ -85,6 +85,7 @@ class AuditLog:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         self._seq, self._hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
@@ -93,12 +94,17 @@ class AuditLog:
         """Append one record; with `durable`, the commit is fsynced before this returns."""
         body = canonical_json(record)
         with self._lock:
-            seq = self._seq + 1
-            new_hash = chain_hash(self._hash, body)
             db = self._db
             if durable:
                 db.execute("PRAGMA synchronous=FULL")
             try:
+                # Another process (a second stdio server, the CLI) may have appended since we last
+                # looked: read the head inside the write lock so the chain stays one chain.
+                db.execute("BEGIN IMMEDIATE")
+                row = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+                prev_seq, prev_hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+                seq = prev_seq + 1
+                new_hash = chain_hash(prev_hash, body)
                 db.execute(
                     "INSERT INTO audit (seq, ts, call_id, decision_id, tool, subject, outcome, body,"
                     " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -111,10 +117,15 @@ class AuditLog:
                         (record.get("caller") or {}).get("subject", ""),
                         record.get("outcome", ""),
                         body,
-                        self._hash,
+                        prev_hash,
                         new_hash,
                     ),
                 )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
             finally:
                 if durable:
                     db.execute("PRAGMA synchronous=NORMAL")
@@ -174,7 +185,8 @@ class AuditLog:
 
     def head(self) -> tuple[int, str]:
         with self._lock:
-            return self._seq, self._hash
+            row = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def close(self) -> None:
         with self._lock:

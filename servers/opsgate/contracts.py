@@ -79,6 +79,29 @@ Handler = Callable[[InT, "CallContext"], Awaitable[OutT]]
 FactsFn = Callable[[InT, "CallContext"], Awaitable[dict[str, Any]]]
 
 
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+def compact_schema(schema: Any) -> Any:
+    """Drop pydantic's generated `title` keywords: agents pay for every byte of tools/list, every turn.
+
+    Only the `title` keyword of a schema is dropped, never a property that happens to be called title.
+    """
+    if isinstance(schema, list):
+        return [compact_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: compact_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = compact_schema(value)
+    return out
+
+
 def _no_target(_: BaseModel) -> Target:
     return Target()
 
@@ -130,10 +153,10 @@ class Contract(Generic[InT, OutT]):
         )
 
     def input_schema(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
+        return compact_schema(self.input_model.model_json_schema())
 
     def output_schema(self) -> dict[str, Any]:
-        return self.output_model.model_json_schema(mode="serialization")
+        return compact_schema(self.output_model.model_json_schema(mode="serialization"))
 
     def definition(self) -> Tool:
         """The MCP tool definition (what `tools/list` shows)."""

@@ -14,6 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from opsgate import __version__
+from opsgate.approvals import Approvals
 from opsgate.audit import AuditLog
 from opsgate.config import Settings
 from opsgate.contracts import Capability
@@ -70,6 +71,8 @@ class App:
         for capability in self.capabilities:
             await capability.aclose()
         await self.gate.engine.aclose()
+        if isinstance(self.gate.approvals, Approvals):
+            self.gate.approvals.close()
         self.gate.audit.close()
 
 
@@ -85,6 +88,7 @@ def build_app(
 ) -> App:
     engine = engine or engine_from_settings(settings)
     audit = audit or AuditLog(settings.audit_file)
+    approvals = approvals or Approvals.for_state_dir(settings.state_dir)
     gate = Gate(settings, engine, audit, approvals=approvals)
     loaded = [load_capability(n, settings) for n in resolve_names(names)] if names else []
     loaded.extend(capabilities)

@@ -86,3 +86,13 @@ def test_find_by_call_id_rejects_unknown_columns(tmp_path: Path) -> None:
         assert "body" in str(exc)
     else:
         raise AssertionError("unknown column accepted")
+
+
+def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
+    """Two stdio servers (or a server and the CLI) share one audit file."""
+    first, second = AuditLog(tmp_path / "audit.db"), AuditLog(tmp_path / "audit.db")
+    for i in range(10):
+        (first if i % 2 else second).append({"tool": "t", "outcome": "ok", "i": i}, durable=i == 3)
+    report = first.verify()
+    assert report.ok, report.problems
+    assert [r.record["i"] for r in second.records()] == list(range(10))

@@ -17,6 +17,12 @@ from opsgate.server import App, build_app
 MakeApp = Callable[..., App]
 
 
+def text(result: Any) -> str:
+    """The first text block of a tool result (its summary or error message)."""
+    block = result.content[0]
+    return str(getattr(block, "text", ""))
+
+
 def rollback_settings(state_dir: Path, kube_api: KubeApiServer, **overrides: Any) -> Settings:
     rollback = {"api_url": kube_api.url, "wait_s": 5.0, "poll_s": 0.05, "request_timeout_s": 2.0}
     rollback.update(overrides.pop("rollback", {}))

@@ -11,7 +11,7 @@ from mcp import Client
 
 from opsgate.sandbox.kube_api import DEPLOYMENTS, DeploymentSeed, Fault, KubeApiServer, seed_namespace
 
-from .conftest import MakeApp
+from .conftest import MakeApp, text
 
 REF = {"namespace": "shop", "deployment": "checkout"}
 REAL = {**REF, "dry_run": False, "reason": "latency after v7"}
@@ -66,7 +66,7 @@ async def test_bad_input_is_a_clear_audited_error_and_changes_nothing(
         if fault is not None:
             kube_api.cluster.faults.remove(fault)
         assert result.is_error, (args, result.structured_content)
-        assert expected in result.content[0].text, result.content[0].text
+        assert expected in text(result), text(result)
         assert (result.meta or {})["opsgate/outcome"] == "error"
     assert {name: _template(kube_api, name) for name in before} == before
     records = [r.record for r in app.gate.audit.records()]
@@ -97,14 +97,14 @@ async def test_a_revision_that_never_becomes_ready_opens_the_breaker(
     async with Client(app.server, mode=wire_mode) as client:
         for revision in (6, 5):
             failed = await client.call_tool("rollback_deployment", {**REAL, "to_revision": revision})
-            assert not failed.is_error, failed.content[0].text
+            assert not failed.is_error, text(failed)
             out = failed.structured_content
             assert out["applied"] is True and out["failed"] is True
             assert out["rollout"]["state"] == "failed" and "progress deadline" in out["rollout"]["message"]
             assert "escalate" in out["next_step"]
         stopped = await client.call_tool("rollback_deployment", {**REAL, "to_revision": 4})
     assert stopped.is_error
-    assert "circuit breaker open" in stopped.content[0].text and "escalate to a human" in stopped.content[0].text
+    assert "circuit breaker open" in text(stopped) and "escalate to a human" in text(stopped)
     assert (stopped.meta or {})["opsgate/outcome"] == "rate_limited"
     assert _template(kube_api)["spec"]["containers"][0]["image"].endswith(":v5")
     assert [r.record["outcome"] for r in app.gate.audit.records()] == ["failed", "failed", "rate_limited"]

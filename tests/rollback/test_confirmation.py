@@ -15,7 +15,7 @@ from opsgate.audit import digest
 from opsgate.sandbox.kube_api import DEPLOYMENTS, DeploymentSeed, KubeApiServer, seed_namespace
 from opsgate.server import App
 
-from .conftest import MakeApp
+from .conftest import MakeApp, text
 
 
 class ClickingClient:
@@ -45,7 +45,7 @@ async def test_confirmation_applies_a_staging_rollback(
     args = {"namespace": "staging", "deployment": "checkout", "dry_run": False, "reason": "bad v3 in staging"}
     async with Client(app.server, mode=wire_mode, elicitation_callback=clicker) as client:
         result = await client.call_tool("rollback_deployment", args)
-    assert not result.is_error, result.content[0].text
+    assert not result.is_error, text(result)
     assert len(clicker.asked) == 1 and "rollback_deployment" in clicker.asked[0]
     assert result.structured_content["applied"] is True
     assert _image(kube_api, "staging").endswith(":v2")
@@ -100,12 +100,18 @@ async def test_confirmation_is_never_a_production_approval(
         store = hook.store
         pending = store.find(status="pending")[0]
         forged = store.create(
-            kind="confirmation", tool=pending.tool, args_digest=digest({"tool": pending.tool, "args": pending.args}),
-            args=pending.args, target=pending.target, requester=pending.requester, call_id="call_x",
-            reasons=[], approvers=[],
+            kind="confirmation",
+            tool=pending.tool,
+            args_digest=digest({"tool": pending.tool, "args": pending.args}),
+            args=pending.args,
+            target=pending.target,
+            requester=pending.requester,
+            call_id="call_x",
+            reasons=[],
+            approvers=[],
         )
         store._decide(forged, "granted", "client-confirmation:test", [], "clicked")
         refused = await client.call_tool("rollback_deployment", {**args, "approval_id": forged.id})
     assert refused.is_error
-    assert "confirmation does not approve a production write" in refused.content[0].text
+    assert "confirmation does not approve a production write" in text(refused)
     assert _image(kube_api, "shop").endswith(":v7")

@@ -13,7 +13,7 @@ from opsgate import cli
 from opsgate.sandbox.kube_api import DEPLOYMENTS, KubeApiServer
 from opsgate.server import App
 
-from .conftest import MakeApp
+from .conftest import MakeApp, text
 
 IMAGE = "registry.example.com/shop/checkout:v{}"
 REF = {"namespace": "shop", "deployment": "checkout"}
@@ -32,21 +32,21 @@ def running_image(kube_api: KubeApiServer) -> str:
 async def test_history_dry_run_approval_apply_and_budget(
     rollback_app: App, wire_mode: str, state_dir: Path, kube_api: KubeApiServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(p: float, total: float | None, message: str | None) -> None:
-        progress.append((p, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
 
     async with Client(rollback_app.server, mode=wire_mode) as client:
         history = await client.call_tool("rollout_history", REF)
-        assert not history.is_error, history.content[0].text
+        assert not history.is_error, text(history)
         items = history.structured_content["items"]
         assert [i["revision"] for i in items] == [7, 6, 5, 4, 3, 2, 1]
         assert items[0]["current"] and items[0]["images"] == {"checkout": IMAGE.format(7)}
         assert items[1]["change_cause"] == "release v6 of checkout"
 
         dry = await client.call_tool("rollback_deployment", {**REF, "reason": "latency after v7"})
-        assert not dry.is_error, dry.content[0].text
+        assert not dry.is_error, text(dry)
         out = dry.structured_content
         assert (out["from_revision"], out["to_revision"], out["dry_run"], out["applied"]) == (7, 6, True, False)
         assert out["image_changes"] == [{"container": "checkout", "before": IMAGE.format(7), "after": IMAGE.format(6)}]
@@ -59,19 +59,19 @@ async def test_history_dry_run_approval_apply_and_budget(
         meta: dict[str, Any] = pending.meta or {}
         assert meta["opsgate/outcome"] == "pending_approval"
         approval_id = meta["opsgate/approval"]["id"]
-        assert approval_id in pending.content[0].text and "opsgate approvals approve" in pending.content[0].text
+        assert approval_id in text(pending) and "opsgate approvals approve" in text(pending)
         assert running_image(kube_api) == IMAGE.format(7)
 
         assert approve(state_dir, approval_id) == 0
         done = await client.call_tool(
             "rollback_deployment", {**real, "approval_id": approval_id}, progress_callback=on_progress
         )
-        assert not done.is_error, done.content[0].text
+        assert not done.is_error, text(done)
         result = done.structured_content
         assert result["applied"] is True and result["failed"] is False
         assert result["rollout"]["state"] == "complete" and result["rollout"]["revision"] == 8
         assert result["rollout"]["images"] == {"checkout": IMAGE.format(6)}
-        assert "the rollout completed" in done.content[0].text
+        assert "the rollout completed" in text(done)
         assert running_image(kube_api) == IMAGE.format(6)
 
         status = await client.call_tool("rollout_status", REF)
@@ -88,11 +88,11 @@ async def test_history_dry_run_approval_apply_and_budget(
         approval2 = (pending2.meta or {})["opsgate/approval"]["id"]
         assert approve(state_dir, approval2) == 0
         budget = await client.call_tool("rollback_deployment", {**second, "approval_id": approval2})
-        assert budget.is_error and "budget: one rollback_deployment" in budget.content[0].text
+        assert budget.is_error and "budget: one rollback_deployment" in text(budget)
         assert (budget.meta or {})["opsgate/outcome"] == "rate_limited"
     assert running_image(kube_api) == IMAGE.format(6)
     if wire_mode == "legacy":
-        assert progress and progress[-1][0] == progress[-1][1] == 3.0
+        assert seen and seen[-1][0] == seen[-1][1] == 3.0
     outcomes = [r.record["outcome"] for r in rollback_app.gate.audit.records()]
     assert outcomes == ["ok", "ok", "pending_approval", "ok", "ok", "ok", "pending_approval", "rate_limited"]
     capsys.readouterr()

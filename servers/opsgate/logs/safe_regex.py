@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+import re2
 
 MAX_PATTERN_LENGTH = 512
 _MAX_PROGRAM_MEMORY = 8 << 20

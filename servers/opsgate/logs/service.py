@@ -163,7 +163,9 @@ class LogsService:
         deadline = self.deadline()
         miner = TemplateMiner()
         stats: dict[int, _Stats] = {}
-        scanned, capped, skip, native, notes = 0, False, 0, None, []
+        scanned, capped, skip = 0, False, 0
+        native: str | None = None
+        notes: list[str] = []
         current = query
         while True:
             want = min(self.backend.page_cap, cap - scanned + 1)

@@ -2,13 +2,14 @@
 
 Inputs are raw series on one shared time grid; results follow PromQL's semantics closely enough that
 the same typed query gives the same answer on every backend (labels of an aggregate are its `by`
-labels; `rate` is the per-second increase of a counter over `rate_window`, resets counted).
+labels, and its series keeps the selection's metric name for display; `rate` is the per-second increase of a counter over `rate_window`, resets counted).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -45,7 +46,7 @@ def evaluate(selection: Selection, series: Sequence[Series], step: float) -> lis
     if agg == "rate":
         block = counter_rate(block, step, selection.rate_window_s)
         if not selection.by:
-            return [Series(dict(s.labels), times, row, None) for s, row in zip(picked, block, strict=True)]
+            return [Series(dict(s.labels), times, row, selection.metric) for s, row in zip(picked, block, strict=True)]
         agg = "sum"
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, s in enumerate(picked):
@@ -53,7 +54,12 @@ def evaluate(selection: Selection, series: Sequence[Series], step: float) -> lis
     out: list[Series] = []
     for key, rows in sorted(groups.items()):
         out.append(
-            Series({b: v for b, v in zip(selection.by, key, strict=True) if v}, times, _reduce(agg, block[rows], selection))
+            Series(
+                {b: v for b, v in zip(selection.by, key, strict=True) if v},
+                times,
+                _reduce(agg, block[rows], selection),
+                selection.metric,
+            )
         )
     return out
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
-from opsgate.metrics.anomaly import rank_series_with_skips
+from opsgate.metrics.anomaly import Anomaly, rank_series_with_skips
 from opsgate.metrics.backends.base import Series
 from opsgate.metrics.contracts import AnomalyItem, CompareItem
 from opsgate.metrics.selection import series_name
@@ -20,7 +22,9 @@ ANOMALY_METHOD = (
 )
 COMPARE_METHOD = "median after vs median before; z = change / robust spread (IQR) before, floored at 1% of the level"
 FLAT_Z = 3.0
+ONGOING_POINTS = 5
 _IQR_TO_SIGMA = 1.349
+FloatArray = NDArray[np.float64]
 
 
 def _round(x: float | None, digits: int = 4) -> float | None:
@@ -35,12 +39,13 @@ class Ranked:
     skipped: int
 
 
-def rank(series: Sequence[Series], window: tuple[float, float], step: float) -> Ranked:
+def rank(series: Sequence[Series], window: tuple[float, float]) -> Ranked:
     """Anomalies overlapping `window`, most severe first (CPU-bound: run it off the event loop)."""
     named = {series_name(s.metric, s.labels): (s.times, s.values) for s in series}
     ranking = rank_series_with_skips(named, window)
     items = []
     for name, a in ranking.ranked:
+        times, values = named[name]
         pct = (a.observed - a.baseline) / abs(a.baseline) * 100 if a.baseline else None
         items.append(
             AnomalyItem(
@@ -54,10 +59,22 @@ def rank(series: Sequence[Series], window: tuple[float, float], step: float) -> 
                 change_pct=_round(pct, 3),
                 z=_round(a.magnitude, 3) or 0.0,
                 score=_round(a.score, 3) or 0.0,
-                ongoing=a.end >= window[1] - step,
+                ongoing=_ongoing(a, times, values, window[1]),
             )
         )
     return Ranked(items, len(ranking.skipped))
+
+
+def _ongoing(a: Anomaly, times: FloatArray, values: FloatArray, end: float) -> bool:
+    """Still away from the baseline at the window's end: the median of the last points keeps at least
+    half of the peak's deviation, in the same direction (a level shift stays ongoing after the
+    detector stops flagging it, because its new level soon stops being "never seen before")."""
+    tail = values[(times <= end) & np.isfinite(values)][-ONGOING_POINTS:]
+    if tail.size == 0:
+        return False
+    peak = a.observed - a.baseline
+    now = float(np.median(tail)) - a.baseline
+    return bool(peak * now > 0 and abs(now) >= 0.5 * abs(peak))
 
 
 def compare(series: Sequence[Series], at: float) -> list[CompareItem]:
@@ -69,15 +86,21 @@ def compare(series: Sequence[Series], at: float) -> list[CompareItem]:
         after = s.values[ok & (s.times >= at)]
         name = series_name(s.metric, s.labels)
         if before.size == 0 or after.size == 0:
-            scored.append((-1.0, CompareItem(series=name, before=None, after=None, change=None, change_pct=None,
-                                             z=None, direction="unknown")))
+            scored.append(
+                (
+                    -1.0,
+                    CompareItem(
+                        series=name, before=None, after=None, change=None, change_pct=None, z=None, direction="unknown"
+                    ),
+                )
+            )
             continue
         b, a = float(np.median(before)), float(np.median(after))
         q1, q3 = np.percentile(before, [25, 75])
         spread = max(float(q3 - q1) / _IQR_TO_SIGMA, 0.01 * abs(b), 1e-12)
         z = (a - b) / spread
         pct = (a - b) / abs(b) * 100 if b else None
-        direction = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
+        direction: Literal["up", "down", "flat"] = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
         item = CompareItem(
             series=name,
             before=_round(b),

@@ -133,7 +133,7 @@ class AnomalyItem(ToolOutput):
     change_pct: float | None = Field(description="observed vs baseline, in percent")
     z: float = Field(description="Deviation at the peak in units of the series' robust spread")
     score: float
-    ongoing: bool = Field(description="Still anomalous at the end of the window")
+    ongoing: bool = Field(description="Still away from its baseline at the end of the window")
 
 
 class AnomaliesOutput(Page[AnomalyItem]):

@@ -129,7 +129,12 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
             return {"estimated_points": 1, "window_start": at, "window_end": at, "step_s": None}
         start, end = _window(args, now)
         step = parse_duration(args.step) if args.step else max(config.base_step_s, (end - start) / AUTO_STEP_POINTS)
-        return {"estimated_points": _points(end - start, step), "window_start": start, "window_end": end, "step_s": step}
+        return {
+            "estimated_points": _points(end - start, step),
+            "window_start": start,
+            "window_end": end,
+            "step_s": step,
+        }
 
     async def query(args: QueryInput, ctx: CallContext) -> QueryOutput:
         facts = ctx.facts or await query_facts(args, ctx)
@@ -168,7 +173,7 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
         if args.instant:
             how = "none (instant query)"
         elif shrunk:
-            how = f"{METHOD}: {shrunk} series reduced from up to {raw_max} to at most {budget} points, keeping every extreme"
+            how = f"{METHOD}: {shrunk} series cut from up to {raw_max} to at most {budget} points, extremes kept"
         else:
             how = f"none: every series fits the budget of {budget} points"
         note = None
@@ -226,7 +231,7 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
             found.extend(_post_filter(args, await backend.query_range(sel, fetch_from, end, step)))
             await ctx.progress(i + 1, len(selections), f"fetched {sel.metric or 'raw query'}")
             _check_size(found, config)
-        ranking = await anyio.to_thread.run_sync(analysis.rank, found, (start, end), step)
+        ranking = await anyio.to_thread.run_sync(analysis.rank, found, (start, end))
         items = ranking.items[: args.limit]
         return AnomaliesOutput(
             items=items,

@@ -76,7 +76,11 @@ class ChangesInput(ToolInput):
 class ChangeItem(ToolOutput):
     deployment: str
     revision: int
-    created: datetime | None = Field(description="When the revision's ReplicaSet was created (the rollout start)")
+    created: datetime | None = Field(description="When the revision's ReplicaSet was created")
+    changed_at: datetime | None = Field(
+        description="When this revision last rolled out (ReplicaSet creation, or the Deployment's last progress "
+        "for the current revision, e.g. after a rollback to an older ReplicaSet)"
+    )
     images: dict[str, str]
     change_cause: str | None
     current: bool

@@ -82,6 +82,14 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+def _last_progress(deployment: JsonObject) -> datetime | None:
+    """When the Deployment's rollout last made progress (the Progressing condition's update time)."""
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Progressing":
+            return _parse_time(condition.get("lastUpdateTime") or condition.get("lastTransitionTime"))
+    return None
+
+
 def rollout_status_of(deployment: JsonObject) -> RolloutStatus:
     meta, spec, status = deployment["metadata"], deployment.get("spec") or {}, deployment.get("status") or {}
     state = rollout_state(deployment)
@@ -165,21 +173,25 @@ class RollbackService:
         found: list[ChangeItem] = []
         for deployment in deployments:
             current = revision_of(deployment)
+            progressed = _last_progress(deployment)
             for r in owned_revisions(deployment, replica_sets):
                 created = _parse_time(r.created)
-                if created is None or created < since:
+                moments = [t for t in (created, progressed if r.number == current else None) if t is not None]
+                changed_at = max(moments) if moments else None
+                if changed_at is None or changed_at < since:
                     continue
                 found.append(
                     ChangeItem(
                         deployment=str(deployment["metadata"]["name"]),
                         revision=r.number,
                         created=created,
+                        changed_at=changed_at,
                         images=images(r.template),
                         change_cause=r.change_cause,
                         current=r.number == current,
                     )
                 )
-        found.sort(key=lambda c: (c.created or since, c.deployment, c.revision), reverse=True)
+        found.sort(key=lambda c: (c.changed_at or since, c.deployment, c.revision), reverse=True)
         return ChangesOutput(
             items=found[: args.limit],
             truncated=len(found) > args.limit,
@@ -335,7 +347,7 @@ def _summarize_changes(out: ChangesOutput) -> str:
     newest = out.items[0]
     return (
         f"{len(out.items)} rollout(s) in {out.namespace} since {out.since.isoformat(timespec='minutes')}; newest: "
-        f"{newest.deployment} revision {newest.revision} at {newest.created}."
+        f"{newest.deployment} revision {newest.revision} at {newest.changed_at}."
     )
 
 

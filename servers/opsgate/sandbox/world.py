@@ -27,7 +27,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -36,6 +36,7 @@ from typing import Any, Self
 import httpx
 
 from opsgate.sandbox.kube_api import (
+    DEPLOYMENTS,
     PODS,
     REPLICASETS,
     ControllerConfig,
@@ -46,7 +47,6 @@ from opsgate.sandbox.kube_api import (
     PodRef,
     seed_namespace,
 )
-from opsgate.sandbox.kube_api import DEPLOYMENTS as DEPLOYMENT_TYPE
 from opsgate.sandbox.series import SandboxTimeline
 
 logger = logging.getLogger(__name__)
@@ -93,9 +93,7 @@ _BAD_LINES = (
     (0.12, "error", "unhandled NullPointerException in PromoPricing.apply (cart={cart}) promo-engine=v2"),
     (0.10, "warn", "slow query on carts: {ms}ms (select ... for update)"),
 )
-_GOOD_LINES = (
-    (0.02, "warn", "retrying payments call (attempt 2) after {ms}ms"),
-)
+_GOOD_LINES = ((0.02, "warn", "retrying payments call (attempt 2) after {ms}ms"),)
 
 
 def pod_log_lines(ref: PodRef, *, bad_image: str, now: datetime) -> list[LogLine]:
@@ -202,7 +200,7 @@ class SandboxWorld:
 
     def recovered(self) -> bool:
         """True when the service runs only the good image, on all its replicas."""
-        deployment = self.cluster.get(DEPLOYMENT_TYPE, NAMESPACE, SERVICE)
+        deployment = self.cluster.get(DEPLOYMENTS, NAMESPACE, SERVICE)
         images = self.running_images()
         wanted = int((deployment.get("spec") or {}).get("replicas") or 1)
         return len(images) >= wanted and all(image != self.incident.bad_image for image in images)
@@ -224,10 +222,44 @@ def _images_of(deployment: dict[str, Any]) -> list[str]:
     return [str(c.get("image")) for c in containers]
 
 
+class FastForwardClock:
+    """Wall-clock time until `fast_forward_from(t)`, then time that runs `speed` times faster.
+
+    The sandbox's series are scraped once a minute and a rollback's effect fades over two scrapes, so
+    a recovery takes minutes of metric time. After the rollback the demo's metrics read this clock, so
+    a few seconds of waiting show minutes of recovery. Times before the moment are unchanged, so the
+    deploy and the rollback line up with the cluster's timestamps.
+    """
+
+    def __init__(self, speed: float = 40.0, real: Callable[[], float] = time.time) -> None:
+        if speed < 1:
+            raise ValueError("speed must be at least 1")
+        self.speed = speed
+        self._real = real
+        self._from: float | None = None
+
+    @property
+    def fast_forwarding(self) -> bool:
+        return self._from is not None
+
+    def fast_forward_from(self, moment: float) -> None:
+        if self._from is None:
+            self._from = moment
+
+    def __call__(self) -> float:
+        now = self._real()
+        start = self._from
+        if start is None or now <= start:
+            return now
+        return start + (now - start) * self.speed
+
+
 class TimelineFollower:
     """Keeps a `SandboxTimeline` in step with the cluster, read through its HTTP API.
 
-    Runs wherever the metrics are served (e.g. inside `opsgate serve`), so it needs only the API URL.
+    Runs wherever the metrics are served (e.g. inside the demo's server process), so it needs only the
+    API URL. When the Deployment stops running the bad image it marks the rollback on the timeline and
+    starts fast-forwarding `clock`, if one is given.
     """
 
     def __init__(
@@ -235,6 +267,7 @@ class TimelineFollower:
         api_url: str,
         timeline: SandboxTimeline,
         *,
+        clock: FastForwardClock | None = None,
         namespace: str = NAMESPACE,
         deployment: str = SERVICE,
         bad_image: str | None = None,
@@ -246,6 +279,8 @@ class TimelineFollower:
         self.deployment = deployment
         self.bad_image = bad_image or DeploymentSeed(SERVICE).image(BAD_REVISION)
         self.poll_s = poll_s
+        self.clock = clock
+        self._deploy_synced = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client = httpx.Client(base_url=self.api_url, timeout=5.0)
@@ -254,18 +289,20 @@ class TimelineFollower:
         """Read the Deployment and its ReplicaSets once and update the timeline."""
         base = f"/apis/apps/v1/namespaces/{self.namespace}"
         deployment = self._client.get(f"{base}/deployments/{self.deployment}").raise_for_status().json()
-        if self.timeline.deploy_at is None or self.timeline.service != self.deployment:
+        if not self._deploy_synced:
             sets = self._client.get(f"{base}/replicasets").raise_for_status().json()["items"]
-            created = [
-                rs["metadata"]["creationTimestamp"] for rs in sets if self.bad_image in _images_of(rs)
-            ]
+            created = [rs["metadata"]["creationTimestamp"] for rs in sets if self.bad_image in _images_of(rs)]
             if created:
-                moment = datetime.fromisoformat(min(created).replace("Z", "+00:00"))
+                deployed = datetime.fromisoformat(min(created).replace("Z", "+00:00"))
                 self.timeline.service = self.deployment
-                self.timeline.set(deploy_at=moment.timestamp())
+                self.timeline.set(deploy_at=deployed.timestamp())
+                self._deploy_synced = True
         runs_bad = self.bad_image in _images_of(deployment)
         if not runs_bad and self.timeline.deploy_at is not None and self.timeline.rollback_at is None:
-            self.timeline.roll_back()
+            moment = time.time()
+            self.timeline.roll_back(at=moment)
+            if self.clock is not None:
+                self.clock.fast_forward_from(moment)
 
     def start(self) -> Self:
         self.sync()
@@ -285,13 +322,3 @@ class TimelineFollower:
         if self._thread is not None:
             self._thread.join(timeout=2)
         self._client.close()
-
-
-def wait_until(predicate: Iterable[bool] | Any, timeout_s: float, poll_s: float = 0.1) -> bool:
-    """Poll `predicate()` until it is true or `timeout_s` passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll_s)
-    return bool(predicate())

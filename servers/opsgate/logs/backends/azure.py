@@ -38,7 +38,9 @@ class AzureSettings(BaseModel):
     namespace_column: str = Field(default="PodNamespace", pattern=kql.IDENTIFIER)
     level_column: str = Field(default="LogLevel", pattern=kql.IDENTIFIER)
     source_column: str = Field(default="PodName", pattern=kql.IDENTIFIER)
-    labels_column: str | None = Field(default=None, pattern=kql.IDENTIFIER, description="e.g. KubernetesMetadata.podLabels")
+    labels_column: str | None = Field(
+        default=None, pattern=kql.IDENTIFIER, description="e.g. KubernetesMetadata.podLabels"
+    )
     max_rows: int = Field(default=30000, ge=1, le=500000)
     timeout_s: float = Field(default=20.0, gt=0)
     retries: int = Field(default=1, ge=0, le=10)
@@ -108,7 +110,7 @@ class AzureBackend:
         except HttpResponseError as exc:
             status = exc.status_code or 0
             if status in (401, 403):
-                raise ToolError(f"Azure Monitor refused the credential ({status}): {_first_line(exc)}") from None
+                raise ToolError(f"Azure Monitor rejected the credential ({status}): {_first_line(exc)}") from None
             if status == 429 or status >= 500:
                 raise BackendUnavailable(f"Azure Monitor answered {status}: {_first_line(exc)}") from None
             raise ToolError(f"Azure Monitor rejected the query ({status}): {_first_line(exc)}") from None

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsgate.config import REPO_ROOT
 from opsgate.contracts import ToolError
 from opsgate.logs.backends import Fetched, check_deadline
-from opsgate.logs.backends.filescan import backward, forward, offset_at
+from opsgate.logs.backends.filescan import backward, bracket, forward
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import LogRecord, parse_line
 from opsgate.logs.severity import Severity
@@ -82,7 +82,7 @@ class FilesBackend:
     def files(self) -> list[LogFile]:
         found: dict[Path, LogFile] = {}
         for source in self.settings.sources:
-            for name in sorted(glob.glob(os.path.expanduser(source.path))):
+            for name in sorted(glob.glob(os.path.expanduser(source.path))):  # noqa: PTH207, PTH111 (absolute globs)
                 path = Path(name)
                 if path.is_file() and path not in found:
                     service = source.service or _service_of(path)
@@ -182,8 +182,8 @@ class FilesBackend:
                 first, last = self._time_range(log_file, blob, size)
                 if first is not None and last is not None and (last < query.start_ns or first > query.end_ns):
                     return
-                start = offset_at(blob, size, query.start_ns)
-                stop = offset_at(blob, size, query.end_ns + 1)
+                start = bracket(blob, size, query.start_ns)[0]
+                stop = bracket(blob, size, query.end_ns + 1)[1]
             yield from self._scan(log_file, blob, start, stop, query, limit, deadline)
 
     def _scan(

@@ -1,7 +1,7 @@
 """Reading one time-ordered log file by byte offsets: binary search for a time, then read a region
 forwards or backwards in blocks, handing on only the lines that pass cheap byte-level filters.
 
-The cost of a window query grows with the window, not the file: `offset_at` probes about
+The cost of a window query grows with the window, not the file: `bracket` probes about
 log2(size / PROBE_SPAN) lines, and only the bytes between the two offsets are read.
 """
 
@@ -39,8 +39,9 @@ def _first_time_after(blob: BinaryIO, offset: int, end: int) -> tuple[int, int |
     return line_start, None
 
 
-def offset_at(blob: BinaryIO, size: int, target_ns: int) -> int:
-    """An offset at a line start such that no line before it has a time >= `target_ns` (time-ordered file)."""
+def bracket(blob: BinaryIO, size: int, target_ns: int) -> tuple[int, int]:
+    """Line-start offsets (lo, hi) of a time-ordered file such that every line before `lo` is older
+    than `target_ns` and every line from `hi` on is at least as new."""
     lo, hi = 0, size
     while hi - lo > PROBE_SPAN:
         mid = (lo + hi) // 2
@@ -51,10 +52,7 @@ def offset_at(blob: BinaryIO, size: int, target_ns: int) -> int:
             lo = line_start
         else:
             hi = mid
-    if lo == 0:
-        return 0
-    line_start, _ = _first_time_after(blob, lo, size)
-    return line_start
+    return lo, (size if hi >= size else _first_time_after(blob, hi, size)[0])
 
 
 def _line_spans(block: bytes, needle: bytes | None) -> Iterator[tuple[int, int]]:

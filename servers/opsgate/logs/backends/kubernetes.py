@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,18 @@ class KubernetesSettings(BaseModel):
 
 
 def _api_client(settings: KubernetesSettings) -> kubernetes.client.ApiClient:
+    client: kubernetes.client.ApiClient
     if settings.kubeconfig is not None:
-        return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(settings.kubeconfig), context=settings.context
         )
+        return client
     try:
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         return kubernetes.client.ApiClient()
     except kubernetes.config.ConfigException:
-        return kubernetes.config.new_client_from_config(context=settings.context)  # type: ignore[no-untyped-call]
+        client = kubernetes.config.new_client_from_config(context=settings.context)  # type: ignore[no-untyped-call]
+        return client
 
 
 class KubernetesBackend:
@@ -85,31 +89,30 @@ class KubernetesBackend:
         except Urllib3Error as exc:
             raise BackendUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}") from None
         notes = []
-        items = sorted(pods.items, key=lambda p: p.metadata.name)
+        items = sorted(_pods(pods.items), key=lambda pod: pod[0])
         if len(items) > self.settings.max_pods:
             notes.append(f"{len(items)} pods match; logs read from the first {self.settings.max_pods} only")
             items = items[: self.settings.max_pods]
         now_ns = to_ns(_now())
         since_seconds = max(1, math.ceil((now_ns - query.start_ns) / NS_PER_S))
         records: list[LogRecord] = []
-        for pod in items:
-            labels = dict(pod.metadata.labels or {})
-            service = labels.get(self.settings.service_label) or pod.metadata.name
-            for container in [c.name for c in pod.spec.containers]:
+        for pod_name, labels, containers in items:
+            service = labels.get(self.settings.service_label) or pod_name
+            for container in containers:
                 check_deadline(deadline, self.name)
                 try:
                     text = core.read_namespaced_pod_log(
-                        pod.metadata.name, namespace, container=container, timestamps=True,
+                        pod_name, namespace, container=container, timestamps=True,
                         since_seconds=since_seconds, limit_bytes=self.settings.max_bytes_per_container,
                         _request_timeout=min(self.settings.timeout_s, remaining(deadline)),
                     )
                 except ApiException as exc:
                     if exc.status in (400, 404):  # container not started yet, pod gone
                         continue
-                    raise _api_error(exc, f"reading logs of {namespace}/{pod.metadata.name}") from None
+                    raise _api_error(exc, f"reading logs of {namespace}/{pod_name}") from None
                 except Urllib3Error as exc:
                     raise BackendUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}") from None
-                source = f"{pod.metadata.name}/{container}"
+                source = f"{pod_name}/{container}"
                 records.extend(self._records(text, query, service, source, labels))
         records.sort(key=lambda r: (r.ts_ns, r.source), reverse=query.order == "newest")
         return Fetched(records=records[:limit], query=f"pods in {namespace} matching {selector or 'everything'}",
@@ -132,13 +135,22 @@ class KubernetesBackend:
 
     async def aclose(self) -> None:
         if self._owned and self._api_client is not None:
-            self._api_client.close()
+            self._api_client.close()  # type: ignore[no-untyped-call]
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _pods(pods: list[Any]) -> list[tuple[str, dict[str, str], list[str]]]:
+    """(name, labels, container names) of each pod."""
+    found = []
+    for pod in pods:
+        if pod.metadata is None or pod.spec is None or not pod.metadata.name:
+            continue
+        labels = {str(k): str(v) for k, v in (pod.metadata.labels or {}).items()}
+        found.append((str(pod.metadata.name), labels, [str(c.name) for c in pod.spec.containers or []]))
+    return found
 
 
 def _api_error(exc: ApiException, doing: str) -> ToolError:

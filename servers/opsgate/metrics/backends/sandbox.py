@@ -22,7 +22,9 @@ class SandboxSettings(BaseModel):
     seed: int = 7
     services: list[str] = Field(default_factory=lambda: list(SERVICES), min_length=1)
     pods_per_service: int = Field(default=1, ge=1, le=1000)
-    deploy_at: float | None = Field(default=None, description="Unix time of the bad deploy; default: 30 min before start")
+    deploy_at: float | None = Field(
+        default=None, description="Unix time of the bad deploy; default: 30 min before start"
+    )
     rollback_at: float | None = Field(default=None, description="Unix time of the rollback; default: not rolled back")
 
 

@@ -51,7 +51,9 @@ class KubeApiServer:
     def start(self, timeout: float = 10.0) -> Self:
         if self._server is not None:
             raise RuntimeError("KubeApiServer is already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP;
+        # without it every keep-alive response waits ~40 ms on Nagle and delayed ACKs.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((LOOPBACK, self._requested_port))
         self._port = int(listener.getsockname()[1])

@@ -1,0 +1,156 @@
+"""The files backend: formats, globs, gzip rotation, continuation lines, and binary-search seeks
+that return exactly what a full scan returns."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opsgate.logs.backends.files import FilesBackend, FileSource, FilesSettings
+from opsgate.logs.backends.filescan import backward, bracket, forward
+from opsgate.logs.contracts import PatternsInput, QueryInput
+from opsgate.logs.query import LogQuery
+from opsgate.logs.service import LogsService
+from opsgate.logs.settings import load
+from opsgate.logs.timeparse import parse_rfc3339, to_ns
+
+T0 = to_ns(parse_rfc3339("2026-11-23T04:00:00Z"))
+S = 1_000_000_000
+
+
+def _stamp(ns: int) -> str:
+    from opsgate.logs.timeparse import format_ns
+
+    return format_ns(ns)
+
+
+def _service(**logs: object) -> LogsService:
+    config = load(dict(logs))
+    return LogsService(config, FilesBackend(config.files))
+
+
+async def test_bundled_examples_tell_the_incident() -> None:
+    service = _service()  # the default: files over examples/logs with their own clock
+    out = await service.query(QueryInput(service="checkout", min_severity="error", since="1h", order="oldest"))
+    first = out.items[0]
+    assert first.time >= "2026-11-23T04:30:12" and "timeout" in first.message
+    deploy = await service.query(QueryInput(service="checkout", text="starting checkout v8"))
+    assert [i.time for i in deploy.items] == ["2026-11-23T04:30:12.000Z"]
+    patterns = await service.patterns(PatternsInput(since="2h", min_severity="warn"))
+    top = patterns.items[0]
+    assert "payment call failed" in top.template and top.levels == {"error": top.count}
+    assert {"checkout", "payments", "inventory"} <= {s for p in patterns.items for s in p.services}
+    rotated = await service.query(QueryInput(service="checkout", start="2026-11-23T02:00:00Z",
+                                             end="2026-11-23T02:05:00Z"))
+    assert rotated.items and {i.source for i in rotated.items} == {"checkout.jsonl.1.gz"}
+
+
+async def test_formats_and_continuation_lines(tmp_path: Path) -> None:
+    (tmp_path / "api.log").write_text(
+        "2026-11-23 04:00:01,250 ERROR [db] query failed\n"
+        "java.sql.SQLException: deadlock\n"
+        "    at Db.run(Db.java:1)\n"
+        "2026-11-23 04:00:02,000 INFO  [http] GET / 200\n"
+    )
+    (tmp_path / "worker.log").write_text('time=2026-11-23T04:00:01.500Z lvl=WARNING msg="queue deep" depth=900\n')
+    with gzip.open(tmp_path / "api.log.1.gz", "wt") as f:
+        f.write("2026-11-23T03:59:59Z CRITICAL disk full\n")
+    service = _service(now="2026-11-23T04:10:00Z", files={"sources": [{"path": str(tmp_path / "*")}]})
+    out = await service.query(QueryInput(min_severity="warn", order="oldest"))
+    assert [(i.service, i.level, i.message) for i in out.items] == [
+        ("api", "fatal", "disk full"),
+        ("api", "error", "[db] query failed"),
+        ("api", "error", "java.sql.SQLException: deadlock"),
+        ("api", "error", "at Db.run(Db.java:1)"),
+        ("worker", "warn", "queue deep depth=900"),
+    ]
+    only = await service.query(QueryInput(selector="app in (worker)"))
+    assert [i.service for i in only.items] == ["worker"]
+    other_ns = await service.query(QueryInput(namespace="payments"))
+    assert other_ns.items == []
+
+
+def _lines(count: int, seed: int) -> list[tuple[int, bytes]]:
+    rng = random.Random(seed)
+    ts, out = T0, []
+    for i in range(count):
+        ts += rng.choice([0, 0, 1, 7, 500]) * 1_000_000  # repeated timestamps included
+        level = rng.choice(["info", "info", "error"])
+        out.append((ts, json.dumps({"ts": _stamp(ts), "level": level, "msg": f"event {i} {'x' * rng.randint(0, 300)}"},
+                                   separators=(",", ":")).encode()))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 3000), st.integers(0, 3000))
+def test_bracket_bounds_every_window(seed: int, a: int, b: int) -> None:
+    lines = _lines(800, seed)
+    blob = io.BytesIO(b"".join(line + b"\n" for _, line in lines))
+    size = len(blob.getvalue())
+    start_ns, end_ns = T0 + min(a, b) * 100_000_000, T0 + max(a, b) * 100_000_000
+    start = bracket(blob, size, start_ns)[0]
+    stop = bracket(blob, size, end_ns + 1)[1]
+    seen = [line for _, line in forward(blob, start, stop, None, lambda _: True, lambda: None)]
+    expected = [line for ts, line in lines if start_ns <= ts <= end_ns]
+    window = [line for line in seen if start_ns <= to_ns(parse_rfc3339(json.loads(line)["ts"])) <= end_ns]
+    assert window == expected
+    back = [line for _, line in backward(blob, start, stop, None, lambda _: True, lambda: None)]
+    assert back == list(reversed(seen))
+
+
+async def test_seek_and_full_scan_agree_and_pages_cover_everything(tmp_path: Path) -> None:
+    lines = _lines(6000, 7)  # about 1 MB: several probe spans and read blocks
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for _, line in lines))
+    sources = [{"path": str(path)}]
+    seek = _service(now="2026-11-23T06:00:00Z", files={"sources": sources})
+    scan = _service(now="2026-11-23T06:00:00Z", files={"sources": [{**sources[0], "time_ordered": False}]})
+    start, end = _stamp(lines[1500][0]), _stamp(lines[4200][0])
+    for order in ("newest", "oldest"):
+        args = QueryInput(start=start, end=end, min_severity="error", text="EVENT", order=order, limit=500)
+        assert (await seek.query(args)).items == (await scan.query(args)).items
+    pages, cursor = [], None
+    while True:
+        page = await seek.query(QueryInput(start=start, end=end, limit=97, cursor=cursor))
+        pages += [(i.time, i.message) for i in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    start_ns, end_ns = to_ns(parse_rfc3339(start)), to_ns(parse_rfc3339(end))
+    assert len(pages) == sum(1 for ts, _ in lines if start_ns <= ts <= end_ns)
+    assert len(set(pages)) == len(pages)
+
+
+async def test_cursor_is_bound_to_its_query() -> None:
+    service = _service()
+    first = await service.query(QueryInput(service="checkout", limit=2))
+    assert first.next_cursor
+    from opsgate.contracts import ToolError
+
+    try:
+        await service.query(QueryInput(service="payments", limit=2, cursor=first.next_cursor))
+    except ToolError as exc:
+        assert "different query" in str(exc)
+    else:
+        raise AssertionError("a cursor of another query was accepted")
+
+
+def test_raw_query_is_refused_by_files() -> None:
+    import anyio
+
+    from opsgate.contracts import ToolError
+
+    backend = FilesBackend(FilesSettings(sources=[FileSource(path="/nonexistent/*")]))
+    query = LogQuery(start_ns=0, end_ns=1, raw_query="{app=\"x\"}")
+    try:
+        anyio.run(backend.fetch, query, 10, 1e12)
+    except ToolError as exc:
+        assert "no native query language" in str(exc)
+    else:
+        raise AssertionError("raw_query was accepted by the files backend")

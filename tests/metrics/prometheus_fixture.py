@@ -1,0 +1,119 @@
+"""A real Prometheus for the tests: backfilled with the test incident, started on loopback, once per session.
+
+Needs the `prometheus` and `promtool` binaries (Debian/Ubuntu package `prometheus`; `make system-deps`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from opsgate.sandbox.series import METRICS, RESOLUTION_S, sample_times
+from tests.metrics.incident import END, START, incident_series
+
+READY_TIMEOUT_S = 60.0
+MINIMAL_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_openmetrics(path: Path) -> int:
+    """The incident's series as OpenMetrics text (one family after another); returns the sample count."""
+    series = incident_series()
+    # one scrape past END: promtool 2.42's backfill drops the very last sample of its input
+    times = sample_times(START, END + RESOLUTION_S)
+    stamps = [f"{t:.0f}" for t in times.tolist()]
+    count = 0
+    with path.open("w") as out:
+        for spec in METRICS:
+            family = spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
+            out.write(f"# TYPE {family} {spec.kind}\n# HELP {family} {spec.help}\n")
+            keys = series.keys_of(spec.name)
+            values = series.values(keys, times)
+            for key, row in zip(keys, values, strict=True):
+                labels = ",".join(f'{k}="{v}"' for k, v in key.labels)
+                prefix = f"{spec.name}{{{labels}}} "
+                out.writelines(f"{prefix}{v!r} {s}\n" for v, s in zip(row.tolist(), stamps, strict=True))
+                count += int(np.isfinite(row).sum())
+        out.write("# EOF\n")
+    return count
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"`{name}` is not installed: the metrics tests run a real Prometheus. "
+            "Run `make system-deps` (Debian/Ubuntu package `prometheus`) and try again.",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a running Prometheus holding the test incident."""
+    prometheus_bin, promtool_bin = _binary("prometheus"), _binary("promtool")
+    root = tmp_path_factory.mktemp("prometheus")
+    data, source = root / "data", root / "incident.om.txt"
+    data.mkdir()
+    write_openmetrics(source)
+    backfill = subprocess.run(
+        [promtool_bin, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if backfill.returncode != 0:
+        pytest.fail(f"promtool backfill failed: {backfill.stderr[-2000:]}", pytrace=False)
+    source.unlink()
+    config = root / "minimal.yml"
+    config.write_text(MINIMAL_CONFIG)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (root / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--config.file={config}",
+            "--storage.tsdb.retention.time=3650d",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"prometheus exited with {proc.returncode}: {(root / 'prometheus.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"prometheus did not become ready within {READY_TIMEOUT_S:g}s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

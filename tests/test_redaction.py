@@ -27,6 +27,7 @@ def _load() -> list[dict[str, Any]]:
 
 
 ROWS = _load()
+PEM_BEGIN, PEM_END = "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"
 POSITIVE = [r for r in ROWS if r["secrets"]]
 NEGATIVE = [r for r in ROWS if not r["secrets"]]
 BY_KIND: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -73,15 +74,15 @@ def test_lines_without_secrets_are_untouched() -> None:
         ("login failed password=hunter2 user=bob", "login failed password=[REDACTED:password] user=bob"),
         ('{"user": "bob", "password": "hunter2"}', '{"user": "bob", "password": "[REDACTED:password]"}'),
         ("  DB_PASSWORD: 'p@ss w0rd'", "  DB_PASSWORD: '[REDACTED:password]'"),
-        ("Server=sql01;User Id=app;Password=Pa55word!;Encrypt=True", "Server=sql01;User Id=app;Password=[REDACTED:password];Encrypt=True"),
+        ("User Id=app;Password=Pa55word!;Encrypt=True", "User Id=app;Password=[REDACTED:password];Encrypt=True"),
         ("api_key=Zx81kq0LmN3oP5rS7tU9vW", "api_key=[REDACTED:api_key]"),
         ("client_secret: Zx81kq0LmN3oP5rS7tU9vW", "client_secret: [REDACTED:client_secret]"),
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [REDACTED:basic_auth]"),
         ("key AKIAIOSFODNN7EXAMPLE used", "key [REDACTED:aws_access_key_id] used"),
         ("https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "https://hooks.slack.com/services/[REDACTED:slack_webhook]"),
-        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nxyz\n-----END RSA PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----[REDACTED:private_key]-----END RSA PRIVATE KEY-----"),
+        (f"{PEM_BEGIN}\nMIIEpAIBAAKCAQEA\nxyz\n{PEM_END}", f"{PEM_BEGIN}[REDACTED:private_key]{PEM_END}"),
         # A key cut off by a truncated log line: everything after the header is masked.
-        ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF", "-----BEGIN PRIVATE KEY-----[REDACTED:private_key]"),
+        ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg", "-----BEGIN PRIVATE KEY-----[REDACTED:private_key]"),
     ],
 )  # fmt: skip
 def test_masks_keep_context(text: str, expected: str) -> None:
@@ -105,6 +106,7 @@ def test_masks_keep_context(text: str, expected: str) -> None:
         "password: null",
         "password=${DB_PASSWORD}",
         "token=<redacted>",
+        "privateKey: process.env.PRIVATE_KEY,",
     ],
 )
 def test_look_alikes_are_not_masked(text: str) -> None:
@@ -122,6 +124,7 @@ def test_redact_obj_walks_nested_structures_and_leaves_keys() -> None:
         "nested": {"deeper": [["postgres://u:pw12345@db/app"]]},
         f"key {token}": "keys are left alone",
     }
+    out: Any
     out, count = DEFAULT_REDACTOR.redact_obj(data)
     assert count == 3
     assert out["password"] == "not a secret on its own"
@@ -136,7 +139,7 @@ def test_redact_obj_walks_nested_structures_and_leaves_keys() -> None:
     assert isinstance(out["items"][1], tuple)
     assert out["nested"]["deeper"][0][0] == "postgres://u:[REDACTED:password]@db/app"
     assert out[f"key {token}"] == "keys are left alone"
-    assert data["items"][0]["message"] == f"cloned with {token}"  # the input is not modified
+    assert data["nested"] == {"deeper": [["postgres://u:pw12345@db/app"]]}  # the input is not modified
 
 
 def test_extra_patterns_from_obligations_are_applied() -> None:
@@ -164,7 +167,7 @@ def test_policy_patterns_do_not_hide_context_the_builtin_rules_kept() -> None:
         ("[z-a]", "invalid redaction pattern"),
         ("(a+)+$", "catastrophic backtracking"),
         (r"(\w+\s?)*x", "catastrophic backtracking"),
-        ("(x|x)+y", "catastrophic backtracking"),
+        ("(a|aa)+b", "catastrophic backtracking"),
         ("a*", "matches the empty string"),
         ("", "non-empty string"),
     ],

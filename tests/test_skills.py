@@ -4,10 +4,10 @@ exists in the live `tools/list` of `opsgate serve all` (read over an MCP session
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import pytest
 import yaml
 from mcp import Client
@@ -31,13 +31,20 @@ class Finding:
     problem: str
 
 
+async def _list_tools(state_dir: Path) -> dict[str, set[str]]:
+    app = build_app(Settings(state_dir=state_dir), ["all"])
+    try:
+        async with Client(app.server) as client:
+            tools = (await client.list_tools()).tools
+    finally:
+        await app.aclose()
+    return {t.name: set((t.input_schema or {}).get("properties", {})) for t in tools}
+
+
 @pytest.fixture(scope="module")
-async def live_tools(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, set[str]]]:
-    app = build_app(Settings(state_dir=tmp_path_factory.mktemp("skills-state")), ["all"])
-    async with Client(app.server) as client:
-        tools = (await client.list_tools()).tools
-    await app.aclose()
-    yield {t.name: set((t.input_schema or {}).get("properties", {})) for t in tools}
+def live_tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """Tool name -> argument names, from `tools/list` of the full server (all capabilities)."""
+    return anyio.run(_list_tools, tmp_path_factory.mktemp("skills-state"))
 
 
 def front_matter(text: str) -> dict[str, object]:
@@ -108,7 +115,7 @@ def test_front_matter_follows_the_agent_skills_format(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", SKILLS, ids=lambda p: p.parent.name)
-async def test_skill_names_only_real_tools_and_arguments(path: Path, live_tools: dict[str, set[str]]) -> None:
+def test_skill_names_only_real_tools_and_arguments(path: Path, live_tools: dict[str, set[str]]) -> None:
     skill_names = {p.parent.name for p in SKILLS}
     text = path.read_text()
     assert check_skill(path.parent.name, text, live_tools, skill_names) == []
@@ -121,7 +128,7 @@ def test_every_tool_is_taught_by_some_skill(live_tools: dict[str, set[str]]) -> 
     assert set(live_tools) - taught == set()
 
 
-async def test_the_checker_catches_made_up_tools_and_arguments(live_tools: dict[str, set[str]]) -> None:
+def test_the_checker_catches_made_up_tools_and_arguments(live_tools: dict[str, set[str]]) -> None:
     bad = """---
 name: bad
 description: x

@@ -46,7 +46,8 @@ _PLACEHOLDERS = frozenset(
     }
 )  # fmt: skip
 _PLACEHOLDER_SHAPE = re.compile(
-    r"""^(?:[*xX#._-]+|<[^<>]*>|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|\{\{.*\}\}|%[sdr]|\?+|\[[A-Z_ ]*\])$"""
+    r"""^(?:[*xX#._-]+|<[^<>]*>|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|\{\{.*\}\}|%[sdr]|\?+|\[[A-Z_ ]*\]"""
+    r"""|process\.env\.[A-Za-z_][A-Za-z0-9_]*|os\.environ\b.*)$"""
 )
 
 
@@ -174,7 +175,10 @@ class _Rule:
 _SHAPE, _CONTEXT, _LABEL, _WEAK = 30, 20, 10, 5
 
 # A value after `key=` / `"key": ` / `key: `: escaped-JSON quoted, JSON quoted, single quoted, or bare.
-_VALUE = r"""(?:\\"(?P<v1>[^"\\\n]*)\\"|"(?P<v2>(?:[^"\\\n]|\\.)*)"|'(?P<v3>[^'\n]*)'|(?P<v4>\$\{[^}\s]*\}|[^\s"'`,;&<>()\[\]{}]+))"""
+_VALUE = (
+    r"""(?:\\"(?P<v1>[^"\\\n]*)\\"|"(?P<v2>(?:[^"\\\n]|\\.)*)"|'(?P<v3>[^'\n]*)'"""
+    r"""|(?P<v4>\$\{[^}\s]*\}|[^\s"'`,;&<>()\[\]{}]+))"""
+)
 _VALUE_GROUPS = ("v1", "v2", "v3", "v4")
 # Between the key and the value: optional closing quote (also escaped), then `=`, `:`, `=>` or `:=`.
 _SEP = r"""\\?["']?[ \t]*(?:=>|:=|[:=])[ \t]*"""
@@ -492,6 +496,13 @@ def _variable_repeats(items: Iterable[tuple[Any, Any]]) -> Iterable[tuple[Any, A
         elif name == "SUBPATTERN":
             yield from _variable_repeats(av[3])
         elif name == "BRANCH":
+            # `(a|aa)+` parses as `a(?:|a)`: an empty or ambiguous alternative acts like `a?` (`(?:[^"\\]|\\.)*`
+            # is fine: its alternatives start with different characters).
+            firsts = [_first_chars(list(branch)) for branch in av[1]]
+            empty = any(_min_width(branch) == 0 for branch in av[1])
+            ambiguous = any(firsts[a].overlaps(firsts[b]) for a in range(len(firsts)) for b in range(a))
+            if empty or ambiguous:
+                yield op, (0, 0, [(op, av)])
             for branch in av[1]:
                 yield from _variable_repeats(branch)
 
@@ -651,7 +662,8 @@ class Redactor:
         out: list[Span] = []
         ascii_text = low.isascii()
         for pattern, literals in self._extra:
-            # Non-ASCII text skips the literal check: IGNORECASE matches 'ſ' for 's', which lower() keeps.
+            # Non-ASCII text skips the literal check: IGNORECASE folds a few letters (the long s, U+017F)
+            # that lower() keeps as they are.
             if literals is not None and ascii_text and not any(lit in low for lit in literals):
                 continue
             for m in pattern.finditer(text):

@@ -72,19 +72,35 @@ async def test_bad_input_is_a_clear_audited_error_and_nothing_runs(app: App, wir
     assert outcomes == ["invalid"] * len(cases)
 
 
-async def test_write_without_approval_is_denied_with_reasons_and_alternative(app: App, wire_mode: str) -> None:
+async def test_write_without_approval_gets_a_pending_approval_not_a_yes(app: App, wire_mode: str) -> None:
     ledger = next(c for c in app.capabilities if c.name == "testkit").ledger  # type: ignore[attr-defined]
     args = {"namespace": "shop", "service": "checkout", "value": 3, "dry_run": False}
     result = await _call(app, wire_mode, "testkit_write", args)
     assert result.is_error
     text = result.content[0].text
-    assert "denied by policy" in text and "approval" in text and "dry_run" in text
+    assert "approval required" in text and "role sre" in text and "dry_run=true" in text
     assert result.meta["opsgate/require_approval"] is True
+    assert result.meta["opsgate/approval"]["id"] in text
     assert ledger.executed == []
     dry = await _call(app, wire_mode, "testkit_write", {**args, "dry_run": True})
     assert not dry.is_error and dry.structured_content == {"applied": False, "value": 3}
-    denied = app.gate.audit.find(outcome="denied")
-    assert len(denied) == 1 and denied[0]["decision"]["allow"] is False
+    pending = app.gate.audit.find(outcome="pending_approval")
+    assert len(pending) == 1 and pending[0]["decision"]["allow"] is False
+
+
+async def test_policy_denial_is_a_tool_error_naming_the_rule(make_app, tmp_path, wire_mode: str) -> None:  # type: ignore[no-untyped-def]
+    from opsgate import testkit
+    from opsgate.config import Settings
+
+    app = make_app((), capabilities=[testkit.build()], settings=Settings(state_dir=tmp_path, autonomy="read-only"))
+    args = {"namespace": "shop", "service": "checkout", "value": 3, "dry_run": True}
+    result = await _call(app, wire_mode, "testkit_write", args)
+    assert result.is_error
+    text = result.content[0].text
+    assert "denied by policy" in text and "(rule " in text
+    assert result.meta["opsgate/rule"] and result.meta["opsgate/reasons"]
+    assert app.gate.audit.find(outcome="denied")[0]["decision"]["rule"] == result.meta["opsgate/rule"]
+    await app.aclose()
 
 
 async def test_tool_without_arguments_is_gated_and_audited(app: App, wire_mode: str) -> None:

@@ -237,9 +237,10 @@ class AzureLoopback:
             missing = {"code": "PathNotFoundError", "message": f"The requested path does not exist: {path}"}
             return json_reply(404, {"error": missing})
         if headers.get("authorization") != f"Bearer {self.token}":
-            return json_reply(401, {"error": {"code": "InvalidTokenError",
-                                              "message": "The provided authentication is not valid for this resource",
-                                              "innererror": {"code": "TokenExpired", "message": "The token has expired"}}})
+            expired = {"code": "InvalidTokenError",
+                       "message": "The provided authentication is not valid for this resource",
+                       "innererror": {"code": "TokenExpired", "message": "The token has expired"}}
+            return json_reply(401, {"error": expired})
         request = json.loads(body)
         self.queries.append(request)
         if self.fail is not None:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import isodate
+import numpy as np
 
 from opsgate.sandbox.series import SandboxSeries
 
@@ -69,13 +70,13 @@ class AzureLoopback:
             for k in self.series.keys_of(metric)
             if all(v == "*" or k.label_dict.get(d) == v for d, v in wanted.items())
         ]
-        import numpy as np
-
-        values = self.series.values(keys, np.array(times, dtype=np.float64)) if keys else []
+        values = self.series.values(keys, np.array(times, dtype=np.float64)) if keys else np.empty((0, len(times)))
         timeseries = [
             {
                 "metadatavalues": [
-                    {"name": {"value": d, "localizedValue": d}, "value": k.label_dict[d]} for d in wanted if d in DIMENSIONS
+                    {"name": {"value": d, "localizedValue": d}, "value": k.label_dict[d]}
+                    for d in wanted
+                    if d in DIMENSIONS
                 ],
                 "data": [
                     {"timeStamp": datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z"), aggregation: v}
@@ -142,8 +143,16 @@ def _handler(loopback: AzureLoopback) -> type[BaseHTTPRequestHandler]:
             failure = loopback.next_failure()
             if failure is not None:
                 status, headers = failure
-                self._send(status, {"error": {"code": "Throttled" if status == 429 else "ServerError",
-                                              "message": f"loopback says {status}"}}, headers)
+                self._send(
+                    status,
+                    {
+                        "error": {
+                            "code": "Throttled" if status == 429 else "ServerError",
+                            "message": f"loopback says {status}",
+                        }
+                    },
+                    headers,
+                )
                 return
             status, doc = loopback.answer(query, body)
             self._send(status, doc)

@@ -41,7 +41,7 @@ def azure_settings(url: str, **overrides: Any) -> AzureSettings:
 def make_backend(name: str, prometheus_url: str | None, azure_url: str | None, **overrides: Any) -> MetricsBackend:
     if name == "prometheus":
         assert prometheus_url is not None
-        return PrometheusBackend(PrometheusSettings(url=prometheus_url, **overrides))
+        return PrometheusBackend(PrometheusSettings(**{"url": prometheus_url, **overrides}))
     if name == "azure":
         assert azure_url is not None
         return AzureBackend(
@@ -51,7 +51,9 @@ def make_backend(name: str, prometheus_url: str | None, azure_url: str | None, *
 
 
 @pytest.fixture
-async def metrics_app(make_app: Callable[..., App], request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., App]]:
+async def metrics_app(
+    make_app: Callable[..., App], request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[..., App]]:
     """Build an app with the metrics capability over one backend; the clock is the incident's END."""
     built: list[App] = []
 
@@ -59,7 +61,9 @@ async def metrics_app(make_app: Callable[..., App], request: pytest.FixtureReque
         prometheus_url = request.getfixturevalue("prometheus") if backend == "prometheus" else None
         azure_url = request.getfixturevalue("azure_endpoint").url if backend == "azure" else None
         capability = build_capability(
-            MetricsSettings(backend=backend), make_backend(backend, prometheus_url, azure_url, **overrides), lambda: END
+            MetricsSettings.model_validate({"backend": backend}),
+            make_backend(backend, prometheus_url, azure_url, **overrides),
+            lambda: END,
         )
         kw: dict[str, Any] = {"capabilities": [capability]}
         if settings is not None:

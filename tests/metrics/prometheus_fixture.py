@@ -99,7 +99,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}: {(root / 'prometheus.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"prometheus exited with {proc.returncode}: {(root / 'prometheus.log').read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
                     break

@@ -24,9 +24,9 @@ WINDOW = {"start": END - 7200, "end": END}
 async def _call(app: App, mode: str, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     async with Client(app.server, mode=mode) as client:
         result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
+    assert not result.is_error, result.content
     assert result.structured_content is not None
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 def _expected(metric: str, times: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,15 +91,22 @@ async def test_rate_of_a_counter_matches_the_request_rate(metrics_app: Callable[
         {"metric": "http_requests_total", "aggregation": "rate", "by": ["service"], **window},
     )
     gauge = await _call(
-        app, "2026-07-28", "metrics_query", {"metric": "request_rate", "aggregation": "sum", "by": ["service"], **window}
+        app,
+        "2026-07-28",
+        "metrics_query",
+        {"metric": "request_rate", "aggregation": "sum", "by": ["service"], **window},
     )
     mean_gauge = {s["labels"]["service"]: np.mean(s["v"]) for s in gauge["items"]}
     for s in rate["items"]:
-        assert np.mean([v for v in s["v"] if v is not None]) == pytest.approx(mean_gauge[s["labels"]["service"]], rel=0.03)
+        assert np.mean([v for v in s["v"] if v is not None]) == pytest.approx(
+            mean_gauge[s["labels"]["service"]], rel=0.03
+        )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_anomalies_rank_the_bad_deploy_first(metrics_app: Callable[..., App], backend: str, wire_mode: str) -> None:
+async def test_anomalies_rank_the_bad_deploy_first(
+    metrics_app: Callable[..., App], backend: str, wire_mode: str
+) -> None:
     app = metrics_app(backend)
     out = await _call(app, wire_mode, "metrics_anomalies", {"namespace": "shop", "since": "3h"})
     assert out["series_scanned"] == 20 and out["series_skipped"] == 0

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp_types import TextContent
 
 from opsgate.config import LocalCaller, Settings
 from opsgate.server import App
-from tests.metrics.azure_loopback import AzureLoopback
+from tests.metrics.azure_loopback import AzureLoopback, LoopbackCredential
 from tests.metrics.conftest import BACKENDS
 from tests.metrics.incident import END
 
@@ -23,8 +24,9 @@ async def _error(app: App, tool: str, args: dict[str, Any]) -> str:
     async with Client(app.server, mode=MODE) as client:
         result = await client.call_tool(tool, args)
     assert result.is_error, result.content
-    text: str = result.content[0].text
-    return text
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    return block.text
 
 
 def _outcomes(app: App) -> list[str]:
@@ -78,7 +80,7 @@ async def test_a_step_that_would_return_millions_of_points_is_denied_before_the_
     text = await _error(unreachable, "metrics_query", args)
     # denied by policy, not "unreachable": the backend was never asked
     assert "read.point_budget_exceeded" in text and "2592001 points" in text and "raise the step" in text
-    record = unreachable.gate.audit.records()[-1].record
+    record = list(unreachable.gate.audit.records())[-1].record
     assert record["outcome"] == "denied" and record["facts"]["estimated_points"] == 2_592_001
     azure = metrics_app("azure")
     before = len(azure_endpoint.requests)
@@ -114,7 +116,9 @@ async def test_unreachable_prometheus_is_a_clear_backend_error(metrics_app: Call
     assert _outcomes(app) == ["error"]
 
 
-async def test_azure_429_is_retried_then_reported(metrics_app: Callable[..., App], azure_endpoint: AzureLoopback) -> None:
+async def test_azure_429_is_retried_then_reported(
+    metrics_app: Callable[..., App], azure_endpoint: AzureLoopback
+) -> None:
     app = metrics_app("azure", retry_total=1)
     azure_endpoint.always_fail = (429, {"Retry-After": "1"})
     before = len(azure_endpoint.requests)
@@ -132,7 +136,9 @@ async def test_azure_one_429_is_absorbed_by_the_sdk_retry(
     app = metrics_app("azure")
     azure_endpoint.failures = [(429, {"Retry-After": "1"})]
     async with Client(app.server, mode=MODE) as client:
-        result = await client.call_tool("metrics_query", {"metric": "error_ratio", "service": "checkout", "since": "10m"})
+        result = await client.call_tool(
+            "metrics_query", {"metric": "error_ratio", "service": "checkout", "since": "10m"}
+        )
     assert not result.is_error and len(result.structured_content["items"]) == 1
 
 
@@ -173,4 +179,5 @@ async def test_azure_credential_is_asked_for_the_metrics_audience(metrics_app: C
 
     backend = capability.closers[0].__self__  # type: ignore[attr-defined]
     assert isinstance(backend, AzureBackend)
-    assert backend.credential.scopes[0] == ("https://metrics.monitor.azure.com/.default",)  # type: ignore[attr-defined]
+    assert isinstance(backend.credential, LoopbackCredential)
+    assert backend.credential.scopes[0] == ("https://metrics.monitor.azure.com/.default",)

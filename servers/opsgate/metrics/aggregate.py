@@ -2,7 +2,8 @@
 
 Inputs are raw series on one shared time grid; results follow PromQL's semantics closely enough that
 the same typed query gives the same answer on every backend (labels of an aggregate are its `by`
-labels, and its series keeps the selection's metric name for display; `rate` is the per-second increase of a counter over `rate_window`, resets counted).
+labels, and its series keeps the selection's metric name for display; `rate` is the per-second
+increase of a counter over `rate_window`, resets counted).
 """
 
 from __future__ import annotations

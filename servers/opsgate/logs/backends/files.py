@@ -8,7 +8,6 @@ import gzip
 import heapq
 import io
 import os
-import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -248,7 +247,3 @@ def _always(_: bytes) -> bool:
 
 def _never() -> None:
     return None
-
-
-def monotonic_deadline(seconds: float) -> float:
-    return time.monotonic() + seconds

@@ -49,11 +49,14 @@ class PrometheusBackend:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def _api(self, path: str, params: dict[str, str]) -> Any:
+    async def _api(self, path: str, params: dict[str, str], method: str = "POST") -> Any:
         """The `data` of an API answer; ToolError with Prometheus' own words when it refuses."""
         url = f"{self.config.url.rstrip('/')}{path}"
         try:
-            response = await self.client.post(path, data=params)  # POST: long queries do not hit URL limits
+            if method == "POST":  # long queries do not hit URL length limits
+                response = await self.client.post(path, data=params)
+            else:
+                response = await self.client.get(path, params=params)
         except httpx.TimeoutException:
             raise BackendUnavailable(
                 f"Prometheus at {self.config.url} did not answer within {self.config.timeout_s:g}s"
@@ -86,7 +89,9 @@ class PrometheusBackend:
         )
         if data:
             return
-        names = await self._api("/api/v1/label/__name__/values", {"start": f"{start:.3f}", "end": f"{end:.3f}"})
+        names = await self._api(
+            "/api/v1/label/__name__/values", {"start": f"{start:.3f}", "end": f"{end:.3f}"}, method="GET"
+        )
         close = difflib.get_close_matches(selection.metric, names if isinstance(names, list) else [], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ToolError(f"no series named {selection.metric!r} in Prometheus between the window's start and end{hint}")

@@ -1,0 +1,149 @@
+"""Files backend: text-filter scan throughput and time-window seeks on a 1 GB JSON-lines file.
+
+    python bench/bench_logs_files.py [--size-mb 1024] [--path /tmp/opsgate-bench-logs.jsonl] [--windows 20]
+
+Generates (once, then reuses) a time-ordered JSON-lines file of about `--size-mb` MB covering 24 h of a
+service's logs, then prints, in one run:
+- full-scan throughput (MB/s) of a case-insensitive text filter, for a rare and a common term
+  (file marked `time_ordered = false`, so every byte is read);
+- a 5-minute window query (newest 100 lines, and errors only) answered by binary search on byte
+  offsets: median and worst over `--windows` random windows, through `LogsService` and once through
+  an MCP client session;
+- the same 5-minute window answered by a full scan (`time_ordered = false`), and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+
+from opsgate.config import Settings
+from opsgate.logs.backends.files import FilesBackend
+from opsgate.logs.contracts import QueryInput
+from opsgate.logs.service import LogsService
+from opsgate.logs.settings import load
+from opsgate.server import build_app
+
+START = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+SPAN = timedelta(hours=24)
+RARE = "quota-exceeded-7f3a"
+
+
+def generate(path: Path, size_mb: int, seed: int = 11) -> None:
+    """A time-ordered JSON-lines file of about `size_mb` MB spread evenly over SPAN."""
+    rng = random.Random(seed)
+    target = size_mb << 20
+    approx_lines = target // 190
+    step_us = SPAN / timedelta(microseconds=1) / approx_lines
+    messages = [
+        ("info", "order placed", 'order_id":"ord-{n}","duration_ms":{d}'),
+        ("info", "payment authorized", 'request_id":"req-{n:x}","amount_cents":{d}'),
+        ("debug", "cart loaded", 'items":{d},"request_id":"req-{n:x}'),
+        ("warn", "slow downstream call", 'target":"inventory","duration_ms":{d}'),
+        ("error", "connection timeout to payments after 5000ms", 'request_id":"req-{n:x}","attempt":{d}'),
+    ]
+    weights = [50, 30, 12, 5, 3]
+    written, n = 0, 0
+    t = START
+    with path.open("w", buffering=1 << 22) as out:
+        while written < target:
+            batch = []
+            for _ in range(10000):
+                level, msg, extra = rng.choices(messages, weights)[0]
+                if rng.random() < 0.0001:
+                    level, msg = "error", f"payment declined: {RARE}"
+                n += 1
+                t += timedelta(microseconds=step_us)
+                stamp = t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                fields = extra.format(n=n * 7919 % 1_000_003, d=rng.randint(1, 5000))
+                batch.append(f'{{"ts":"{stamp}","level":"{level}","service":"checkout","msg":"{msg}","{fields}}}\n')
+            chunk = "".join(batch)
+            out.write(chunk)
+            written += len(chunk)
+
+
+def service(path: Path, time_ordered: bool) -> LogsService:
+    config = load({"files": {"sources": [{"path": str(path), "time_ordered": time_ordered}]},
+                   "max_window": "2d", "timeout_s": 300, "now": (START + SPAN).isoformat()})
+    return LogsService(config, FilesBackend(config.files))
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+async def timed(svc: LogsService, **args: Any) -> tuple[float, int]:
+    started = time.perf_counter()
+    out = await svc.query(QueryInput(**args))
+    return time.perf_counter() - started, len(out.items)
+
+
+async def main(args: argparse.Namespace) -> None:
+    path = Path(args.path)
+    if not path.exists() or abs(path.stat().st_size - (args.size_mb << 20)) > (8 << 20):
+        started = time.perf_counter()
+        generate(path, args.size_mb)
+        print(f"generated {path} ({path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - started:.1f}s")
+    size_mb = path.stat().st_size / 2**20
+    whole = {"start": _iso(START - timedelta(minutes=1)), "end": _iso(START + SPAN + timedelta(minutes=1))}
+    seek, scan = service(path, True), service(path, False)
+    print(f"file: {path}, {size_mb:.0f} MB, machine: {os.cpu_count()} cores")
+
+    print("\nfull-scan text filter (every byte read):")
+    for term in (RARE, "timeout to payments"):
+        seconds, found = await timed(scan, text=term, limit=100, **whole)
+        print(f"  text={term!r:24} {seconds:6.2f}s  {size_mb / seconds:7.0f} MB/s  ({found} lines returned)")
+
+    rng = random.Random(3)
+    windows = [START + timedelta(seconds=rng.uniform(0, SPAN.total_seconds() - 300)) for _ in range(args.windows)]
+    print(f"\n5-minute windows by binary search ({len(windows)} random windows):")
+    for label, extra in (("newest 100 lines", {}), ("errors only, newest 100", {"min_severity": "error"})):
+        samples = []
+        for w in windows:
+            seconds, found = await timed(seek, start=_iso(w), end=_iso(w + timedelta(minutes=5)), limit=100, **extra)
+            samples.append(seconds)
+        print(f"  {label:26} median {statistics.median(samples) * 1000:7.1f} ms   worst {max(samples) * 1000:7.1f} ms")
+    oldest_samples = []
+    for w in windows:
+        seconds, _ = await timed(seek, start=_iso(w), end=_iso(w + timedelta(minutes=5)), limit=500, order="oldest",
+                                 text="timeout")
+        oldest_samples.append(seconds)
+    print(f"  {'text=timeout, oldest 500':26} median {statistics.median(oldest_samples) * 1000:7.1f} ms   "
+          f"worst {max(oldest_samples) * 1000:7.1f} ms")
+
+    w = windows[0]
+    window = {"start": _iso(w), "end": _iso(w + timedelta(minutes=5)), "limit": 100}
+    settings = Settings(state_dir=Path(args.path).parent / "opsgate-bench-state",
+                        logs={"files": {"sources": [{"path": str(path)}]}, "max_window": "2d"})
+    app = build_app(settings, ("logs",))
+    async with Client(app.server, mode="legacy") as client:
+        started = time.perf_counter()
+        result = await client.call_tool("logs_query", window)
+        mcp_seconds = time.perf_counter() - started
+    await app.aclose()
+    assert not result.is_error, result.content
+    print(f"  through an MCP client session (gate, policy, audit included): {mcp_seconds * 1000:.1f} ms")
+
+    seek_seconds, seek_found = await timed(seek, **window)
+    scan_seconds, scan_found = await timed(scan, **window)
+    assert seek_found == scan_found
+    print(f"\nsame 5-minute window, newest 100: seek {seek_seconds * 1000:.1f} ms vs full scan {scan_seconds:.1f} s "
+          f"-> {scan_seconds / seek_seconds:,.0f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--path", default="/tmp/opsgate-bench-logs.jsonl")
+    parser.add_argument("--windows", type=int, default=20)
+    anyio.run(main, parser.parse_args())

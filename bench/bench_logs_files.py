@@ -48,7 +48,7 @@ def generate(path: Path, size_mb: int, seed: int = 11) -> None:
     messages = [
         ("info", "order placed", 'order_id":"ord-{n}","duration_ms":{d}'),
         ("info", "payment authorized", 'request_id":"req-{n:x}","amount_cents":{d}'),
-        ("debug", "cart loaded", 'items":{d},"request_id":"req-{n:x}'),
+        ("debug", "cart loaded", 'request_id":"req-{n:x}","items":{d}'),
         ("warn", "slow downstream call", 'target":"inventory","duration_ms":{d}'),
         ("error", "connection timeout to payments after 5000ms", 'request_id":"req-{n:x}","attempt":{d}'),
     ]

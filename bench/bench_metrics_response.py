@@ -79,7 +79,7 @@ async def anomalies_at_scale(state: Path, runs: int) -> None:
             started = time.perf_counter()
             result = await client.call_tool("metrics_anomalies", args)
             gate_s.append(time.perf_counter() - started)
-            assert not result.is_error, result.content[0].text
+            assert not result.is_error, result.content
     out = result.structured_content or {}
     await app.aclose()
     gate_s = gate_s[1:]

@@ -57,7 +57,11 @@ def _expand(value: str, env: dict[str, str]) -> str:
 
 def _stdio_params(entry: dict[str, Any], state_dir: Path) -> StdioServerParameters:
     """The exact command line of a config entry, with `opsgate` resolved the way a shell on PATH would."""
-    base_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "OPSGATE_STATE_DIR": str(state_dir)}
+    base_env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OPSGATE_STATE_DIR": str(state_dir),
+    }
     env = {**base_env, **{k: _expand(v, base_env) for k, v in (entry.get("env") or {}).items()}}
     command = shutil.which(entry["command"], path=env["PATH"])
     assert command, f"{entry['command']!r} is not on PATH"
@@ -88,7 +92,9 @@ def test_claude_code_config_serves_every_capability(live_tools: dict[str, Any]) 
 
 def test_the_claude_mcp_add_line_writes_the_same_config() -> None:
     readme = (EXAMPLES / "README.md").read_text()
-    (line,) = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith("claude mcp add --scope project opsgate")]
+    (line,) = [
+        ln.strip() for ln in readme.splitlines() if ln.strip().startswith("claude mcp add --scope project opsgate")
+    ]
     words = shlex.split(line)
     name, command = words[words.index("--") - 1], words[words.index("--") + 1 :]
     entry = _json(EXAMPLES / "claude-code" / ".mcp.json")["mcpServers"][name]
@@ -134,7 +140,9 @@ async def test_vscode_hosted_entry_authenticates_with_its_prompted_key(tmp_path:
     key = "ogk_vscode-example-key"
     settings = Settings(
         state_dir=tmp_path,
-        http=HttpSettings(port=free_port(), api_keys=[ApiKey(sha256=hash_key(key), subject="dev@vscode", roles=["responder"])]),
+        http=HttpSettings(
+            port=free_port(), api_keys=[ApiKey(sha256=hash_key(key), subject="dev@vscode", roles=["responder"])]
+        ),
     )
     app = build_app(settings, ["runbooks"], http=True)
     with serve_http(app, settings) as url:
@@ -157,7 +165,14 @@ class _Capture(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.requests.append((self.command, self.path, dict(self.headers), body))
         reply = json.dumps(
-            {"object": "toolbox.version", "id": "tbv_1", "name": "opsgate", "version": "3", "tools": [], "created_at": 0}
+            {
+                "object": "toolbox.version",
+                "id": "tbv_1",
+                "name": "opsgate",
+                "version": "3",
+                "tools": [],
+                "created_at": 0,
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -207,7 +222,9 @@ def test_foundry_tool_lists_match_the_server(live_tools: dict[str, Any]) -> None
 
 def test_foundry_call_limit_check_uses_the_servers_own_timeouts(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
-    config.write_text(f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n')
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+    )
     timeouts = register_toolbox.local_timeouts(str(config))
     assert set(timeouts) == set(register_toolbox.READ_TOOLS + register_toolbox.WRITE_TOOLS)
     assert register_toolbox.check_call_limits(list(timeouts), timeouts) == []
@@ -226,8 +243,11 @@ def test_foundry_registration_sends_the_documented_body(foundry_endpoint: str, l
             return AccessToken("test-token", int(time.time()) + 3600)
 
     plan = _plan("--server-url", "https://opsgate.example.com/mcp", "--auth", "oauth", "--connection", "opsgate-oauth")
-    connection_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/a/projects/p/connections/opsgate-oauth"
-    with AIProjectClient(foundry_endpoint, StaticToken()) as client:  # type: ignore[arg-type]
+    connection_id = (
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/a/projects/p"
+        "/connections/opsgate-oauth"
+    )
+    with AIProjectClient(foundry_endpoint, StaticToken()) as client:
         created = register_toolbox.register(client, plan, connection_id, enforce_https=False)
     assert created.version == "3"
     (post, patch) = _Capture.requests
@@ -246,12 +266,17 @@ def test_foundry_registration_sends_the_documented_body(foundry_endpoint: str, l
 
 def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
-    config.write_text(f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n')
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+    )
     script = EXAMPLES / "foundry" / "register_toolbox.py"
     args = ["--server-url", "https://opsgate.example.com/mcp", "--auth", "key", "--connection", "opsgate-key"]
     done = subprocess.run(
         [sys.executable, str(script), *args, "--opsgate-config", str(config), "--print-body"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tools"][0]["server_label"] == "opsgate"

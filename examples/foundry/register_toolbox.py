@@ -108,6 +108,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if "___" in args.server_label or not args.server_label.replace("-", "").replace("_", "").isalnum():
         raise RegistrationError(f"--server-label {args.server_label!r}: letters, digits, - and _ only")
     known = READ_TOOLS + WRITE_TOOLS
+    tools: tuple[str, ...]
     if args.tools == "all":
         tools = known
     elif args.tools == "read":

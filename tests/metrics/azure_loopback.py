@@ -24,7 +24,8 @@ import numpy as np
 from opsgate.sandbox.series import SandboxSeries
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-RESOURCE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/shop-rg/providers/Microsoft.ContainerService/managedClusters/shop-aks"
+RESOURCE_GROUP = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/shop-rg"
+RESOURCE_ID = f"{RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/shop-aks"
 NAMESPACE = "Microsoft.ContainerService/managedClusters"
 DIMENSIONS = ("namespace", "service", "pod")
 TOKEN = "loopback-test-token"

@@ -28,6 +28,8 @@ from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
 GZIP_SUFFIXES = (".gz", ".gzip")
+INHERIT_LOOKBACK = 16 << 10
+"""How far back a line without a time looks for the line it continues (a long stack trace)."""
 
 
 class FileSource(BaseModel):
@@ -233,7 +235,7 @@ class FilesBackend:
 
 def _inherited(blob: BinaryIO, offset: int) -> tuple[int | None, Severity | None]:
     """Time and level of the nearest earlier line that has a time (continuation lines, stack traces)."""
-    start = max(0, offset - (1 << 16))
+    start = max(0, offset - INHERIT_LOOKBACK)
     for _, line in backward(blob, start, offset, None, _always, _never):
         parsed = parse_line(line.decode("utf-8", errors="replace"))
         if parsed.ts_ns is not None:

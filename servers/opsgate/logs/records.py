@@ -22,6 +22,10 @@ _TEXT_HEADER = re.compile(
 )
 _LOGFMT_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)')
 _LOGFMT_START = re.compile(r"^[A-Za-z_@][\w.@-]*=")
+_LEADING_TIME = re.compile(
+    rb'^(?:\{"(?:ts|time|timestamp|@timestamp)":"|(?:ts|time)=)?'
+    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,13 @@ class ParsedLine:
     level: Severity | None
     message: str
     service: str | None = None
+
+
+def leading_time(raw: bytes) -> int | None:
+    """The time at the very start of a line (plain text, logfmt `ts=`, JSON `{"ts":`) without parsing
+    the rest: lets a scan drop lines outside the window cheaply. None when there is none there."""
+    match = _LEADING_TIME.match(raw)
+    return log_time_ns(match.group(1).decode()) if match else None
 
 
 def parse_line(text: str) -> ParsedLine:

@@ -23,7 +23,7 @@ from opsgate.contracts import ToolError
 from opsgate.logs.backends import Fetched, check_deadline
 from opsgate.logs.backends.filescan import backward, bracket, forward
 from opsgate.logs.query import LogQuery
-from opsgate.logs.records import LogRecord, parse_line
+from opsgate.logs.records import LogRecord, leading_time, parse_line
 from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
@@ -204,6 +204,9 @@ class FilesBackend:
         found = 0
         for offset, raw in lines:
             if regex is not None and not regex.search_bytes(raw):
+                continue
+            quick = leading_time(raw)
+            if quick is not None and not query.start_ns <= quick <= query.end_ns:
                 continue
             text = raw.decode("utf-8", errors="replace").rstrip("\r")
             if needle is None and not query.matches_text(text):

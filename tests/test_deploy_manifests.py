@@ -28,6 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from opsgate.cli import build_parser
 from opsgate.config import load_settings
 from opsgate.http_auth import hash_key
+from opsgate.sandbox.world import SandboxWorld
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -35,6 +36,8 @@ K8S = DEPLOY / "k8s"
 K8S_VERSION = "1.37"
 
 sys.path.insert(0, str(DEPLOY))
+sys.path.insert(0, str(REPO / "examples" / "foundry"))
+import register_toolbox  # noqa: E402
 import render_policy_configmap  # noqa: E402
 
 
@@ -248,11 +251,46 @@ def _free_port() -> int:
 KEY = "ogk_deploy-test-key"
 
 
+def _off_cluster_env(tmp_path: Path, kubeconfig: Path) -> dict[str, str]:
+    """What differs from the pod, each because this machine has no cluster: the embedded policy engine
+    instead of the OPA sidecar (same policies), repository paths instead of /app, the sandbox's
+    loopback Kubernetes API instead of the in-cluster service account, and a loopback address."""
+    return {
+        "OPSGATE_STATE_DIR": str(tmp_path / "state"),
+        "OPSGATE_POLICY__ENGINE": "embedded",
+        "OPSGATE_POLICY__DIR": str(REPO / "policies"),
+        "OPSGATE_RUNBOOKS__DIR": str(REPO / "examples" / "runbooks"),
+        "OPSGATE_ROLLBACK__IN_CLUSTER": "false",
+        "OPSGATE_ROLLBACK__KUBECONFIG": str(kubeconfig),
+        "OPSGATE_LOGS__KUBERNETES__KUBECONFIG": str(kubeconfig),
+        "OPSGATE_HTTP__HOST": "127.0.0.1",
+    }
+
+
 @pytest.fixture
-def deployed_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The image's command with the ConfigMap's file and the Secret's env, on loopback. Differences
-    from the pod, each because this machine has no cluster: the embedded policy engine instead of the
-    OPA sidecar (same policies), repository paths instead of /app, and a free loopback port."""
+def cluster_kubeconfig(tmp_path: Path) -> Iterator[Path]:
+    with SandboxWorld() as world:
+        path = tmp_path / "kubeconfig"
+        assert world._server is not None
+        world._server.write_kubeconfig(path)
+        yield path
+
+
+def test_rollback_calls_fit_a_foundry_toolbox_call(
+    tmp_path: Path, cluster_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "opsgate.toml"
+    config.write_text(_config_toml())
+    for name, value in _off_cluster_env(tmp_path, cluster_kubeconfig).items():
+        monkeypatch.setenv(name, value)
+    timeouts = register_toolbox.local_timeouts(str(config))
+    assert "rollback_deployment" in timeouts
+    assert register_toolbox.check_call_limits(list(timeouts), timeouts) == []
+
+
+@pytest.fixture
+def deployed_server(tmp_path: Path, cluster_kubeconfig: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The image's command with the ConfigMap's file and the Secret's env, on loopback."""
     config = tmp_path / "opsgate.toml"
     config.write_text(_config_toml())
     port = _free_port()
@@ -262,11 +300,7 @@ def deployed_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[byte
         **_image_env(),
         "OPSGATE_CONFIG": str(config),
         "OPSGATE_HTTP__API_KEYS": api_keys,
-        "OPSGATE_STATE_DIR": str(tmp_path / "state"),
-        "OPSGATE_POLICY__ENGINE": "embedded",
-        "OPSGATE_POLICY__DIR": str(REPO / "policies"),
-        "OPSGATE_RUNBOOKS__DIR": str(REPO / "examples" / "runbooks"),
-        "OPSGATE_HTTP__HOST": "127.0.0.1",
+        **_off_cluster_env(tmp_path, cluster_kubeconfig),
         "OPSGATE_HTTP__PORT": str(port),
     }
     command = _image_command()
@@ -294,32 +328,31 @@ def deployed_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[byte
         proc.wait(timeout=10)
 
 
-def test_the_configured_image_command_serves_health_and_authenticated_mcp(
+async def test_the_configured_image_command_serves_health_and_authenticated_mcp(
     deployed_server: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     base, _ = deployed_server
-    health = httpx.get(base + "/healthz", timeout=5)
-    assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert health.json()["tools"] >= 2
     settings_path = tomllib.loads(_config_toml())["http"]["path"]
     request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     headers = {"Accept": "application/json, text/event-stream", "Mcp-Protocol-Version": "2025-11-25"}
-    anonymous = httpx.post(base + settings_path, json=request, headers=headers, timeout=5)
+    async with httpx.AsyncClient(timeout=5) as plain:
+        health = await plain.get(base + "/healthz")
+        anonymous = await plain.post(base + settings_path, json=request, headers=headers)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["tools"] == 11
     assert anonymous.status_code == 401
     assert re.search(r"resource_metadata=", anonymous.headers["www-authenticate"])
 
-
-async def test_an_agent_with_a_key_from_the_secret_lists_and_calls_tools(
-    deployed_server: tuple[str, subprocess.Popen[bytes]],
-) -> None:
-    base, _ = deployed_server
-    url = base + tomllib.loads(_config_toml())["http"]["path"]
+    # an agent with a key from the Secret lists and calls tools
+    url = base + settings_path
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http,
         Client(streamable_http_client(url, http_client=http)) as client,
     ):
         names = {t.name for t in (await client.list_tools()).tools}
-        assert {"runbook_search", "runbook_fetch"} <= names
+        assert {"runbook_search", "logs_query", "metrics_query", "rollout_status", "rollback_deployment"} <= names
+        status = await client.call_tool("rollout_status", {"namespace": "shop", "deployment": "checkout"})
+        assert not status.is_error and status.structured_content["state"] == "complete"
         found = await client.call_tool("runbook_search", {"query": "checkout latency after a deploy"})
         assert not found.is_error
         assert found.structured_content["items"][0]["id"] == "checkout-latency-regression"

@@ -14,8 +14,9 @@ from typing import Any
 
 import anyio
 import numpy as np
+from pydantic import ValidationError
 
-from opsgate.config import Settings
+from opsgate.config import ConfigError, Settings
 from opsgate.contracts import Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.metrics import analysis
@@ -114,7 +115,11 @@ def _label_key(s: Series) -> str:
 
 
 def build(settings: Settings) -> Capability:
-    config = MetricsSettings.model_validate(settings.metrics)
+    try:
+        config = MetricsSettings.model_validate(settings.metrics)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid [metrics] configuration: {problems}") from None
     return build_capability(config, make_backend(config))
 
 

@@ -15,7 +15,6 @@ service's logs, then prints, in one run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -88,13 +87,17 @@ async def timed(svc: LogsService, **args: Any) -> tuple[float, int]:
     return time.perf_counter() - started, len(out.items)
 
 
-async def main(args: argparse.Namespace) -> None:
-    path = Path(args.path)
-    if not path.exists() or abs(path.stat().st_size - (args.size_mb << 20)) > (8 << 20):
+def prepare(path: Path, size_mb: int) -> float:
+    """Generate the file unless one of about the right size is there; its size in MB."""
+    if not path.exists() or abs(path.stat().st_size - (size_mb << 20)) > (8 << 20):
         started = time.perf_counter()
-        generate(path, args.size_mb)
+        generate(path, size_mb)
         print(f"generated {path} ({path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - started:.1f}s")
-    size_mb = path.stat().st_size / 2**20
+    return path.stat().st_size / 2**20
+
+
+async def main(args: argparse.Namespace, size_mb: float) -> None:
+    path = Path(args.path)
     whole = {"start": _iso(START - timedelta(minutes=1)), "end": _iso(START + SPAN + timedelta(minutes=1))}
     seek, scan = service(path, True), service(path, False)
     print(f"file: {path}, {size_mb:.0f} MB, machine: {os.cpu_count()} cores")
@@ -147,4 +150,5 @@ if __name__ == "__main__":
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--path", default="/tmp/opsgate-bench-logs.jsonl")
     parser.add_argument("--windows", type=int, default=20)
-    anyio.run(main, parser.parse_args())
+    parsed = parser.parse_args()
+    anyio.run(main, parsed, prepare(Path(parsed.path), parsed.size_mb))

@@ -22,8 +22,8 @@ system-deps:
 	bash scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check servers tests bench
-	$(BIN)/ruff format --check servers tests bench
+	$(BIN)/ruff check servers tests bench examples deploy
+	$(BIN)/ruff format --check servers tests bench examples deploy
 	$(BIN)/mypy
 
 test: $(STAMP) system-deps lint

@@ -72,8 +72,14 @@ def generate(path: Path, size_mb: int, seed: int = 11) -> None:
 
 
 def service(path: Path, time_ordered: bool) -> LogsService:
-    config = load({"files": {"sources": [{"path": str(path), "time_ordered": time_ordered}]},
-                   "max_window": "2d", "timeout_s": 300, "now": (START + SPAN).isoformat()})
+    config = load(
+        {
+            "files": {"sources": [{"path": str(path), "time_ordered": time_ordered}]},
+            "max_window": "2d",
+            "timeout_s": 300,
+            "now": (START + SPAN).isoformat(),
+        }
+    )
     return LogsService(config, FilesBackend(config.files))
 
 
@@ -118,16 +124,21 @@ async def main(args: argparse.Namespace, size_mb: float) -> None:
         print(f"  {label:26} median {statistics.median(samples) * 1000:7.1f} ms   worst {max(samples) * 1000:7.1f} ms")
     oldest_samples = []
     for w in windows:
-        seconds, _ = await timed(seek, start=_iso(w), end=_iso(w + timedelta(minutes=5)), limit=500, order="oldest",
-                                 text="timeout")
+        seconds, _ = await timed(
+            seek, start=_iso(w), end=_iso(w + timedelta(minutes=5)), limit=500, order="oldest", text="timeout"
+        )
         oldest_samples.append(seconds)
-    print(f"  {'text=timeout, oldest 500':26} median {statistics.median(oldest_samples) * 1000:7.1f} ms   "
-          f"worst {max(oldest_samples) * 1000:7.1f} ms")
+    print(
+        f"  {'text=timeout, oldest 500':26} median {statistics.median(oldest_samples) * 1000:7.1f} ms   "
+        f"worst {max(oldest_samples) * 1000:7.1f} ms"
+    )
 
     w = windows[0]
     window = {"start": _iso(w), "end": _iso(w + timedelta(minutes=5)), "limit": 100}
-    settings = Settings(state_dir=Path(args.path).parent / "opsgate-bench-state",
-                        logs={"files": {"sources": [{"path": str(path)}]}, "max_window": "2d"})
+    settings = Settings(
+        state_dir=Path(args.path).parent / "opsgate-bench-state",
+        logs={"files": {"sources": [{"path": str(path)}]}, "max_window": "2d"},
+    )
     app = build_app(settings, ("logs",))
     async with Client(app.server, mode="legacy") as client:
         await client.call_tool("logs_query", {**window, "start": _iso(windows[-1])})  # warm the policy engine
@@ -141,8 +152,10 @@ async def main(args: argparse.Namespace, size_mb: float) -> None:
     seek_seconds, seek_found = await timed(seek, **window)
     scan_seconds, scan_found = await timed(scan, **window)
     assert seek_found == scan_found
-    print(f"\nsame 5-minute window, newest 100: seek {seek_seconds * 1000:.1f} ms vs full scan {scan_seconds:.1f} s "
-          f"-> {scan_seconds / seek_seconds:,.0f}x")
+    print(
+        f"\nsame 5-minute window, newest 100: seek {seek_seconds * 1000:.1f} ms vs full scan {scan_seconds:.1f} s "
+        f"-> {scan_seconds / seek_seconds:,.0f}x"
+    )
 
 
 if __name__ == "__main__":

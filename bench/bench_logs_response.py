@@ -52,8 +52,9 @@ def generate(path: Path, lines: int, seed: int = 5) -> None:
     with path.open("w") as out:
         for i in range(lines):
             level, shape = rng.choices(shapes, [30, 30, 15, 8, 5, 3, 4, 3, 0.1, 2])[0]
-            msg = shape.format(id=rng.randint(1, 10**7), user=f"u{rng.randint(1, 5000)}", ms=rng.randint(1, 9000),
-                               n=rng.randint(1, 9))
+            msg = shape.format(
+                id=rng.randint(1, 10**7), user=f"u{rng.randint(1, 5000)}", ms=rng.randint(1, 9000), n=rng.randint(1, 9)
+            )
             stamp = (START + step * i).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             service = rng.choice(["checkout", "payments", "inventory"])
             out.write(json.dumps({"ts": stamp, "level": level, "service": service, "msg": msg}) + "\n")
@@ -81,8 +82,11 @@ async def main(args: argparse.Namespace) -> None:
         print(f"default responses over the bundled example logs (budget {BUDGET} bytes of text):")
         for label, tool, call_args in [
             ("logs_query {}", "logs_query", {}),
-            ("logs_query service=checkout min_severity=error", "logs_query",
-             {"service": "checkout", "min_severity": "error"}),
+            (
+                "logs_query service=checkout min_severity=error",
+                "logs_query",
+                {"service": "checkout", "min_severity": "error"},
+            ),
             ("logs_patterns {}", "logs_patterns", {}),
             ("logs_patterns since=3h", "logs_patterns", {"since": "3h"}),
         ]:
@@ -98,8 +102,10 @@ async def main(args: argparse.Namespace) -> None:
         result, seconds = await call(big, "logs_patterns", {})
         report("logs_patterns {}", result, seconds)
         out = result.structured_content
-        print(f"    lines mined: {out['lines_scanned']:,}, templates found: {out['templates_total']}, "
-              f"capped: {out['lines_capped']}")
+        print(
+            f"    lines mined: {out['lines_scanned']:,}, templates found: {out['templates_total']}, "
+            f"capped: {out['lines_capped']}"
+        )
         for item in out["items"]:
             print(f"    {item['count']:6d}  {','.join(item['levels']):12} {item['template'][:80]}")
         result, seconds = await call(big, "logs_patterns", {"min_severity": "warn", "limit": 5})

@@ -72,8 +72,10 @@ def new_emulated_cluster() -> KubeCluster:
 @pytest.fixture
 def kube_api() -> Iterator[KubeApiServer]:
     if real_cluster_kubeconfig() is not None:
-        pytest.skip(f"{KUBECONFIG_ENV} points at a real cluster; this test needs the emulation's hooks "
-                    "(fault injection, pod logs, bad images)")
+        pytest.skip(
+            f"{KUBECONFIG_ENV} points at a real cluster; this test needs the emulation's hooks "
+            "(fault injection, pod logs, bad images)"
+        )
     with KubeApiServer(new_emulated_cluster(), tick_seconds=KUBE_TEST_TICK_SECONDS) as server:
         yield server
 

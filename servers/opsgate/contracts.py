@@ -153,10 +153,12 @@ class Contract(Generic[InT, OutT]):
         )
 
     def input_schema(self) -> dict[str, Any]:
-        return compact_schema(self.input_model.model_json_schema())
+        schema: dict[str, Any] = compact_schema(self.input_model.model_json_schema())
+        return schema
 
     def output_schema(self) -> dict[str, Any]:
-        return compact_schema(self.output_model.model_json_schema(mode="serialization"))
+        schema: dict[str, Any] = compact_schema(self.output_model.model_json_schema(mode="serialization"))
+        return schema
 
     def definition(self) -> Tool:
         """The MCP tool definition (what `tools/list` shows)."""

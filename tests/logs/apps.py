@@ -31,13 +31,17 @@ def loki_app(make_app: Callable[..., App], tmp_path: Path, url: str, **loki: Any
     return make_app(("logs",), settings=Settings(state_dir=tmp_path / "state", logs=section))
 
 
-def azure_app(
-    make_app: Callable[..., App], tmp_path: Path, endpoint: str, credential: Any = None, **logs: Any
-) -> App:
-    config = load({"backend": "azure", "azure": {"workspace_id": WORKSPACE, "endpoint": endpoint, "retries": 0,
-                                                 "timeout_s": 5}, **logs})
-    backend = make_backend(config, azure_credential=credential or StaticTokenCredential(),
-                           azure_request_options={"enforce_https": False})
+def azure_app(make_app: Callable[..., App], tmp_path: Path, endpoint: str, credential: Any = None, **logs: Any) -> App:
+    config = load(
+        {
+            "backend": "azure",
+            "azure": {"workspace_id": WORKSPACE, "endpoint": endpoint, "retries": 0, "timeout_s": 5},
+            **logs,
+        }
+    )
+    backend = make_backend(
+        config, azure_credential=credential or StaticTokenCredential(), azure_request_options={"enforce_https": False}
+    )
     return make_app((), settings=Settings(state_dir=tmp_path / "state"), capabilities=[capability(config, backend)])
 
 
@@ -48,13 +52,15 @@ def seed_kube_pods(kube_api: Any, kube_client: kubernetes.client.ApiClient, base
         deadline = time.monotonic() + 5
         pods: list[Any] = []
         while not pods and time.monotonic() < deadline:
-            pods = sorted(core.list_namespaced_pod("shop", label_selector=f"app={service}").items,
-                          key=lambda p: p.metadata.name)
+            pods = sorted(
+                core.list_namespaced_pod("shop", label_selector=f"app={service}").items, key=lambda p: p.metadata.name
+            )
             if not pods:
                 time.sleep(0.05)
         assert pods, f"the emulated cluster has no {service} pods"
         kube_api.cluster.logs.put(
-            "shop", pods[0].metadata.name,
+            "shop",
+            pods[0].metadata.name,
             [(corpus.when(base, e), corpus.json_line(base, e)) for e in corpus.events_of(service)],
         )
 

@@ -16,8 +16,10 @@ import re2
 
 from tests.logs.loopback import LoopbackServer, Reply, json_reply
 
-_TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\\n]|\\.)*")|(?P<dt>datetime\([^)]*\))|(?P<num>\d+\b)'
-                    r"|(?P<op>\.\.|==|!=|in~|!in~|!in|\||\(|\)|,|\[|\])|(?P<id>[A-Za-z_][A-Za-z0-9_.]*))")
+_TOKEN = re.compile(
+    r'\s*(?:(?P<str>"(?:[^"\\\n]|\\.)*")|(?P<dt>datetime\([^)]*\))|(?P<num>\d+\b)'
+    r"|(?P<op>\.\.|==|!=|in~|!in~|!in|\||\(|\)|,|\[|\])|(?P<id>[A-Za-z_][A-Za-z0-9_.]*))"
+)
 
 
 class KqlSyntaxError(ValueError):
@@ -50,7 +52,7 @@ def tokenize(text: str) -> list[tuple[str, Any]]:
     while i < len(text.rstrip()):
         m = _TOKEN.match(text, i)
         if not m or m.end() == i:
-            raise KqlSyntaxError(f"Query could not be parsed at '{text[i:i + 10].strip()}'")
+            raise KqlSyntaxError(f"Query could not be parsed at '{text[i : i + 10].strip()}'")
         kind = m.lastgroup or ""
         value: Any = m.group(kind)
         if kind == "str":
@@ -206,10 +208,18 @@ def run(text: str, tables: dict[str, Table]) -> tuple[list[tuple[str, str]], lis
 
 
 def syntax_error(message: str) -> dict[str, Any]:
-    return {"error": {"message": "The request had some invalid properties", "code": "BadArgumentError",
-                      "correlationId": "00000000-0000-0000-0000-000000000000",
-                      "innererror": {"code": "SyntaxError", "message": "A recognition error occurred in the query.",
-                                     "innererror": {"code": "SYN0002", "message": message}}}}
+    return {
+        "error": {
+            "message": "The request had some invalid properties",
+            "code": "BadArgumentError",
+            "correlationId": "00000000-0000-0000-0000-000000000000",
+            "innererror": {
+                "code": "SyntaxError",
+                "message": "A recognition error occurred in the query.",
+                "innererror": {"code": "SYN0002", "message": message},
+            },
+        }
+    }
 
 
 class AzureLoopback:
@@ -237,9 +247,11 @@ class AzureLoopback:
             missing = {"code": "PathNotFoundError", "message": f"The requested path does not exist: {path}"}
             return json_reply(404, {"error": missing})
         if headers.get("authorization") != f"Bearer {self.token}":
-            expired = {"code": "InvalidTokenError",
-                       "message": "The provided authentication is not valid for this resource",
-                       "innererror": {"code": "TokenExpired", "message": "The token has expired"}}
+            expired = {
+                "code": "InvalidTokenError",
+                "message": "The provided authentication is not valid for this resource",
+                "innererror": {"code": "TokenExpired", "message": "The token has expired"},
+            }
             return json_reply(401, {"error": expired})
         request = json.loads(body)
         self.queries.append(request)
@@ -249,12 +261,18 @@ class AzureLoopback:
             columns, rows = run(request["query"], self.tables)
         except KqlSyntaxError as exc:
             return json_reply(400, syntax_error(str(exc)))
-        result: dict[str, Any] = {"tables": [{"name": "PrimaryResult",
-                                              "columns": [{"name": n, "type": t} for n, t in columns],
-                                              "rows": rows}]}
+        result: dict[str, Any] = {
+            "tables": [{"name": "PrimaryResult", "columns": [{"name": n, "type": t} for n, t in columns], "rows": rows}]
+        }
         if self.partial:
-            detail = {"code": "EngineError", "message": "Query result set exceeded the limit",
-                      "innererror": {"code": "E_QUERY_RESULT_SET_TOO_LARGE", "message": "result set too large"}}
-            result["error"] = {"code": "PartialError", "message": "There were some errors when processing your query.",
-                               "details": [detail]}
+            detail = {
+                "code": "EngineError",
+                "message": "Query result set exceeded the limit",
+                "innererror": {"code": "E_QUERY_RESULT_SET_TOO_LARGE", "message": "result set too large"},
+            }
+            result["error"] = {
+                "code": "PartialError",
+                "message": "There were some errors when processing your query.",
+                "details": [detail],
+            }
         return json_reply(200, result)

@@ -33,6 +33,7 @@ EVENTS = (
     Event(400, "checkout", "error", "connection timeout to payments (outside the window)"),
 )
 
+
 # The typed query every backend answers, and the messages it must return (oldest first).
 def typed_query(base: datetime) -> dict[str, Any]:
     return {
@@ -70,10 +71,12 @@ def write_files(base: datetime, folder: Path) -> dict[str, Any]:
     """checkout as JSON lines, payments as logfmt; returns the `[logs]` section for them."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "checkout.jsonl").write_text("".join(json_line(base, e) + "\n" for e in events_of("checkout")))
-    (folder / "payments.log").write_text("".join(
-        f'ts={when(base, e).isoformat().replace("+00:00", "Z")} level={e.level} msg="{e.msg}"\n'
-        for e in events_of("payments")
-    ))
+    (folder / "payments.log").write_text(
+        "".join(
+            f'ts={when(base, e).isoformat().replace("+00:00", "Z")} level={e.level} msg="{e.msg}"\n'
+            for e in events_of("payments")
+        )
+    )
     return {"backend": "files", "files": {"sources": [{"path": str(folder / "*")}]}}
 
 
@@ -81,20 +84,32 @@ def loki_streams(base: datetime) -> list[Stream]:
     return [
         Stream(
             labels={"service_name": service, "namespace": "shop", "app": service, "pod": f"{service}-0"},
-            entries=[(to_ns(when(base, e)), json_line(base, e), {"detected_level": e.level})
-                     for e in events_of(service)],
+            entries=[
+                (to_ns(when(base, e)), json_line(base, e), {"detected_level": e.level}) for e in events_of(service)
+            ],
         )
         for service in ("checkout", "payments")
     ]
 
 
 def azure_tables(base: datetime) -> dict[str, Table]:
-    columns = [("TimeGenerated", "datetime"), ("PodNamespace", "string"), ("PodName", "string"),
-               ("ContainerName", "string"), ("LogLevel", "string"), ("LogMessage", "dynamic")]
+    columns = [
+        ("TimeGenerated", "datetime"),
+        ("PodNamespace", "string"),
+        ("PodName", "string"),
+        ("ContainerName", "string"),
+        ("LogLevel", "string"),
+        ("LogMessage", "dynamic"),
+    ]
     rows = [
-        {"TimeGenerated": when(base, e).isoformat().replace("+00:00", "Z"), "PodNamespace": "shop",
-         "PodName": f"{e.service}-0", "ContainerName": e.service, "LogLevel": e.level,
-         "LogMessage": json_line(base, e)}
+        {
+            "TimeGenerated": when(base, e).isoformat().replace("+00:00", "Z"),
+            "PodNamespace": "shop",
+            "PodName": f"{e.service}-0",
+            "ContainerName": e.service,
+            "LogLevel": e.level,
+            "LogMessage": json_line(base, e),
+        }
         for e in EVENTS
     ]
     return {"ContainerLogV2": Table(columns=columns, rows=rows)}

@@ -26,7 +26,7 @@ def _unquote(text: str, i: int) -> tuple[str, int]:
             raise LogQLSyntaxError(f"unterminated raw string at col {i + 1}")
         return text[i + 1 : end], end + 1
     if quote != '"':
-        raise LogQLSyntaxError(f"syntax error: unexpected {text[i:i + 10]!r} at col {i + 1}, expected string")
+        raise LogQLSyntaxError(f"syntax error: unexpected {text[i : i + 10]!r} at col {i + 1}, expected string")
     out: list[str] = []
     j = i + 1
     escapes = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
@@ -88,11 +88,11 @@ def _matcher(text: str, i: int) -> tuple[Matcher, int]:
     i = _skip(text, i)
     m = _NAME.match(text, i)
     if not m:
-        raise LogQLSyntaxError(f"syntax error: unexpected {text[i:i + 10]!r} at col {i + 1}, expecting IDENTIFIER")
+        raise LogQLSyntaxError(f"syntax error: unexpected {text[i : i + 10]!r} at col {i + 1}, expecting IDENTIFIER")
     i = _skip(text, m.end())
     op = next((o for o in _OPS if text.startswith(o, i)), None)
     if op is None:
-        raise LogQLSyntaxError(f"syntax error: unexpected {text[i:i + 10]!r} at col {i + 1}, expecting operator")
+        raise LogQLSyntaxError(f"syntax error: unexpected {text[i : i + 10]!r} at col {i + 1}, expecting operator")
     value, i = _unquote(text, _skip(text, i + len(op)))
     if op in ("=~", "!~"):
         try:
@@ -105,7 +105,7 @@ def _matcher(text: str, i: int) -> tuple[Matcher, int]:
 def parse(text: str) -> LogQL:
     i = _skip(text, 0)
     if not text.startswith("{", i):
-        raise LogQLSyntaxError(f"syntax error: unexpected {text[i:i + 10]!r} at col {i + 1}, expecting {{")
+        raise LogQLSyntaxError(f"syntax error: unexpected {text[i : i + 10]!r} at col {i + 1}, expecting {{")
     i += 1
     selector: list[Matcher] = []
     while True:
@@ -118,10 +118,11 @@ def parse(text: str) -> LogQL:
         if text.startswith("}", i):
             i += 1
             break
-        raise LogQLSyntaxError(f"syntax error: unexpected {text[i:i + 10]!r} at col {i + 1}, expecting }} or ,")
+        raise LogQLSyntaxError(f"syntax error: unexpected {text[i : i + 10]!r} at col {i + 1}, expecting }} or ,")
     if not any(not m.matches("") for m in selector):
-        raise LogQLSyntaxError("queries require at least one regexp or equality matcher that does not have an "
-                               "empty-compatible value")
+        raise LogQLSyntaxError(
+            "queries require at least one regexp or equality matcher that does not have an empty-compatible value"
+        )
     query = LogQL(selector)
     while (i := _skip(text, i)) < len(text):
         op = next((o for o in ("|=", "!=", "|~", "!~") if text.startswith(o, i)), None)
@@ -137,7 +138,7 @@ def parse(text: str) -> LogQL:
             matcher, i = _matcher(text, i + 1)
             query.label_filters.append(matcher)
         else:
-            raise LogQLSyntaxError(f"syntax error: unexpected {text[i:i + 10]!r} at col {i + 1}")
+            raise LogQLSyntaxError(f"syntax error: unexpected {text[i : i + 10]!r} at col {i + 1}")
     return query
 
 

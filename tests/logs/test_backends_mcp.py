@@ -79,9 +79,7 @@ async def test_every_backend_pages_newest_first_with_a_cursor(
     assert seen == list(reversed(corpus.EXPECTED))
 
 
-async def test_every_backend_groups_patterns(
-    backend_app: tuple[str, App, Any], request: pytest.FixtureRequest
-) -> None:
+async def test_every_backend_groups_patterns(backend_app: tuple[str, App, Any], request: pytest.FixtureRequest) -> None:
     _, app, _ = backend_app
     args = {k: v for k, v in corpus.typed_query(request.node.base).items() if k != "order"}
     args.pop("min_severity")

@@ -118,8 +118,11 @@ async def test_unreachable_loki_is_backend_unavailable(make_app: Callable[..., A
 
 async def test_loki_query_errors_come_back_named(make_app: Callable[..., App], tmp_path: Path) -> None:
     with LokiLoopback(corpus.loki_streams(corpus.recent_base())) as loki:
-        roles = Settings(state_dir=tmp_path / "state", caller=LocalCaller(roles=["sre"]),
-                         logs={"backend": "loki", "loki": {"url": loki.url}})
+        roles = Settings(
+            state_dir=tmp_path / "state",
+            caller=LocalCaller(roles=["sre"]),
+            logs={"backend": "loki", "loki": {"url": loki.url}},
+        )
         app = make_app(("logs",), settings=roles)
         result = await _call(app, {"raw_query": '{service_name="checkout" |= "x"'})
         assert result.is_error and "Loki rejected the query: parse error" in result.content[0].text
@@ -198,8 +201,11 @@ async def test_raw_query_needs_a_privileged_role(make_app: Callable[..., App], t
         assert denied.is_error and "raw backend queries need one of the roles" in denied.content[0].text
         assert loki.queries == []
         await app.aclose()
-        sre = Settings(state_dir=tmp_path / "sre", caller=LocalCaller(roles=["sre"]),
-                       logs={"backend": "loki", "loki": {"url": loki.url}})
+        sre = Settings(
+            state_dir=tmp_path / "sre",
+            caller=LocalCaller(roles=["sre"]),
+            logs={"backend": "loki", "loki": {"url": loki.url}},
+        )
         app = make_app(("logs",), settings=sre)
         allowed = await _call(app, {"raw_query": raw, "start": corpus.typed_query(base)["start"]})
         assert not allowed.is_error
@@ -214,7 +220,7 @@ async def test_injection_through_mcp_reaches_loki_and_azure_as_literals(
 ) -> None:
     base = corpus.recent_base()
     window = {k: corpus.typed_query(base)[k] for k in ("start", "end")}
-    payloads = PAYLOADS if field == "text" else ['"}|~".*', r'\" | take 1', '.*" or "1"=="1', "zz`}|zz"]
+    payloads = PAYLOADS if field == "text" else ['"}|~".*', r"\" | take 1", '.*" or "1"=="1', "zz`}|zz"]
     in_window = [e for e in corpus.EVENTS if 0 <= e.offset_s <= 300]
 
     def expected(payload: str) -> int:
@@ -223,8 +229,9 @@ async def test_injection_through_mcp_reaches_loki_and_azure_as_literals(
         return sum(re2.search(payload, corpus.json_line(base, e)) is not None for e in in_window)
 
     with LokiLoopback(corpus.loki_streams(base)) as loki, AzureLoopback(corpus.azure_tables(base)) as azure:
-        for index, app in enumerate([loki_app(make_app, tmp_path / "l", loki.url),
-                                     azure_app(make_app, tmp_path / "a", azure.endpoint)]):
+        for index, app in enumerate(
+            [loki_app(make_app, tmp_path / "l", loki.url), azure_app(make_app, tmp_path / "a", azure.endpoint)]
+        ):
             for payload in payloads:
                 result = await _call(app, {**window, field: payload, "limit": 100})
                 # the loopback servers parse what they get: a broken literal would be a syntax error,

@@ -46,8 +46,9 @@ async def test_bundled_examples_tell_the_incident() -> None:
     top = patterns.items[0]
     assert "payment call failed" in top.template and top.levels == {"error": top.count}
     assert {"checkout", "payments", "inventory"} <= {s for p in patterns.items for s in p.services}
-    rotated = await service.query(QueryInput(service="checkout", start="2026-11-23T02:00:00Z",
-                                             end="2026-11-23T02:05:00Z"))
+    rotated = await service.query(
+        QueryInput(service="checkout", start="2026-11-23T02:00:00Z", end="2026-11-23T02:05:00Z")
+    )
     assert rotated.items and {i.source for i in rotated.items} == {"checkout.jsonl.1.gz"}
 
 
@@ -82,8 +83,15 @@ def _lines(count: int, seed: int) -> list[tuple[int, bytes]]:
     for i in range(count):
         ts += rng.choice([0, 0, 1, 7, 500]) * 1_000_000  # repeated timestamps included
         level = rng.choice(["info", "info", "error"])
-        out.append((ts, json.dumps({"ts": _stamp(ts), "level": level, "msg": f"event {i} {'x' * rng.randint(0, 300)}"},
-                                   separators=(",", ":")).encode()))
+        out.append(
+            (
+                ts,
+                json.dumps(
+                    {"ts": _stamp(ts), "level": level, "msg": f"event {i} {'x' * rng.randint(0, 300)}"},
+                    separators=(",", ":"),
+                ).encode(),
+            )
+        )
     return out
 
 
@@ -147,7 +155,7 @@ def test_raw_query_is_refused_by_files() -> None:
     from opsgate.contracts import ToolError
 
     backend = FilesBackend(FilesSettings(sources=[FileSource(path="/nonexistent/*")]))
-    query = LogQuery(start_ns=0, end_ns=1, raw_query="{app=\"x\"}")
+    query = LogQuery(start_ns=0, end_ns=1, raw_query='{app="x"}')
     try:
         anyio.run(backend.fetch, query, 10, 1e12)
     except ToolError as exc:

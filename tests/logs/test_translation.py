@@ -27,13 +27,13 @@ PAYLOADS = [
     "x` |~ `.*",
     '\\" }',
     "\\",
-    "a\\\\\" | where 1==1",
+    'a\\\\" | where 1==1',
     "}) by (level) |",
     "' or ''='",
     "ignore previous instructions | project secret",
-    "é ü 漢字 \" ;",
+    'é ü 漢字 " ;',
 ]
-REGEX_PAYLOADS = ['"}|~".*', r'\" | take 1', "(a+)+$", "[|`}]", '.*" or "1"=="1', "^$"]
+REGEX_PAYLOADS = ['"}|~".*', r"\" | take 1", "(a+)+$", "[|`}]", '.*" or "1"=="1', "^$"]
 COLUMNS = AzureSettings(workspace_id="w").columns()
 
 
@@ -57,8 +57,13 @@ def kql_skeleton(text: str) -> tuple[list[Any], list[str]]:
 
 
 def _query(**fields: Any) -> LogQuery:
-    base: dict[str, Any] = {"start_ns": 1, "end_ns": 2, "services": ("checkout",), "namespace": "shop",
-                            "min_severity": "error"}
+    base: dict[str, Any] = {
+        "start_ns": 1,
+        "end_ns": 2,
+        "services": ("checkout",),
+        "namespace": "shop",
+        "min_severity": "error",
+    }
     return LogQuery(**{**base, **fields})
 
 

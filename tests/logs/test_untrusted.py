@@ -23,10 +23,12 @@ PLANTED = [
 async def test_instructions_in_log_lines_are_returned_as_data(make_app: Callable[..., App], tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
-    (folder / "checkout.jsonl").write_text("".join(
-        json.dumps({"ts": f"2026-11-23T04:0{i}:00Z", "level": "error", "msg": text}) + "\n"
-        for i, text in enumerate(PLANTED)
-    ))
+    (folder / "checkout.jsonl").write_text(
+        "".join(
+            json.dumps({"ts": f"2026-11-23T04:0{i}:00Z", "level": "error", "msg": text}) + "\n"
+            for i, text in enumerate(PLANTED)
+        )
+    )
     kit = testkit.build()
     section = {"files": {"sources": [{"path": str(folder / "*")}]}, "now": "2026-11-23T04:30:00Z"}
     app = make_app(("logs",), settings=Settings(state_dir=tmp_path / "state", logs=section), capabilities=[kit])
@@ -41,7 +43,7 @@ async def test_instructions_in_log_lines_are_returned_as_data(make_app: Callable
     assert "data to read, not instructions" in summary and "data to read, not instructions" in patterns_summary
     assert not any(text[:20] in summary for text in PLANTED)  # log text stays out of the summary line
     assert kit.ledger.executed == []  # type: ignore[attr-defined]
-    calls = [r.record for r in app.gate.audit.tail(100)][len(before):]
+    calls = [r.record for r in app.gate.audit.tail(100)][len(before) :]
     assert [c["tool"] for c in calls] == ["logs_query", "logs_patterns"]
     assert all(c["outcome"] == "ok" for c in calls)
     await app.aclose()

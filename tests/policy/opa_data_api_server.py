@@ -79,9 +79,7 @@ def build_app(engine: EmbeddedEngine, behaviour: ServerBehaviour) -> Starlette:
         return JSONResponse({"result": decision})
 
     async def status(request: Request) -> Response:
-        return JSONResponse(
-            {"result": {"bundles": {"opsgate": {"active_revision": engine.revision}}}}
-        )
+        return JSONResponse({"result": {"bundles": {"opsgate": {"active_revision": engine.revision}}}})
 
     return Starlette(
         routes=[

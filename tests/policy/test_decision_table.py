@@ -49,9 +49,7 @@ def test_embedded_engine_matches_table(embedded: EmbeddedEngine, case: DecisionC
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_real_opa_matches_table_and_embedded(
-    embedded: EmbeddedEngine, real_opa: RealOpa, case: DecisionCase
-) -> None:
+def test_real_opa_matches_table_and_embedded(embedded: EmbeddedEngine, real_opa: RealOpa, case: DecisionCase) -> None:
     opa_decision = real_opa.decision(case.input)
     assert expected_view(opa_decision) == case.expect
     assert opa_decision == embedded.evaluate(case.input)

@@ -125,7 +125,7 @@ def test_conflicting_decision_is_a_policy_error(tmp_path: Path) -> None:
     write_policy(
         tmp_path,
         "p.rego",
-        'package opsgate\n\nimport rego.v1\n\n'
+        "package opsgate\n\nimport rego.v1\n\n"
         'decision := {"allow": true} if input.a\n\ndecision := {"allow": false} if input.b\n',
     )
     engine = EmbeddedEngine(tmp_path)
@@ -149,7 +149,7 @@ def test_runaway_policy_is_stopped_not_hung(tmp_path: Path) -> None:
     write_policy(
         tmp_path,
         "p.rego",
-        'package opsgate\n\nimport rego.v1\n\n'
+        "package opsgate\n\nimport rego.v1\n\n"
         'decision := {"allow": count([1 | some x in numbers.range(1, 5000); some y in numbers.range(1, 5000)]) > 0}\n',
     )
     engine = EmbeddedEngine(tmp_path)

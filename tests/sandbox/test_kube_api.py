@@ -38,8 +38,13 @@ from opsgate.sandbox.kube_api import (
 
 K8S_VERSION = "1.37"
 _SCHEMA_DIR = f"kubernetes-json-schema/v{K8S_VERSION}.0-local-strict"
-_META_SCHEMAS = {"Status": "status", "APIResourceList": "apiresourcelist", "APIGroupList": "apigrouplist",
-                 "APIVersions": "apiversions", "APIGroup": "apigroup"}
+_META_SCHEMAS = {
+    "Status": "status",
+    "APIResourceList": "apiresourcelist",
+    "APIGroupList": "apigrouplist",
+    "APIVersions": "apiversions",
+    "APIGroup": "apigroup",
+}
 
 
 def validate_served(obj: dict[str, Any]) -> None:
@@ -99,9 +104,11 @@ def rollout_complete(apps: AppsV1Api, namespace: str, name: str) -> bool:
     deployment = apps.read_namespaced_deployment(name, namespace)
     status, spec = deployment.status, deployment.spec
     assert status is not None and spec is not None and deployment.metadata is not None
-    return (status.observed_generation == deployment.metadata.generation
-            and status.updated_replicas == spec.replicas == status.available_replicas == status.replicas
-            and progressing_reason(apps, namespace, name) == "NewReplicaSetAvailable")
+    return (
+        status.observed_generation == deployment.metadata.generation
+        and status.updated_replicas == spec.replicas == status.available_replicas == status.replicas
+        and progressing_reason(apps, namespace, name) == "NewReplicaSetAvailable"
+    )
 
 
 def replica_sets_by_revision(apps: AppsV1Api, namespace: str, app: str) -> dict[int, kubernetes.client.V1ReplicaSet]:
@@ -130,8 +137,11 @@ def test_seeded_history_is_listed_and_served_objects_match_the_openapi_schemas(
     history = replica_sets_by_revision(apps, kube_namespace, "checkout")
     assert sorted(history) == list(range(1, 8))
     assert [rs.spec.replicas for _, rs in sorted(history.items()) if rs.spec] == [0, 0, 0, 0, 0, 0, 3]
-    created = [rs.metadata.creation_timestamp for _, rs in sorted(history.items())
-               if rs.metadata and rs.metadata.creation_timestamp]
+    created = [
+        rs.metadata.creation_timestamp
+        for _, rs in sorted(history.items())
+        if rs.metadata and rs.metadata.creation_timestamp
+    ]
     assert len(created) == 7 and created == sorted(created) and created[-1] - created[0] > timedelta(hours=4)
     newest = history[7]
     assert newest.metadata is not None and newest.metadata.owner_references is not None
@@ -140,8 +150,13 @@ def test_seeded_history_is_listed_and_served_objects_match_the_openapi_schemas(
     assert newest.metadata.name == f"checkout-{template_hash}"
     pods = core.list_namespaced_pod(kube_namespace, label_selector=f"pod-template-hash={template_hash}").items
     assert len(pods) == 3
-    assert all(p.metadata and p.metadata.name and p.metadata.name.startswith(f"{newest.metadata.name}-")
-               and len(p.metadata.name) == len(newest.metadata.name) + 6 for p in pods)
+    assert all(
+        p.metadata
+        and p.metadata.name
+        and p.metadata.name.startswith(f"{newest.metadata.name}-")
+        and len(p.metadata.name) == len(newest.metadata.name) + 6
+        for p in pods
+    )
 
     pod_name = str(pods[0].metadata.name if pods[0].metadata else "")
     served = [
@@ -168,13 +183,19 @@ def test_seeded_history_is_listed_and_served_objects_match_the_openapi_schemas(
     version = kubernetes.client.VersionApi(kube_client).get_code()
     assert version.major == "1"
     info_schema = schema_contents(f"{_SCHEMA_DIR}/info-pkg-version.json", K8S_VERSION)
-    jsonschema.validators.Draft202012Validator(info_schema).validate(raw(kubernetes.client.VersionApi(kube_client).get_code))
+    jsonschema.validators.Draft202012Validator(info_schema).validate(
+        raw(kubernetes.client.VersionApi(kube_client).get_code)
+    )
 
 
 def test_events_filter_by_involved_object(kube_client: kubernetes.client.ApiClient, kube_namespace: str) -> None:
-    events = CoreV1Api(kube_client).list_namespaced_event(
-        kube_namespace, field_selector="involvedObject.name=checkout,involvedObject.kind=Deployment"
-    ).items
+    events = (
+        CoreV1Api(kube_client)
+        .list_namespaced_event(
+            kube_namespace, field_selector="involvedObject.name=checkout,involvedObject.kind=Deployment"
+        )
+        .items
+    )
     assert events, "the deployment controller recorded no events for checkout"
     assert {e.involved_object.name for e in events} == {"checkout"}
     assert all(e.reason == "ScalingReplicaSet" for e in events)
@@ -229,8 +250,9 @@ def test_template_change_creates_a_revision_and_rolls_out(kube_api: KubeApiServe
     history = replica_sets_by_revision(apps, kube_namespace, "checkout")
     assert {revision: rs.spec.replicas for revision, rs in history.items() if rs.spec}[7] == 0
     pods = core.list_namespaced_pod(kube_namespace, label_selector="app=checkout").items
-    assert len(pods) == 3 and all(p.metadata and str(p.metadata.name).startswith(str(newest.metadata.name))
-                                  for p in pods)
+    assert len(pods) == 3 and all(
+        p.metadata and str(p.metadata.name).startswith(str(newest.metadata.name)) for p in pods
+    )
 
 
 def test_rollback_by_template_reuses_the_old_replica_set_and_bumps_its_revision(
@@ -263,9 +285,7 @@ def test_rollback_by_template_reuses_the_old_replica_set_and_bumps_its_revision(
     assert final[8].spec and final[8].spec.replicas == 3 and final[7].spec and final[7].spec.replicas == 0
 
 
-def test_paused_deployment_holds_template_changes_until_resumed(
-    kube_api: KubeApiServer, kube_namespace: str
-) -> None:
+def test_paused_deployment_holds_template_changes_until_resumed(kube_api: KubeApiServer, kube_namespace: str) -> None:
     apps = AppsV1Api(kube_api.api_client())
     apps.patch_namespaced_deployment("payments", kube_namespace, {"spec": {"paused": True}})
     v4 = {"name": "payments", "image": "registry.example.com/shop/payments:v4"}
@@ -284,7 +304,9 @@ def test_merge_patch_and_replace_with_optimistic_concurrency(
 ) -> None:
     apps = AppsV1Api(kube_client)
     patched = apps.patch_namespaced_deployment(
-        "payments", kube_namespace, {"metadata": {"annotations": {"team": "payments"}}},
+        "payments",
+        kube_namespace,
+        {"metadata": {"annotations": {"team": "payments"}}},
         _content_type="application/merge-patch+json",
     )
     assert patched.metadata and (patched.metadata.annotations or {})["team"] == "payments"
@@ -314,9 +336,13 @@ def test_create_through_the_api_and_seeding_via_the_api(kube_api: KubeApiServer)
 
     history = replica_sets_by_revision(apps, "staging", "cart")
     assert sorted(history) == [1, 2, 3]
-    assert all((rs.metadata.annotations or {})[CHANGE_CAUSE_ANNOTATION] == f"release v{revision} of cart"
-               for revision, rs in history.items() if rs.metadata)
+    assert all(
+        (rs.metadata.annotations or {})[CHANGE_CAUSE_ANNOTATION] == f"release v{revision} of cart"
+        for revision, rs in history.items()
+        if rs.metadata
+    )
     wait_for(lambda: rollout_complete(apps, "staging", "cart"), what="the seeded cart rollout")
+
     def cart(namespace: str) -> kubernetes.client.V1Deployment:
         model = kubernetes.client.V1Deployment.from_dict(deployment_manifest(DeploymentSeed("cart"), namespace, 1))
         assert model is not None
@@ -349,8 +375,9 @@ def test_invalid_update_is_422_naming_the_field(kube_client: kubernetes.client.A
     apps = AppsV1Api(kube_client)
     before = apps.read_namespaced_deployment("checkout", kube_namespace)
     with pytest.raises(ApiException) as invalid:
-        apps.patch_namespaced_deployment("checkout", kube_namespace,
-                                         [{"op": "replace", "path": "/spec/replicas", "value": -1}])
+        apps.patch_namespaced_deployment(
+            "checkout", kube_namespace, [{"op": "replace", "path": "/spec/replicas", "value": -1}]
+        )
     assert invalid.value.status == 422
     body = status_body(invalid.value)
     validate_served(body)
@@ -395,11 +422,14 @@ def test_bad_revision_never_becomes_available_and_exceeds_its_progress_deadline(
     bad_image = "registry.example.com/shop/checkout:v8"
     kube_api.cluster.faults.mark_image_bad(bad_image)
     apps.patch_namespaced_deployment(
-        "checkout", kube_namespace,
+        "checkout",
+        kube_namespace,
         {"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": bad_image}]}}}},
     )
-    wait_for(lambda: progressing_reason(apps, kube_namespace, "checkout") == "ProgressDeadlineExceeded",
-             what="ProgressDeadlineExceeded")
+    wait_for(
+        lambda: progressing_reason(apps, kube_namespace, "checkout") == "ProgressDeadlineExceeded",
+        what="ProgressDeadlineExceeded",
+    )
     deployment = apps.read_namespaced_deployment("checkout", kube_namespace)
     status = deployment.status
     assert status is not None
@@ -412,8 +442,9 @@ def test_bad_revision_never_becomes_available_and_exceeds_its_progress_deadline(
     assert pods[0].status and pods[0].status.container_statuses
     waiting = pods[0].status.container_statuses[0].state.waiting if pods[0].status.container_statuses[0].state else None
     assert waiting is not None and waiting.reason == "CrashLoopBackOff"
-    validate_served(raw(core.read_namespaced_pod, str(pods[0].metadata.name if pods[0].metadata else ""),
-                        kube_namespace))
+    validate_served(
+        raw(core.read_namespaced_pod, str(pods[0].metadata.name if pods[0].metadata else ""), kube_namespace)
+    )
     validate_served(raw(apps.read_namespaced_deployment, "checkout", kube_namespace))
     warnings = core.list_namespaced_event(kube_namespace, field_selector="type=Warning,reason=BackOff").items
     assert warnings and warnings[0].involved_object.kind == "Pod"
@@ -430,8 +461,9 @@ def test_pod_logs_honour_since_time_tail_lines_timestamps_and_limit_bytes(
     assert pod.metadata is not None
     name = str(pod.metadata.name)
     start = datetime(2026, 11, 23, 4, 0, 0, 123456, tzinfo=UTC)
-    kube_api.cluster.logs.put(kube_namespace, name,
-                              [LogLine(start + timedelta(minutes=i), f"line {i}") for i in range(10)])
+    kube_api.cluster.logs.put(
+        kube_namespace, name, [LogLine(start + timedelta(minutes=i), f"line {i}") for i in range(10)]
+    )
 
     assert core.read_namespaced_pod_log(name, kube_namespace).splitlines() == [f"line {i}" for i in range(10)]
     since = (start + timedelta(minutes=7)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -466,8 +498,9 @@ def test_pod_log_provider_sees_the_pod_and_since_seconds_filters(kube_api: KubeA
 def test_strategic_merge_adds_and_deletes_containers_by_name(kube_api: KubeApiServer, kube_namespace: str) -> None:
     apps, core = AppsV1Api(kube_api.api_client()), CoreV1Api(kube_api.api_client())
     sidecar = {"name": "proxy", "image": "registry.example.com/mesh/proxy:1.2"}
-    apps.patch_namespaced_deployment("payments", kube_namespace,
-                                     {"spec": {"template": {"spec": {"containers": [sidecar]}}}})
+    apps.patch_namespaced_deployment(
+        "payments", kube_namespace, {"spec": {"template": {"spec": {"containers": [sidecar]}}}}
+    )
     deployment = apps.read_namespaced_deployment("payments", kube_namespace)
     assert deployment.spec and deployment.spec.template and deployment.spec.template.spec
     assert [c.name for c in deployment.spec.template.spec.containers] == ["payments", "proxy"]

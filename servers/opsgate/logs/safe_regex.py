@@ -40,8 +40,9 @@ class SafeRegex:
             self._text = re2.compile(pattern, _options())
             self._bytes = re2.compile(pattern.encode(), _options())
         except re2.error as exc:
-            raise RegexError(f"invalid regex {pattern!r} (RE2 syntax, no backreferences or lookaround): "
-                             f"{_message(exc)}") from None
+            raise RegexError(
+                f"invalid regex {pattern!r} (RE2 syntax, no backreferences or lookaround): {_message(exc)}"
+            ) from None
         self.pattern = pattern
 
     def search(self, text: str) -> bool:

@@ -60,8 +60,10 @@ def parse_selector(text: str) -> tuple[Requirement, ...]:
     while position < len(text):
         match = _REQUIREMENT.match(text, position)
         if not match or match.end() == position:
-            raise SelectorError(f"invalid label selector {text!r} at {text[position:position + 20]!r}: use "
-                                "key=value, key!=value, key in (a,b), key notin (a,b), key or !key, comma-separated")
+            raise SelectorError(
+                f"invalid label selector {text!r} at {text[position : position + 20]!r}: use "
+                "key=value, key!=value, key in (a,b), key notin (a,b), key or !key, comma-separated"
+            )
         requirements.append(_requirement(match))
         position = match.end()
         if position < len(text):

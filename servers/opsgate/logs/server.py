@@ -55,15 +55,19 @@ def summarize_query(out: QueryOutput) -> str:
     errors = sum(1 for line in out.items if line.level in ("error", "fatal"))
     more = "; more match: pass next_cursor" if out.next_cursor else ("; truncated" if out.truncated else "")
     notes = f" Note: {' '.join(out.notes)}" if out.notes else ""
-    return (f"{len(out.items)} log line(s) from {out.backend}, {_window_text(out)}, "
-            f"{errors} at error or worse{more}.{notes}")
+    return (
+        f"{len(out.items)} log line(s) from {out.backend}, {_window_text(out)}, "
+        f"{errors} at error or worse{more}.{notes}"
+    )
 
 
 def summarize_patterns(out: PatternsOutput) -> str:
     capped = " (line cap reached: narrow the window)" if out.lines_capped else ""
     notes = f" Note: {' '.join(out.notes)}" if out.notes else ""
-    return (f"{out.templates_total} template(s) from {out.lines_scanned} line(s){capped} in {_window_text(out)} "
-            f"({out.backend}); showing {len(out.items)}.{notes}")
+    return (
+        f"{out.templates_total} template(s) from {out.lines_scanned} line(s){capped} in {_window_text(out)} "
+        f"({out.backend}); showing {len(out.items)}.{notes}"
+    )
 
 
 def capability(config: LogsSettings, backend: LogBackend) -> Capability:

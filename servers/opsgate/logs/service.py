@@ -92,8 +92,10 @@ class LogsService:
         if end_ns <= start_ns:
             raise ToolError(f"window end {format_ns(end_ns)} is not after its start {format_ns(start_ns)}")
         if end_ns - start_ns > self.max_window_ns:
-            raise ToolError(f"window of {(end_ns - start_ns) / 3.6e12:.1f}h is longer than the allowed "
-                            f"{self.settings.max_window}; narrow it")
+            raise ToolError(
+                f"window of {(end_ns - start_ns) / 3.6e12:.1f}h is longer than the allowed "
+                f"{self.settings.max_window}; narrow it"
+            )
         return start_ns, end_ns
 
     def to_query(self, args: LogFilter, order: str = "oldest") -> LogQuery:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -43,8 +43,19 @@ def rank(series: Sequence[Series], window: tuple[float, float]) -> Ranked:
     """Anomalies overlapping `window`, most severe first (CPU-bound: run it off the event loop)."""
     named = {series_name(s.metric, s.labels): (s.times, s.values) for s in series}
     ranking = rank_series_with_skips(named, window)
-    items = []
+    # One entry per series: its most severe anomaly, starting where its first same-direction episode began
+    # (a long incident can be cut into several episodes by a quiet spell).
+    earliest: dict[tuple[str, str], float] = {}
     for name, a in ranking.ranked:
+        key = (name, a.direction)
+        earliest[key] = min(earliest.get(key, a.start), a.start)
+    seen: set[str] = set()
+    items = []
+    for name, ranked in ranking.ranked:
+        if name in seen:
+            continue
+        seen.add(name)
+        a = replace(ranked, start=earliest[(name, ranked.direction)])
         times, values = named[name]
         pct = (a.observed - a.baseline) / abs(a.baseline) * 100 if a.baseline else None
         items.append(

@@ -78,10 +78,14 @@ def policy_revision(modules: list[tuple[str, str]], data: Mapping[str, Any]) -> 
 def rego_error(exc: BaseException, what: str) -> PolicyError:
     """A PolicyError from a regorus exception: the `file:line:col` and message, no Rust backtrace."""
     text = str(exc).split("Stack backtrace:")[0].strip()
-    message = next(
-        (line.strip() for line in text.splitlines() if line.strip().startswith("error:")),
-        text.splitlines()[-1] if text else type(exc).__name__,
-    ).removeprefix("error:").strip()
+    message = (
+        next(
+            (line.strip() for line in text.splitlines() if line.strip().startswith("error:")),
+            text.splitlines()[-1] if text else type(exc).__name__,
+        )
+        .removeprefix("error:")
+        .strip()
+    )
     where = _LOCATION.search(text)
     if where:
         return PolicyError(f"{what} at {where['file']}:{where['line']}:{where['col']}: {message}")
@@ -154,9 +158,7 @@ class EmbeddedEngine:
         vm: regorus.Rvm | None = getattr(self._local, "vm", None)
         if vm is None:
             try:
-                program = regorus.Program.compile_from_modules(
-                    self._data_json, self._modules, [ENTRY_POINT]
-                )
+                program = regorus.Program.compile_from_modules(self._data_json, self._modules, [ENTRY_POINT])
                 vm = regorus.Rvm()
                 vm.load_program(program)
                 vm.set_data_json(self._data_json)

@@ -69,9 +69,7 @@ class OpaServerEngine:
             async with asyncio.timeout(self.timeout_s):
                 answer = await self._query_with_retries(policy_input)
         except TimeoutError:
-            raise PolicyError(
-                f"OPA at {self.url} gave no decision within {self.timeout_s:g} s"
-            ) from None
+            raise PolicyError(f"OPA at {self.url} gave no decision within {self.timeout_s:g} s") from None
         if not isinstance(answer, dict):
             raise PolicyError(f"OPA answered with a {type(answer).__name__}, not a JSON object")
         if "result" not in answer:
@@ -90,9 +88,7 @@ class OpaServerEngine:
         except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
             raise PolicyError(f"OPA status at {self.url} is unavailable: {exc!r}") from None
         bundles = (status.get("result") or {}).get("bundles") or {}
-        revisions = sorted(
-            f"{name}@{info.get('active_revision', '')}" for name, info in bundles.items()
-        )
+        revisions = sorted(f"{name}@{info.get('active_revision', '')}" for name, info in bundles.items())
         if revisions:
             self._bundle_revision = ",".join(revisions)
         return self.revision
@@ -113,14 +109,10 @@ class OpaServerEngine:
         attempt = 0
         while True:
             try:
-                return await self._client.query_rule(
-                    input_data=policy_input, package_path=self.policy_path
-                )
+                return await self._client.query_rule(input_data=policy_input, package_path=self.policy_path)
             except aiohttp.ClientResponseError as exc:
                 if exc.status < 500 or attempt >= self.retries:
-                    raise PolicyError(
-                        f"OPA at {self.url} answered HTTP {exc.status} {exc.message}"
-                    ) from None
+                    raise PolicyError(f"OPA at {self.url} answered HTTP {exc.status} {exc.message}") from None
             except aiohttp.ClientConnectionError as exc:
                 if attempt >= self.retries:
                     raise PolicyError(f"OPA at {self.url} is unreachable: {exc}") from None

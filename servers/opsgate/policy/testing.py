@@ -95,9 +95,7 @@ def run_policy_tests(policy_dir: Path, data: dict[str, Any] | None = None) -> Po
     return PolicyTestReport(results)
 
 
-def eval_decision(
-    policy_dir: Path, input_doc: dict[str, Any], data: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def eval_decision(policy_dir: Path, input_doc: dict[str, Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The raw `data.opsgate.decision` for one input (raises PolicyError when it is undefined)."""
     raw = EmbeddedEngine(Path(policy_dir), data).evaluate(input_doc)
     if not isinstance(raw, dict) or not raw:

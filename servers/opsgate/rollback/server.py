@@ -59,8 +59,8 @@ class RollbackSettings(BaseModel):
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
-    request_timeout_s: float = Field(default=10.0, gt=0, le=60)
-    wait_s: float = Field(default=45.0, ge=0, le=90, description="Longest wait for a rollout inside one call")
+    request_timeout_s: float = Field(default=8.0, gt=0, le=60)
+    wait_s: float = Field(default=30.0, ge=0, le=90, description="Longest wait for a rollout inside one call")
     poll_s: float = Field(default=0.5, gt=0, le=10)
 
 

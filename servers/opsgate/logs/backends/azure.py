@@ -47,8 +47,13 @@ class AzureSettings(BaseModel):
 
     def columns(self) -> kql.Columns:
         return kql.Columns(
-            table=self.table, time=self.time_column, message=self.message_column, service=self.service_column,
-            namespace=self.namespace_column, level=self.level_column, source=self.source_column,
+            table=self.table,
+            time=self.time_column,
+            message=self.message_column,
+            service=self.service_column,
+            namespace=self.namespace_column,
+            level=self.level_column,
+            source=self.source_column,
             labels=self.labels_column,
         )
 
@@ -99,14 +104,18 @@ class AzureBackend:
         workspace = self.settings.workspace_id
         try:
             result = await self._client.query_workspace(
-                workspace, text, timespan=timespan, server_timeout=max(1, int(remaining(deadline))),
+                workspace,
+                text,
+                timespan=timespan,
+                server_timeout=max(1, int(remaining(deadline))),
                 **self._request_options,
             )
         except ClientAuthenticationError as exc:
             raise ToolError(f"Azure Monitor rejected the credential: {_first_line(exc)}") from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise BackendUnavailable(f"Azure Monitor at {self.settings.endpoint} is unreachable: "
-                                     f"{_first_line(exc)}") from None
+            raise BackendUnavailable(
+                f"Azure Monitor at {self.settings.endpoint} is unreachable: {_first_line(exc)}"
+            ) from None
         except HttpResponseError as exc:
             status = exc.status_code or 0
             if status in (401, 403):
@@ -147,13 +156,15 @@ class AzureBackend:
             message = cell(s.message_column)
             text = message if isinstance(message, str) else ("" if message is None else str(message))
             parsed = parse_line(text) if text.startswith("{") else None
-            records.append(LogRecord(
-                ts_ns=ts,
-                service=str(cell(s.service_column) or "unknown"),
-                level=normalize(cell(s.level_column)) or (parsed.level if parsed else None),
-                message=parsed.message if parsed else text,
-                source=str(cell(s.source_column) or ""),
-            ))
+            records.append(
+                LogRecord(
+                    ts_ns=ts,
+                    service=str(cell(s.service_column) or "unknown"),
+                    level=normalize(cell(s.level_column)) or (parsed.level if parsed else None),
+                    message=parsed.message if parsed else text,
+                    source=str(cell(s.source_column) or ""),
+                )
+            )
         return records
 
     async def aclose(self) -> None:

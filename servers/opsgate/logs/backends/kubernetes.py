@@ -102,8 +102,12 @@ class KubernetesBackend:
                 check_deadline(deadline, self.name)
                 try:
                     text = core.read_namespaced_pod_log(
-                        pod_name, namespace, container=container, timestamps=True,
-                        since_seconds=since_seconds, limit_bytes=self.settings.max_bytes_per_container,
+                        pod_name,
+                        namespace,
+                        container=container,
+                        timestamps=True,
+                        since_seconds=since_seconds,
+                        limit_bytes=self.settings.max_bytes_per_container,
                         _request_timeout=min(self.settings.timeout_s, remaining(deadline)),
                     )
                 except ApiException as exc:
@@ -115,8 +119,9 @@ class KubernetesBackend:
                 source = f"{pod_name}/{container}"
                 records.extend(self._records(text, query, service, source, labels))
         records.sort(key=lambda r: (r.ts_ns, r.source), reverse=query.order == "newest")
-        return Fetched(records=records[:limit], query=f"pods in {namespace} matching {selector or 'everything'}",
-                       notes=notes)
+        return Fetched(
+            records=records[:limit], query=f"pods in {namespace} matching {selector or 'everything'}", notes=notes
+        )
 
     @staticmethod
     def _records(text: Any, query: LogQuery, service: str, source: str, labels: dict[str, str]) -> list[LogRecord]:
@@ -127,8 +132,9 @@ class KubernetesBackend:
             if ts is None or not query.matches_text(line):
                 continue
             parsed = parse_line(line)
-            record = LogRecord(ts_ns=ts, service=service, level=parsed.level, message=parsed.message,
-                               source=source, labels=labels)
+            record = LogRecord(
+                ts_ns=ts, service=service, level=parsed.level, message=parsed.message, source=source, labels=labels
+            )
             if query.matches_record(record):
                 records.append(record)
         return records

@@ -107,8 +107,12 @@ class LokiBackend:
                 parsed = parse_line(line)
                 level = normalize(labels.get(s.level_label) or metadata.get(s.level_label)) or parsed.level
                 record = LogRecord(
-                    ts_ns=int(ts_text), service=service, level=level, message=parsed.message,
-                    source=source, labels=labels,
+                    ts_ns=int(ts_text),
+                    service=service,
+                    level=level,
+                    message=parsed.message,
+                    source=source,
+                    labels=labels,
                 )
                 if query.start_ns <= record.ts_ns <= query.end_ns:  # the filter itself ran in Loki
                     records.append(record)

@@ -39,20 +39,53 @@ EMULATED_VERSION = {
 }
 
 _CORE_RESOURCES = [
-    {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
-     "verbs": ["create", "get", "list"], "shortNames": ["ns"]},
-    {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["get", "list"],
-     "shortNames": ["po"], "categories": ["all"]},
+    {
+        "name": "namespaces",
+        "singularName": "namespace",
+        "namespaced": False,
+        "kind": "Namespace",
+        "verbs": ["create", "get", "list"],
+        "shortNames": ["ns"],
+    },
+    {
+        "name": "pods",
+        "singularName": "pod",
+        "namespaced": True,
+        "kind": "Pod",
+        "verbs": ["get", "list"],
+        "shortNames": ["po"],
+        "categories": ["all"],
+    },
     {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
-    {"name": "events", "singularName": "event", "namespaced": True, "kind": "Event", "verbs": ["list"],
-     "shortNames": ["ev"]},
+    {
+        "name": "events",
+        "singularName": "event",
+        "namespaced": True,
+        "kind": "Event",
+        "verbs": ["list"],
+        "shortNames": ["ev"],
+    },
 ]
 _APPS_RESOURCES = [
-    {"name": "deployments", "singularName": "deployment", "namespaced": True, "kind": "Deployment",
-     "verbs": ["create", "get", "list", "patch", "update"], "shortNames": ["deploy"], "categories": ["all"]},
+    {
+        "name": "deployments",
+        "singularName": "deployment",
+        "namespaced": True,
+        "kind": "Deployment",
+        "verbs": ["create", "get", "list", "patch", "update"],
+        "shortNames": ["deploy"],
+        "categories": ["all"],
+    },
     {"name": "deployments/status", "singularName": "", "namespaced": True, "kind": "Deployment", "verbs": ["get"]},
-    {"name": "replicasets", "singularName": "replicaset", "namespaced": True, "kind": "ReplicaSet",
-     "verbs": ["get", "list"], "shortNames": ["rs"], "categories": ["all"]},
+    {
+        "name": "replicasets",
+        "singularName": "replicaset",
+        "namespaced": True,
+        "kind": "ReplicaSet",
+        "verbs": ["get", "list"],
+        "shortNames": ["rs"],
+        "categories": ["all"],
+    },
 ]
 _APPS_GROUP = {
     "name": "apps",
@@ -80,7 +113,7 @@ def _query_int(request: Request, key: str) -> int | None:
 def _dry_run(request: Request) -> bool:
     values = request.query_params.getlist("dryRun")
     if any(value != "All" for value in values):
-        raise bad_request(f"dryRun: Unsupported value: {values!r}: supported values: \"All\"")
+        raise bad_request(f'dryRun: Unsupported value: {values!r}: supported values: "All"')
     return bool(values)
 
 
@@ -108,8 +141,11 @@ def _log_options(request: Request) -> LogOptions:
     )
     if options.since_time is not None and options.since_seconds is not None:
         raise KubeApiError(422, "Invalid", "at most one of sinceTime or sinceSeconds may be specified")
-    for key, value in (("sinceSeconds", options.since_seconds), ("tailLines", options.tail_lines),
-                       ("limitBytes", options.limit_bytes)):
+    for key, value in (
+        ("sinceSeconds", options.since_seconds),
+        ("tailLines", options.tail_lines),
+        ("limitBytes", options.limit_bytes),
+    ):
         if value is not None and value < (1 if key != "tailLines" else 0):
             raise KubeApiError(422, "Invalid", f"{key}: Invalid value: {value}: must be greater than 0")
     return options
@@ -118,9 +154,9 @@ def _log_options(request: Request) -> LogOptions:
 def create_app(cluster: KubeCluster) -> Starlette:
     """Build the ASGI app serving `cluster`."""
 
-    def endpoint(verb: str, resource: ResourceType, subresource: str = "") -> Callable[
-        [Callable[[Request, str, str], Awaitable[Any]]], Handler
-    ]:
+    def endpoint(
+        verb: str, resource: ResourceType, subresource: str = ""
+    ) -> Callable[[Callable[[Request, str, str], Awaitable[Any]]], Handler]:
         """Wrap a handler with fault injection and Status rendering of errors."""
         resource_name = f"{resource.plural}/{subresource}" if subresource else resource.plural
 
@@ -220,8 +256,13 @@ def create_app(cluster: KubeCluster) -> Starlette:
 
     async def api_versions(request: Request) -> Response:
         server = f"{request.url.hostname}:{request.url.port}"
-        return JSONResponse({"kind": "APIVersions", "versions": ["v1"],
-                             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server}]})
+        return JSONResponse(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server}],
+            }
+        )
 
     async def http_error(request: Request, exc: Exception) -> Response:
         code = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -234,12 +275,20 @@ def create_app(cluster: KubeCluster) -> Starlette:
     routes = [
         Route("/version", document(EMULATED_VERSION)),
         Route("/api", api_versions),
-        Route(core, document({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
-                              "resources": _CORE_RESOURCES})),
+        Route(
+            core,
+            document(
+                {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": _CORE_RESOURCES}
+            ),
+        ),
         Route("/apis", document({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_APPS_GROUP]})),
         Route("/apis/apps", document({"kind": "APIGroup", "apiVersion": "v1", **_APPS_GROUP})),
-        Route(apps, document({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
-                              "resources": _APPS_RESOURCES})),
+        Route(
+            apps,
+            document(
+                {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": _APPS_RESOURCES}
+            ),
+        ),
         Route(f"{core}/namespaces", namespace_collection, methods=["GET", "POST"]),
         Route(f"{core}/namespaces/{{name}}", get_handler(NAMESPACES)),
         Route(f"{core}/pods", list_handler(PODS)),

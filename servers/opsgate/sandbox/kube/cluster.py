@@ -47,8 +47,13 @@ def _settled(deployment: JsonObject) -> bool:
 
 
 class KubeCluster:
-    def __init__(self, config: ControllerConfig | None = None, *, clock: Callable[[], datetime] | None = None,
-                 random_seed: int | None = None) -> None:
+    def __init__(
+        self,
+        config: ControllerConfig | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        random_seed: int | None = None,
+    ) -> None:
         self._lock = threading.RLock()
         self._clock = clock or utc_now
         self._frozen_at: datetime | None = None
@@ -108,14 +113,21 @@ class KubeCluster:
                 raise not_found(resource, name)
             return copy.deepcopy(found)
 
-    def list(self, resource: ResourceType, namespace: str | None, *, label_selector_text: str | None = None,
-             field_selector_text: str | None = None) -> JsonObject:
+    def list(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        *,
+        label_selector_text: str | None = None,
+        field_selector_text: str | None = None,
+    ) -> JsonObject:
         """A `{Kind}List`; items carry no apiVersion/kind, like the real server's JSON lists."""
         by_labels = label_selector(label_selector_text)
         by_fields = field_selector(field_selector_text)
         with self._lock:
             items = [
-                copy.deepcopy(obj) for obj in self.store.iterate(resource, namespace)
+                copy.deepcopy(obj)
+                for obj in self.store.iterate(resource, namespace)
                 if by_labels(obj) and by_fields(obj)
             ]
             resource_version = self.store.resource_version
@@ -177,8 +189,7 @@ class KubeCluster:
             deployment.update(apiVersion=DEPLOYMENTS.api_version, kind=DEPLOYMENTS.kind)
             for server_owned in ("resourceVersion", "generation", "uid", "creationTimestamp"):
                 meta.pop(server_owned, None)
-            meta.update(namespace=namespace, uid=new_uid(), generation=1,
-                        creationTimestamp=format_time(self.now()))
+            meta.update(namespace=namespace, uid=new_uid(), generation=1, creationTimestamp=format_time(self.now()))
             deployment["status"] = {}
             default_deployment(deployment)
             validate_deployment(deployment, None)
@@ -195,8 +206,9 @@ class KubeCluster:
             current = self.get(DEPLOYMENTS, namespace, name)
             return self._update_deployment(current, copy.deepcopy(body), dry_run=dry_run)
 
-    def patch_deployment(self, namespace: str, name: str, patch: Any, content_type: str, *,
-                         dry_run: bool = False) -> JsonObject:
+    def patch_deployment(
+        self, namespace: str, name: str, patch: Any, content_type: str, *, dry_run: bool = False
+    ) -> JsonObject:
         with self._lock:
             current = self.get(DEPLOYMENTS, namespace, name)
             try:
@@ -224,8 +236,9 @@ class KubeCluster:
             raise conflict(DEPLOYMENTS, name)
         if meta.get("uid") and meta["uid"] != current_meta["uid"]:
             raise conflict(DEPLOYMENTS, name)
-        candidate.update(apiVersion=DEPLOYMENTS.api_version, kind=DEPLOYMENTS.kind,
-                         status=copy.deepcopy(current.get("status") or {}))
+        candidate.update(
+            apiVersion=DEPLOYMENTS.api_version, kind=DEPLOYMENTS.kind, status=copy.deepcopy(current.get("status") or {})
+        )
         for server_owned in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
             meta[server_owned] = current_meta[server_owned]
         default_deployment(candidate)
@@ -246,16 +259,18 @@ class KubeCluster:
         container = options.container
         if container is None:
             if len(containers) != 1:
-                raise bad_request(f"a container name must be specified for pod {name}, "
-                                  f"choose one of: [{' '.join(containers)}]")
+                raise bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+                )
             container = containers[0]
         elif container not in containers:
             raise bad_request(f"container {container} is not valid for pod {name}")
         for status in pod.get("status", {}).get("containerStatuses") or []:
             waiting = (status.get("state") or {}).get("waiting") or {}
             if status["name"] == container and waiting.get("reason") == "ImagePullBackOff":
-                raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
-                                  "trying and failing to pull image")
+                raise bad_request(
+                    f'container "{container}" in pod "{name}" is waiting to start: trying and failing to pull image'
+                )
         spec_container = next(c for c in pod["spec"]["containers"] if c["name"] == container)
         ref = PodRef(
             namespace=namespace,

@@ -50,14 +50,16 @@ from opsgate.sandbox.kube.objects import (
 )
 from opsgate.sandbox.kube.store import ObjectStore
 
-_NOT_COPIED_ANNOTATIONS = frozenset({
-    "kubectl.kubernetes.io/last-applied-configuration",
-    REVISION_ANNOTATION,
-    REVISION_HISTORY_ANNOTATION,
-    DESIRED_REPLICAS_ANNOTATION,
-    MAX_REPLICAS_ANNOTATION,
-    "deprecated.deployment.rollback.to",
-})
+_NOT_COPIED_ANNOTATIONS = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION_ANNOTATION,
+        REVISION_HISTORY_ANNOTATION,
+        DESIRED_REPLICAS_ANNOTATION,
+        MAX_REPLICAS_ANNOTATION,
+        "deprecated.deployment.rollback.to",
+    }
+)
 _RESTART_EVERY_TICKS = 10
 
 
@@ -128,8 +130,14 @@ def _image_repository(image: str) -> str:
 
 
 class DeploymentController:
-    def __init__(self, store: ObjectStore, clock: Callable[[], datetime], faults: FaultRules,
-                 config: ControllerConfig, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        clock: Callable[[], datetime],
+        faults: FaultRules,
+        config: ControllerConfig,
+        rng: random.Random | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._faults = faults
@@ -188,8 +196,7 @@ class DeploymentController:
 
     def _owned_replica_sets(self, deployment: JsonObject) -> list[JsonObject]:
         namespace = deployment["metadata"]["namespace"]
-        owned = [copy.deepcopy(rs) for rs in self._store.iterate(REPLICASETS, namespace)
-                 if is_owned_by(rs, deployment)]
+        owned = [copy.deepcopy(rs) for rs in self._store.iterate(REPLICASETS, namespace) if is_owned_by(rs, deployment)]
         return sorted(owned, key=lambda rs: (rs["metadata"]["creationTimestamp"], rs["metadata"]["name"]))
 
     def _is_rollback_target(self, rollout: _Rollout) -> bool:
@@ -259,9 +266,11 @@ class DeploymentController:
         replica_set["spec"]["replicas"] = replicas
         replica_set["metadata"]["generation"] = int(replica_set["metadata"].get("generation", 1)) + 1
         direction = "up" if replicas > before else "down"
-        self._record_event(rollout.deployment, "ScalingReplicaSet",
-                           f"Scaled {direction} replica set {replica_set['metadata']['name']} "
-                           f"from {before} to {replicas}")
+        self._record_event(
+            rollout.deployment,
+            "ScalingReplicaSet",
+            f"Scaled {direction} replica set {replica_set['metadata']['name']} from {before} to {replicas}",
+        )
 
     def _ready(self, replica_set: JsonObject) -> int:
         return sum(1 for pod in self._owned_pods(replica_set) if _pod_ready(pod))
@@ -327,7 +336,7 @@ class DeploymentController:
         if missing < 0:
             # unready first, then the youngest, as the ReplicaSet controller prefers
             youngest_first = sorted(pods, key=lambda pod: str(pod["metadata"]["creationTimestamp"]), reverse=True)
-            victims = sorted(youngest_first, key=_pod_ready)[: -missing]
+            victims = sorted(youngest_first, key=_pod_ready)[:-missing]
             for pod in victims:
                 meta = pod["metadata"]
                 self._store.delete(PODS, meta["namespace"], meta["name"])
@@ -387,8 +396,11 @@ class DeploymentController:
         pod["status"] = self._pod_status(pod, runtime, ready=runtime.ticks_to_ready == 0)
         self._store.put(PODS, pod)
         for container, reason in reasons.items():
-            message = (f"Back-off restarting failed container {container} in pod {name}_{namespace}"
-                       if reason == "CrashLoopBackOff" else f'Back-off pulling image "{self._image(pod, container)}"')
+            message = (
+                f"Back-off restarting failed container {container} in pod {name}_{namespace}"
+                if reason == "CrashLoopBackOff"
+                else f'Back-off pulling image "{self._image(pod, container)}"'
+            )
             self._record_event(pod, "BackOff", message, event_type="Warning")
         return pod
 
@@ -424,22 +436,34 @@ class DeploymentController:
         for container in pod["spec"]["containers"]:
             name, image = container["name"], str(container.get("image", ""))
             reason = runtime.bad_reasons.get(name)
-            status: JsonObject = {"name": name, "image": image, "ready": ready and reason is None,
-                                  "restartCount": runtime.restarts, "started": reason is None}
+            status: JsonObject = {
+                "name": name,
+                "image": image,
+                "ready": ready and reason is None,
+                "restartCount": runtime.restarts,
+                "started": reason is None,
+            }
             if reason == "ImagePullBackOff":
-                status.update(imageID="", state={"waiting": {"reason": reason,
-                                                             "message": f'Back-off pulling image "{image}"'}})
+                status.update(
+                    imageID="", state={"waiting": {"reason": reason, "message": f'Back-off pulling image "{image}"'}}
+                )
             else:
                 image_digest = hashlib.sha256(image.encode()).hexdigest()
-                status.update(imageID=f"{_image_repository(image)}@sha256:{image_digest}",
-                              containerID=f"containerd://{hashlib.sha256((digest + name).encode()).hexdigest()}")
+                status.update(
+                    imageID=f"{_image_repository(image)}@sha256:{image_digest}",
+                    containerID=f"containerd://{hashlib.sha256((digest + name).encode()).hexdigest()}",
+                )
                 if reason == "CrashLoopBackOff":
-                    status["state"] = {"waiting": {
-                        "reason": reason,
-                        "message": f"back-off 10s restarting failed container={name} "
-                                   f"pod={meta['name']}_{meta['namespace']}({meta['uid']})"}}
-                    status["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error",
-                                                          "startedAt": created, "finishedAt": now}}
+                    status["state"] = {
+                        "waiting": {
+                            "reason": reason,
+                            "message": f"back-off 10s restarting failed container={name} "
+                            f"pod={meta['name']}_{meta['namespace']}({meta['uid']})",
+                        }
+                    }
+                    status["lastState"] = {
+                        "terminated": {"exitCode": 1, "reason": "Error", "startedAt": created, "finishedAt": now}
+                    }
                 else:
                     status["state"] = {"running": {"startedAt": created}}
             containers.append(status)
@@ -499,16 +523,25 @@ class DeploymentController:
             status["collisionCount"] = previous["collisionCount"]
         conditions = [copy.deepcopy(c) for c in previous.get("conditions") or []]
         available = counts["availableReplicas"] >= desired - max_unavailable
-        self._set_condition(conditions, "Available", "True" if available else "False",
-                            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                            "Deployment has minimum availability." if available
-                            else "Deployment does not have minimum availability.")
+        self._set_condition(
+            conditions,
+            "Available",
+            "True" if available else "False",
+            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+            "Deployment has minimum availability." if available else "Deployment does not have minimum availability.",
+        )
         self._set_progressing(rollout, conditions, previous, counts, note)
         status["conditions"] = conditions
         deployment["status"] = status
 
-    def _set_progressing(self, rollout: _Rollout, conditions: list[JsonObject], previous: JsonObject,
-                         counts: dict[str, int], note: tuple[str, str] | None) -> None:
+    def _set_progressing(
+        self,
+        rollout: _Rollout,
+        conditions: list[JsonObject],
+        previous: JsonObject,
+        counts: dict[str, int],
+        note: tuple[str, str] | None,
+    ) -> None:
         deployment, new = rollout.deployment, rollout.new
         uid = deployment["metadata"]["uid"]
         now = self._clock()
@@ -516,42 +549,67 @@ class DeploymentController:
         current_reason = current.get("reason") if current else None
         rs_name = new["metadata"]["name"] if new else ""
         desired = _replicas(deployment)
-        complete = (counts["updatedReplicas"] == desired and counts["replicas"] == desired
-                    and counts["availableReplicas"] == desired and new is not None)
+        complete = (
+            counts["updatedReplicas"] == desired
+            and counts["replicas"] == desired
+            and counts["availableReplicas"] == desired
+            and new is not None
+        )
         old_replicas = int(previous.get("replicas", 0)) - int(previous.get("updatedReplicas", 0))
-        progressed = (counts["updatedReplicas"] > int(previous.get("updatedReplicas", 0))
-                      or counts["replicas"] - counts["updatedReplicas"] < old_replicas
-                      or counts["readyReplicas"] > int(previous.get("readyReplicas", 0))
-                      or counts["availableReplicas"] > int(previous.get("availableReplicas", 0)))
+        progressed = (
+            counts["updatedReplicas"] > int(previous.get("updatedReplicas", 0))
+            or counts["replicas"] - counts["updatedReplicas"] < old_replicas
+            or counts["readyReplicas"] > int(previous.get("readyReplicas", 0))
+            or counts["availableReplicas"] > int(previous.get("availableReplicas", 0))
+        )
         if deployment["spec"].get("paused"):
             if current_reason != "DeploymentPaused":
-                self._set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused",
-                                    force=True)
+                self._set_condition(
+                    conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", force=True
+                )
                 self._progress_marks[uid] = now
             return
         if current_reason == "DeploymentPaused":
-            self._set_condition(conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed",
-                                force=True)
+            self._set_condition(
+                conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", force=True
+            )
             self._progress_marks[uid] = now
             return
         if note is not None:
             self._set_condition(conditions, "Progressing", "True", note[0], note[1], force=True)
             self._progress_marks[uid] = now
         elif complete:
-            self._set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
-                                f'ReplicaSet "{rs_name}" has successfully progressed.')
+            self._set_condition(
+                conditions,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+            )
         elif progressed:
-            self._set_condition(conditions, "Progressing", "True", "ReplicaSetUpdated",
-                                f'ReplicaSet "{rs_name}" is progressing.', force=True)
+            self._set_condition(
+                conditions,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                f'ReplicaSet "{rs_name}" is progressing.',
+                force=True,
+            )
             self._progress_marks[uid] = now
         elif current_reason != "ProgressDeadlineExceeded" and current is not None:
             mark = self._progress_marks.get(uid) or parse_time(current["lastUpdateTime"])
             if now - mark > timedelta(seconds=self._deadline(deployment)):
-                self._set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded",
-                                    f'ReplicaSet "{rs_name}" has timed out progressing.')
+                self._set_condition(
+                    conditions,
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{rs_name}" has timed out progressing.',
+                )
 
-    def _set_condition(self, conditions: list[JsonObject], kind: str, status: str, reason: str, message: str,
-                       *, force: bool = False) -> None:
+    def _set_condition(
+        self, conditions: list[JsonObject], kind: str, status: str, reason: str, message: str, *, force: bool = False
+    ) -> None:
         """Keep an identical condition untouched; `force` refreshes lastUpdateTime (progress was made)."""
         now = format_time(self._clock())
         current = next((c for c in conditions if c["type"] == kind), None)
@@ -560,8 +618,14 @@ class DeploymentController:
                 return
             current.update(message=message, lastUpdateTime=now)
             return
-        entry = {"type": kind, "status": status, "lastUpdateTime": now, "lastTransitionTime": now,
-                 "reason": reason, "message": message}
+        entry = {
+            "type": kind,
+            "status": status,
+            "lastUpdateTime": now,
+            "lastTransitionTime": now,
+            "reason": reason,
+            "message": message,
+        }
         if current is not None:
             if current["status"] == status:
                 entry["lastTransitionTime"] = current["lastTransitionTime"]
@@ -575,15 +639,21 @@ class DeploymentController:
         meta = involved["metadata"]
         now = format_time(self._clock())
         component = {"Deployment": "deployment-controller", "ReplicaSet": "replicaset-controller"}.get(
-            involved["kind"], "kubelet")
+            involved["kind"], "kubelet"
+        )
         # like the real recorder: `{object}.{hex unix nanos}`, so names sort chronologically per object
         stamp = int(self._clock().timestamp() * 1_000_000_000)
         name = f"{meta['name']}.{stamp:x}"
         while self._store.get(EVENTS, meta["namespace"], name) is not None:
             stamp += 1
             name = f"{meta['name']}.{stamp:x}"
-        involved_ref: JsonObject = {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
-                                    "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
+        involved_ref: JsonObject = {
+            "apiVersion": involved["apiVersion"],
+            "kind": involved["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        }
         if meta.get("resourceVersion"):
             involved_ref["resourceVersion"] = meta["resourceVersion"]
         event: JsonObject = {

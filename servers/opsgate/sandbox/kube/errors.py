@@ -47,15 +47,11 @@ def _details(resource: ResourceType, name: str, **extra: Any) -> JsonObject:
 
 
 def not_found(resource: ResourceType, name: str) -> KubeApiError:
-    return KubeApiError(
-        404, "NotFound", f'{resource.qualified} "{name}" not found', _details(resource, name)
-    )
+    return KubeApiError(404, "NotFound", f'{resource.qualified} "{name}" not found', _details(resource, name))
 
 
 def already_exists(resource: ResourceType, name: str) -> KubeApiError:
-    return KubeApiError(
-        409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name)
-    )
+    return KubeApiError(409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name))
 
 
 def conflict(resource: ResourceType, name: str) -> KubeApiError:
@@ -99,10 +95,14 @@ def bad_request(message: str) -> KubeApiError:
 
 
 def unsupported_media_type(content_type: str) -> KubeApiError:
-    return KubeApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: "
-                        f"accepted media types include: application/json-patch+json, "
-                        f"application/merge-patch+json, application/strategic-merge-patch+json "
-                        f"(got {content_type!r})")
+    return KubeApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format: "
+        f"accepted media types include: application/json-patch+json, "
+        f"application/merge-patch+json, application/strategic-merge-patch+json "
+        f"(got {content_type!r})",
+    )
 
 
 def path_not_found() -> KubeApiError:
@@ -110,5 +110,6 @@ def path_not_found() -> KubeApiError:
 
 
 def method_not_allowed(method: str) -> KubeApiError:
-    return KubeApiError(405, "MethodNotAllowed", f"the server does not allow this method ({method}) "
-                        "on the requested resource", {})
+    return KubeApiError(
+        405, "MethodNotAllowed", f"the server does not allow this method ({method}) on the requested resource", {}
+    )

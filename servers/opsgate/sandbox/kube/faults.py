@@ -59,8 +59,11 @@ class Fault:
         elif self.status == 409:
             error = conflict(resource_type, name)
         else:
-            error = KubeApiError(self.status, "InternalError" if self.status >= 500 else "BadRequest",
-                                 self.message or f"injected fault: HTTP {self.status}")
+            error = KubeApiError(
+                self.status,
+                "InternalError" if self.status >= 500 else "BadRequest",
+                self.message or f"injected fault: HTTP {self.status}",
+            )
         if self.message:
             error.message = self.message
         return error
@@ -87,18 +90,40 @@ class FaultRules:
             self._faults.append(fault)
         return fault
 
-    def forbid(self, verb: str | None = None, resource: str | None = None, *, namespace: str | None = None,
-               name: str | None = None, times: int | None = None) -> Fault:
+    def forbid(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        times: int | None = None,
+    ) -> Fault:
         """RBAC denial: the matching requests get 403 `Forbidden`."""
         return self.add(Fault(verb, resource, namespace, name, status=403, times=times))
 
-    def conflict(self, verb: str | None = None, resource: str | None = None, *, namespace: str | None = None,
-                 name: str | None = None, times: int | None = 1) -> Fault:
+    def conflict(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        times: int | None = 1,
+    ) -> Fault:
         """The matching requests get 409 `Conflict` (by default once, like a lost optimistic update)."""
         return self.add(Fault(verb, resource, namespace, name, status=409, times=times))
 
-    def delay(self, seconds: float, verb: str | None = None, resource: str | None = None, *,
-              namespace: str | None = None, name: str | None = None, times: int | None = None) -> Fault:
+    def delay(
+        self,
+        seconds: float,
+        verb: str | None = None,
+        resource: str | None = None,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        times: int | None = None,
+    ) -> Fault:
         """The matching requests are answered only after `seconds` (to trip client timeouts)."""
         return self.add(Fault(verb, resource, namespace, name, delay_seconds=seconds, times=times))
 

@@ -55,8 +55,9 @@ class PodLogs:
         self._stored: dict[tuple[str, str, str | None], list[LogLine]] = {}
         self._provider: LogProvider | None = None
 
-    def put(self, namespace: str, pod: str, lines: Iterable[LogLine | tuple[datetime, str]],
-            container: str | None = None) -> None:
+    def put(
+        self, namespace: str, pod: str, lines: Iterable[LogLine | tuple[datetime, str]], container: str | None = None
+    ) -> None:
         """Append lines for a pod (for one container, or for every container when `container` is None)."""
         converted = [line if isinstance(line, LogLine) else LogLine(line[0], line[1]) for line in lines]
         with self._lock:
@@ -91,8 +92,7 @@ def render_logs(lines: list[LogLine], options: LogOptions, now: datetime) -> str
     if options.tail_lines is not None:
         selected = selected[-options.tail_lines :] if options.tail_lines > 0 else []
     rendered = "".join(
-        f"{format_time_nano(line.time)} {line.text}\n" if options.timestamps else f"{line.text}\n"
-        for line in selected
+        f"{format_time_nano(line.time)} {line.text}\n" if options.timestamps else f"{line.text}\n" for line in selected
     )
     if options.limit_bytes is not None:
         rendered = rendered.encode()[: options.limit_bytes].decode(errors="ignore")

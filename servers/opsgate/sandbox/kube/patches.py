@@ -243,8 +243,11 @@ def _merge_list(original: list[Any], patch: list[Any], merge_key: str) -> list[A
             result.append(copy.deepcopy(item))
             continue
         position = next(
-            (index for index, existing in enumerate(result)
-             if isinstance(existing, dict) and existing.get(merge_key) == item[merge_key]),
+            (
+                index
+                for index, existing in enumerate(result)
+                if isinstance(existing, dict) and existing.get(merge_key) == item[merge_key]
+            ),
             None,
         )
         if item.get("$patch") == "delete":

@@ -65,11 +65,13 @@ def deployment_manifest(seed: DeploymentSeed, namespace: str, revision: int) -> 
             "template": {
                 "metadata": {"labels": dict(labels)},
                 "spec": {
-                    "containers": [{
-                        "name": seed.name,
-                        "image": seed.image(revision),
-                        "ports": [{"containerPort": 8080, "name": "http"}],
-                    }],
+                    "containers": [
+                        {
+                            "name": seed.name,
+                            "image": seed.image(revision),
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                        }
+                    ],
                 },
             },
         },
@@ -84,8 +86,14 @@ def revision_patch(seed: DeploymentSeed, revision: int) -> JsonObject:
     }
 
 
-def seed_namespace(cluster: KubeCluster, namespace: str, seeds: Iterable[DeploymentSeed], *,
-                   span: timedelta = timedelta(hours=6), now: datetime | None = None) -> None:
+def seed_namespace(
+    cluster: KubeCluster,
+    namespace: str,
+    seeds: Iterable[DeploymentSeed],
+    *,
+    span: timedelta = timedelta(hours=6),
+    now: datetime | None = None,
+) -> None:
     """Create `namespace` (if needed) and each seed's history, revision i at a backdated time; the
     newest revision of seed k lands `span / revisions + k * 90s` before `now`."""
     end = now or cluster.now()
@@ -103,14 +111,16 @@ def seed_namespace(cluster: KubeCluster, namespace: str, seeds: Iterable[Deploym
                 if revision == 1:
                     cluster.create_deployment(namespace, deployment_manifest(seed, namespace, 1))
                 else:
-                    cluster.patch_deployment(namespace, seed.name, revision_patch(seed, revision),
-                                             "application/strategic-merge-patch+json")
+                    cluster.patch_deployment(
+                        namespace, seed.name, revision_patch(seed, revision), "application/strategic-merge-patch+json"
+                    )
                 cluster.settle(namespace, seed.name)
         cluster.get(DEPLOYMENTS, namespace, seed.name)
 
 
-def seed_namespace_via_api(api_client: kubernetes.client.ApiClient, namespace: str,
-                           seeds: Iterable[DeploymentSeed], *, timeout: float = 120.0) -> None:
+def seed_namespace_via_api(
+    api_client: kubernetes.client.ApiClient, namespace: str, seeds: Iterable[DeploymentSeed], *, timeout: float = 120.0
+) -> None:
     """The same histories through the real API (for kind/minikube): create the namespace and each
     Deployment, patch it revision by revision and wait until the controller made each ReplicaSet.
     Creation times are real (not backdated); `bad_revisions` is not applied."""
@@ -131,13 +141,17 @@ def seed_namespace_via_api(api_client: kubernetes.client.ApiClient, namespace: s
             _wait_for_revision(apps, namespace, seed, revision, timeout)
 
 
-def _wait_for_revision(apps: kubernetes.client.AppsV1Api, namespace: str, seed: DeploymentSeed, revision: int,
-                       timeout: float) -> None:
+def _wait_for_revision(
+    apps: kubernetes.client.AppsV1Api, namespace: str, seed: DeploymentSeed, revision: int, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         replica_sets = apps.list_namespaced_replica_set(namespace, label_selector=f"app={seed.name}").items
-        revisions = {(rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
-                     for rs in replica_sets if rs.metadata is not None}
+        revisions = {
+            (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
+            for rs in replica_sets
+            if rs.metadata is not None
+        }
         if str(revision) in revisions:
             return
         time.sleep(0.2)

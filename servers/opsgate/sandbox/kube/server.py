@@ -28,8 +28,7 @@ CONTEXT_NAME = "opsgate-sandbox"
 
 
 class KubeApiServer:
-    def __init__(self, cluster: KubeCluster | None = None, *, tick_seconds: float | None = 0.05,
-                 port: int = 0) -> None:
+    def __init__(self, cluster: KubeCluster | None = None, *, tick_seconds: float | None = 0.05, port: int = 0) -> None:
         self.cluster = cluster or KubeCluster()
         self.tick_seconds = tick_seconds
         self._requested_port = port
@@ -57,8 +56,9 @@ class KubeApiServer:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((LOOPBACK, self._requested_port))
         self._port = int(listener.getsockname()[1])
-        config = uvicorn.Config(create_app(self.cluster), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            create_app(self.cluster), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
         server = uvicorn.Server(config)
         self._server = server
         self._stopping.clear()
@@ -66,8 +66,9 @@ class KubeApiServer:
         self._threads = [serve]
         serve.start()
         if self.tick_seconds:
-            ticker = threading.Thread(target=self._tick_forever, args=(self.tick_seconds,), name="kube-controller",
-                                      daemon=True)
+            ticker = threading.Thread(
+                target=self._tick_forever, args=(self.tick_seconds,), name="kube-controller", daemon=True
+            )
             self._threads.append(ticker)
             ticker.start()
         ready = threading.Event()
@@ -97,8 +98,9 @@ class KubeApiServer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     # --- client wiring --------------------------------------------------------------------------
@@ -110,8 +112,12 @@ class KubeApiServer:
             "kind": "Config",
             "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": self.url}}],
             "users": [{"name": CONTEXT_NAME, "user": {}}],
-            "contexts": [{"name": CONTEXT_NAME,
-                          "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": CONTEXT_NAME,
+                    "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace},
+                }
+            ],
             "current-context": CONTEXT_NAME,
         }
 

@@ -98,12 +98,14 @@ def validate_deployment(deployment: JsonObject, previous: JsonObject | None) -> 
     elif not _DNS_SUBDOMAIN.match(name) or len(name) > 253:
         causes.append(_cause("metadata.name", f'Invalid value: "{name}": must be a DNS-1123 subdomain'))
     if not _non_negative_int(spec.get("replicas")):
-        causes.append(_cause("spec.replicas", f"Invalid value: {spec.get('replicas')!r}: "
-                                              "must be greater than or equal to 0"))
+        causes.append(
+            _cause("spec.replicas", f"Invalid value: {spec.get('replicas')!r}: must be greater than or equal to 0")
+        )
     for field in ("revisionHistoryLimit", "progressDeadlineSeconds"):
         if not _non_negative_int(spec.get(field)):
-            causes.append(_cause(f"spec.{field}", f"Invalid value: {spec.get(field)!r}: "
-                                                  "must be greater than or equal to 0"))
+            causes.append(
+                _cause(f"spec.{field}", f"Invalid value: {spec.get(field)!r}: must be greater than or equal to 0")
+            )
     if not isinstance(spec.get("paused", False), bool):
         causes.append(_cause("spec.paused", "must be a boolean"))
     selector = spec.get("selector")
@@ -112,15 +114,24 @@ def validate_deployment(deployment: JsonObject, previous: JsonObject | None) -> 
     if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         causes.append(_required("spec.selector"))
     elif not match_labels_selector(selector)({"metadata": {"labels": template_labels}}):
-        causes.append(_cause("spec.template.metadata.labels",
-                             f"Invalid value: {template_labels!r}: `selector` does not match template `labels`"))
+        causes.append(
+            _cause(
+                "spec.template.metadata.labels",
+                f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
+            )
+        )
     elif previous is not None and selector != previous.get("spec", {}).get("selector"):
         causes.append(_cause("spec.selector", f"Invalid value: {selector!r}: field is immutable"))
     causes.extend(_container_causes((template.get("spec") or {}).get("containers")))
     strategy_type = (spec.get("strategy") or {}).get("type")
     if strategy_type not in ("RollingUpdate", "Recreate"):
-        causes.append(_cause("spec.strategy.type", f'Unsupported value: "{strategy_type}": supported values: '
-                                                   '"Recreate", "RollingUpdate"', "FieldValueNotSupported"))
+        causes.append(
+            _cause(
+                "spec.strategy.type",
+                f'Unsupported value: "{strategy_type}": supported values: "Recreate", "RollingUpdate"',
+                "FieldValueNotSupported",
+            )
+        )
     if causes:
         raise invalid(DEPLOYMENTS, name, causes)
 

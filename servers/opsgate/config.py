@@ -9,6 +9,7 @@ itself, so the core never needs to know their shape.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,6 +151,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         settings_cls = FileSettings
     try:
         return settings_cls(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except ValidationError as exc:
         where = str(path) if path else "environment"
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())

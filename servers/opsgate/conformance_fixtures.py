@@ -21,15 +21,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import (
     AudioContent,
     Completion,
     CompletionArgument,
     CompletionContext,
     ContentBlock,
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
     EmbeddedResource,
     ImageContent,
+    InputRequest,
+    InputRequiredResult,
+    ListRootsRequest,
+    ListRootsResult,
     PromptReference,
     ResourceTemplateReference,
     SamplingMessage,
@@ -38,7 +48,7 @@ from mcp_types import (
     TextContent,
     TextResourceContents,
 )
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from opsgate.contracts import Capability, Contract, ResourceEntry, ResourceProvider, ToolError, ToolInput, ToolOutput
 from opsgate.gate import CallContext
@@ -227,6 +237,146 @@ async def _elicitation_enums(args: NoArgs, ctx: CallContext) -> Text:
     return Text(text=f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}")
 
 
+# -- multi round trip (2026-07-28 InputRequiredResult) ---------------------------------------------
+# A handler returns an InputRequiredResult to ask the client; the retry round carries the answers in
+# `inputResponses` and the handler's own `requestState` (the gate unwraps its round envelope and the
+# SDK's boundary has verified the seal). Answers are validated: a malformed one is asked for again.
+
+
+def _round(ctx: CallContext) -> tuple[dict[str, Any], str | None]:
+    params = _session_ctx(ctx).params or {}
+    responses, state = params.get("inputResponses"), params.get("requestState")
+    return (responses if isinstance(responses, dict) else {}), (state if isinstance(state, str) else None)
+
+
+def _elicit(message: str, field_name: str, kind: str = "string") -> ElicitRequest:
+    schema = {"type": "object", "properties": {field_name: {"type": kind}}, "required": [field_name]}
+    return ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=schema))
+
+
+def _sample(prompt: str, max_tokens: int) -> CreateMessageRequest:
+    message = SamplingMessage(role="user", content=TextContent(type="text", text=prompt))
+    return CreateMessageRequest(params=CreateMessageRequestParams(messages=[message], max_tokens=max_tokens))
+
+
+def _answer(responses: dict[str, Any], key: str, field_name: str) -> Any:
+    """The accepted elicitation's `field_name`, or None when missing, declined or malformed."""
+    try:
+        result = ElicitResult.model_validate(responses.get(key))
+    except ValidationError:
+        return None
+    return result.content.get(field_name) if result.action == "accept" and result.content else None
+
+
+def _sampled(responses: dict[str, Any], key: str) -> str | None:
+    try:
+        content = CreateMessageResult.model_validate(responses.get(key)).content
+    except ValidationError:
+        return None
+    return content.text if isinstance(content, TextContent) else None
+
+
+def _roots(responses: dict[str, Any], key: str) -> list[str] | None:
+    try:
+        return [str(root.uri) for root in ListRootsResult.model_validate(responses.get(key)).roots]
+    except ValidationError:
+        return None
+
+
+def _ask(requests: dict[str, InputRequest], state: str | None = None) -> InputRequiredResult:
+    return InputRequiredResult(input_requests=requests, request_state=state)
+
+
+async def _irr_elicitation(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, _ = _round(ctx)
+    name = _answer(responses, "user_name", "name")
+    if not isinstance(name, str):
+        return _ask({"user_name": _elicit("What is your name?", "name")})
+    return Text(text=f"Hello, {name}!")
+
+
+async def _irr_sampling(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, _ = _round(ctx)
+    reply = _sampled(responses, "capital_question")
+    if reply is None:
+        return _ask({"capital_question": _sample("What is the capital of France?", 100)})
+    return Text(text=f"LLM said: {reply}")
+
+
+async def _irr_list_roots(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, _ = _round(ctx)
+    roots = _roots(responses, "client_roots")
+    if roots is None:
+        return _ask({"client_roots": ListRootsRequest()})
+    return Text(text=f"Client roots: {', '.join(roots) or 'none'}")
+
+
+async def _irr_request_state(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, state = _round(ctx)
+    ok = _answer(responses, "confirm", "ok")
+    if state != "awaiting-confirm" or not isinstance(ok, bool):
+        return _ask({"confirm": _elicit("Please confirm", "ok", "boolean")}, "awaiting-confirm")
+    return Text(text=f"state-ok: confirmed={ok}")
+
+
+async def _irr_tampered_state(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, state = _round(ctx)
+    if state != "integrity-protected" or not isinstance(_answer(responses, "confirm", "ok"), bool):
+        return _ask({"confirm": _elicit("Please confirm", "ok", "boolean")}, "integrity-protected")
+    return Text(text="state verified")
+
+
+async def _irr_multiple(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, state = _round(ctx)
+    name = _answer(responses, "user_name", "name")
+    greeting = _sampled(responses, "greeting")
+    roots = _roots(responses, "client_roots")
+    if state != "multiple-inputs" or not isinstance(name, str) or greeting is None or roots is None:
+        requests: dict[str, InputRequest] = {
+            "user_name": _elicit("What is your name?", "name"),
+            "greeting": _sample("Generate a greeting", 50),
+            "client_roots": ListRootsRequest(),
+        }
+        return _ask(requests, "multiple-inputs")
+    return Text(text=f"{greeting} {name} ({len(roots)} root(s))")
+
+
+async def _irr_multi_round(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, state = _round(ctx)
+    step1 = _ask({"step1": _elicit("Step 1: What is your name?", "name")}, json.dumps({"step": 1}))
+    try:
+        progress = json.loads(state) if state else {}
+    except ValueError:
+        return step1
+    if progress.get("step") == 1 and isinstance(name := _answer(responses, "step1", "name"), str):
+        question = _elicit("Step 2: What is your favorite color?", "color")
+        return _ask({"step2": question}, json.dumps({"step": 2, "name": name}))
+    if progress.get("step") == 2 and isinstance(color := _answer(responses, "step2", "color"), str):
+        return Text(text=f"{progress.get('name')} likes {color}")
+    return step1
+
+
+async def _irr_capabilities(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    responses, _ = _round(ctx)
+    declared = _session_ctx(ctx).session.client_capabilities
+    requests: dict[str, InputRequest] = {}
+    if declared is not None and declared.elicitation is not None and _answer(responses, "user_name", "name") is None:
+        requests["user_name"] = _elicit("What is your name?", "name")
+    if declared is not None and declared.sampling is not None and _sampled(responses, "greeting") is None:
+        requests["greeting"] = _sample("Generate a greeting", 50)
+    if declared is not None and declared.roots is not None and _roots(responses, "client_roots") is None:
+        requests["client_roots"] = ListRootsRequest()
+    return _ask(requests) if requests else Text(text="All declared inputs answered.")
+
+
+async def _missing_capability(args: NoArgs, ctx: CallContext) -> Text | InputRequiredResult:
+    # Always needs sampling: the gate answers -32021 when the client did not declare it.
+    reply = _sampled(_round(ctx)[0], "summary")
+    if reply is None:
+        return _ask({"summary": _sample("Summarize the incident", 50)})
+    return Text(text=f"LLM said: {reply}")
+
+
 def _contract(name: str, purpose: str, handler: Any, **kw: Any) -> Contract[Any, Any]:
     return Contract(
         name=name,
@@ -257,6 +407,15 @@ def contracts() -> list[Contract[Any, Any]]:
         _contract("test_elicitation", "Asks the user.", _elicitation, input_model=MessageArgs),
         _contract("test_elicitation_sep1034_defaults", "Elicitation with defaults.", _elicitation_defaults),
         _contract("test_elicitation_sep1330_enums", "Elicitation with enums.", _elicitation_enums),
+        _contract("test_input_required_result_elicitation", "Asks a name (multi round).", _irr_elicitation),
+        _contract("test_input_required_result_sampling", "Asks the LLM (multi round).", _irr_sampling),
+        _contract("test_input_required_result_list_roots", "Asks for roots (multi round).", _irr_list_roots),
+        _contract("test_input_required_result_request_state", "Round-trips state.", _irr_request_state),
+        _contract("test_input_required_result_multiple_inputs", "Asks three inputs at once.", _irr_multiple),
+        _contract("test_input_required_result_multi_round", "Asks in two rounds.", _irr_multi_round),
+        _contract("test_input_required_result_tampered_state", "Sealed state.", _irr_tampered_state),
+        _contract("test_input_required_result_capabilities", "Asks only declared inputs.", _irr_capabilities),
+        _contract("test_missing_capability", "Needs the sampling capability.", _missing_capability),
     ]
 
 
@@ -271,9 +430,11 @@ class FixtureResources(ResourceProvider):
             ResourceEntry("test://static-binary", "static-binary", None, "A static binary resource", "image/png"),
         ]
 
-    async def read(self, uri: str) -> str:
+    async def read(self, uri: str) -> str | bytes:
         if uri == "test://static-text":
             return "This is the content of the static text resource."
+        if uri == "test://static-binary":
+            return base64.b64decode(PNG_BASE64)
         prefix, suffix = "test://template/", "/data"
         if uri.startswith(prefix) and uri.endswith(suffix) and "/" not in uri[len(prefix) : -len(suffix)]:
             item = uri[len(prefix) : -len(suffix)]
@@ -310,6 +471,16 @@ def register_ungated(server: MCPServer) -> None:
             {"role": "user", "content": {"type": "image", "data": PNG_BASE64, "mimeType": "image/png"}},
             {"role": "user", "content": {"type": "text", "text": "Please analyze the image above."}},
         ]
+
+    @server.prompt(name="test_input_required_result_prompt", description="A prompt that asks for context first")
+    def input_required_prompt(ctx: Context) -> str | InputRequiredResult:
+        answer = (ctx.input_responses or {}).get("user_context")
+        content = answer.content if isinstance(answer, ElicitResult) and answer.action == "accept" else None
+        context = content.get("context") if content else None
+        if not isinstance(context, str):
+            question = _elicit("What context should the prompt use?", "context")
+            return InputRequiredResult(input_requests={"user_context": question})
+        return f"Use this context: {context}"
 
     @server.resource("test://template/{id}/data", name="template-data", description="A templated resource")
     def template_data(id: str) -> str:

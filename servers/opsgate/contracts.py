@@ -192,7 +192,12 @@ class ResourceProvider:
     async def list(self) -> Sequence[ResourceEntry]:
         return []
 
-    async def read(self, uri: str) -> str:
+    async def read(self, uri: str) -> str | bytes:
+        """The resource's text (`str`) or binary content (`bytes`, served base64 as a blob).
+
+        The MIME type comes from the listed entry with this `uri`. Raise ToolError when `uri` names
+        no resource (the gate answers resource-not-found), BackendUnavailable when it cannot be read.
+        """
         raise ToolError(f"unknown resource {uri!r}")
 
 

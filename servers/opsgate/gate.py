@@ -10,21 +10,27 @@ answers garbage) ends the call with a tool error and an audit record, and nothin
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp_types import (
+    INVALID_PARAMS,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    BlobResourceContents,
     CallToolResult,
+    ClientCapabilities,
     ContentBlock,
     InputRequiredResult,
     ListResourcesResult,
@@ -34,6 +40,7 @@ from mcp_types import (
     TextContent,
     TextResourceContents,
 )
+from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, ValidationError
 
 from opsgate import telemetry
@@ -57,7 +64,16 @@ from opsgate.redaction import Redactor
 logger = logging.getLogger(__name__)
 
 APPROVAL_ARG = "approval_id"
+# A resource read the policy refused or a backend could not serve (unknown resources are -32602).
+RESOURCE_REFUSED = -32003
 META_PREFIX = "opsgate/"
+# A handler's own `requestState` travels inside the gate's envelope, which names the logical call's
+# first round; the SDK's RequestStateBoundary seals the whole envelope on the wire.
+ROUND_KEY = "opsgate/continues_call"
+# First protocol revision with multi-round-trip results (`InputRequiredResult`).
+INPUT_REQUIRED_VERSION = "2026-07-28"
+# The client capability each embedded input request needs.
+_INPUT_CAPABILITY = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
 
 
 class ProgressFn(Protocol):
@@ -255,6 +271,9 @@ class Gate:
         }
         contract = self.contracts.get(name)
         write = contract is not None and contract.scope == "write"
+        mcp_ctx, continues = _continued_round(mcp_ctx)
+        if continues is not None:
+            record["continues_call"] = continues
         with telemetry.tracer.start_as_current_span(f"tools/call {name}") as span:
             record["trace_id"] = telemetry.current_trace_id()
             try:
@@ -264,11 +283,18 @@ class Gate:
                 record["error"] = str(denied)
                 result = self._error_result(str(denied), record, denied.extra)
             except _InputRequired as pending:
-                # round one of a 2026-07-28 elicitation; round two is audited with `continues_call`
+                # one round of a 2026-07-28 multi-round call; later rounds are audited with `continues_call`
                 record["outcome"] = "input_required"
                 record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
                 self.audit.append(record)
                 return pending.result
+            except MCPError as exc:
+                # a protocol error for the client to fix (a capability it did not declare), not a tool error
+                record["outcome"] = "invalid"
+                record["error"] = exc.message
+                record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+                self.audit.append(record)
+                raise
             except anyio.get_cancelled_exc_class():
                 record["outcome"] = "cancelled"
                 record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -407,10 +433,15 @@ class Gate:
             raise Denied(f"{name}: backend unavailable: {exc}", "error") from None
         except ToolError as exc:
             raise Denied(f"{name}: {exc}", "error") from None
+        except MCPError:
+            raise
         except Exception:
             logger.exception("tool %s failed", name)
             self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
             raise Denied(f"{name}: internal error (see server log, call {ctx.call_id})", "error") from None
+        if isinstance(output, InputRequiredResult):
+            # the handler asks the client first; nothing was done, so the limiter records nothing
+            raise _InputRequired(_interim_result(name, output, record, mcp_ctx))
         applied = contract.scope == "write" and getattr(output, "applied", not getattr(args, "dry_run", False))
         failed = getattr(output, "failed", False) is True
         self.limiter.record(name, call.target_key, write=contract.scope == "write", ok=not failed, applied=applied)
@@ -556,7 +587,12 @@ class Gate:
         return ListResourcesResult(resources=resources)
 
     async def read_resource(self, uri: str, caller: Caller, *, request_id: str | None) -> ReadResourceResult:
-        """A resource read is gated and audited like a read tool named `<capability>_resource_read`."""
+        """A resource read is gated and audited like a read tool named `<capability>_resource_read`.
+
+        Errors: an unknown resource is -32602 (invalid params) with `data.uri` (SEP-2164); a policy
+        denial or a backend failure is -32003. Text is redacted as the policy asks; binary
+        content (a provider returning bytes) is served as a base64 blob, unredacted.
+        """
         started = time.perf_counter()
         provider = next((p for p in self.resource_providers if uri.startswith(f"{p.capability}://")), None)
         tool = f"{provider.capability if provider else 'unknown'}_resource_read"
@@ -570,9 +606,10 @@ class Gate:
             "args": {"uri": uri},
             "args_digest": digest({"tool": tool, "args": {"uri": uri}}),
         }
+        contents: TextResourceContents | BlobResourceContents
         try:
             if provider is None:
-                raise Denied(f"unknown resource {uri!r}", "invalid")
+                raise Denied(f"resource not found: unknown resource {uri!r}", "invalid", {"uri": uri})
             policy_input = {
                 "tool": tool,
                 "capability": provider.capability,
@@ -589,24 +626,95 @@ class Gate:
             if not decision.allow:
                 raise Denied(_denial_text(tool, decision), "denied")
             try:
-                text = await provider.read(uri)
+                body = await provider.read(uri)
+                entry = next((e for e in await provider.list() if e.uri == uri), None)
+            except BackendUnavailable as exc:
+                raise Denied(f"{tool}: backend unavailable: {exc}", "error") from None
             except ToolError as exc:
-                raise Denied(str(exc), "error") from None
-            if decision.obligations.redact:
-                text, _ = _redactor(tuple(decision.obligations.redact_patterns)).redact_text(text)
+                raise Denied(f"resource not found: {exc}", "invalid", {"uri": uri}) from None
+            if isinstance(body, bytes):
+                blob = base64.b64encode(body).decode("ascii")
+                mime = entry.mime_type if entry else "application/octet-stream"
+                contents = BlobResourceContents(uri=uri, mime_type=mime, blob=blob)
+                record["output_digest"] = digest(blob)
+            else:
+                if decision.obligations.redact:
+                    body, _ = _redactor(tuple(decision.obligations.redact_patterns)).redact_text(body)
+                contents = TextResourceContents(
+                    uri=uri, mime_type=entry.mime_type if entry else "text/plain", text=body
+                )
+                record["output_digest"] = digest(body)
             record["outcome"] = "ok"
-            record["output_digest"] = digest(text)
         except Denied as denied:
             record["outcome"] = denied.outcome
             record["error"] = str(denied)
             record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             self.audit.append(record)
-            from mcp.shared.exceptions import MCPError
-
-            raise MCPError(code=-32002 if denied.outcome == "invalid" else -32003, message=str(denied)) from None
+            if denied.outcome == "invalid":
+                raise MCPError(code=INVALID_PARAMS, message=str(denied), data=denied.extra) from None
+            raise MCPError(code=RESOURCE_REFUSED, message=str(denied)) from None
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self.audit.append(record)
-        return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type="text/markdown", text=text)])
+        return ReadResourceResult(contents=[contents])
+
+
+def _continued_round(
+    mcp_ctx: ServerRequestContext[Any, Any] | None,
+) -> tuple[ServerRequestContext[Any, Any] | None, str | None]:
+    """Unwrap the gate's round envelope from a (boundary-verified) `requestState`.
+
+    Returns the context the handler sees (its own state back in `requestState`) and the call id of
+    the logical call's first round, or the context unchanged and None when this is no later round.
+    """
+    params = mcp_ctx.params if mcp_ctx is not None else None
+    raw = params.get("requestState") if params is not None else None
+    if mcp_ctx is None or params is None or not isinstance(raw, str):
+        return mcp_ctx, None
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        return mcp_ctx, None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get(ROUND_KEY), str):
+        return mcp_ctx, None
+    inner = envelope.get("state")
+    unwrapped = {k: v for k, v in params.items() if k != "requestState"}
+    if isinstance(inner, str):
+        unwrapped["requestState"] = inner
+    return replace(mcp_ctx, params=unwrapped), envelope[ROUND_KEY]
+
+
+def _interim_result(
+    name: str, result: InputRequiredResult, record: dict[str, Any], mcp_ctx: ServerRequestContext[Any, Any] | None
+) -> InputRequiredResult:
+    """Check a handler's InputRequiredResult against the client and wrap its state in the round envelope."""
+    requests = result.input_requests or {}
+    record["input_requests"] = {key: request.method for key, request in sorted(requests.items())}
+    if mcp_ctx is not None:
+        if not is_version_at_least(mcp_ctx.protocol_version, INPUT_REQUIRED_VERSION):
+            raise Denied(
+                f"{name}: this tool needs client input (an InputRequiredResult), which protocol version "
+                f"{mcp_ctx.protocol_version} cannot carry; use {INPUT_REQUIRED_VERSION} or later",
+                "error",
+            )
+        declared = mcp_ctx.session.client_capabilities
+        missing = sorted(
+            {
+                capability
+                for request in requests.values()
+                if (capability := _INPUT_CAPABILITY.get(request.method)) is not None
+                and (declared is None or getattr(declared, capability) is None)
+            }
+        )
+        if missing:
+            required = ClientCapabilities.model_validate({capability: {} for capability in missing})
+            raise MCPError(
+                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                message=f"{name}: the client did not declare the {', '.join(missing)} capability this call needs",
+                data={"requiredCapabilities": required.model_dump(by_alias=True, mode="json", exclude_none=True)},
+            )
+    first = record.get("continues_call") or record["call_id"]
+    envelope = json.dumps({ROUND_KEY: first, "state": result.request_state}, separators=(",", ":"))
+    return result.model_copy(update={"request_state": envelope})
 
 
 def _denial_text(tool: str, decision: Decision) -> str:

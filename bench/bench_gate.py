@@ -26,7 +26,7 @@ from mcp.server.mcpserver import MCPServer
 from opsgate import testkit
 from opsgate.audit import AuditLog
 from opsgate.caller import Caller
-from opsgate.config import Settings
+from opsgate.config import LimitSettings, Settings
 from opsgate.server import build_app
 from opsgate.testkit import EchoInput
 
@@ -56,7 +56,10 @@ def _row(name: str, samples: list[float], base: float | None = None) -> float:
 
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(state_dir=Path(tmp))
+        # Limits high enough that every timed call runs the whole pipeline (not a rate-limit refusal).
+        settings = Settings(
+            state_dir=Path(tmp), limits=LimitSettings(per_tool_per_minute=10**9, writes_per_minute=10**9)
+        )
         app = build_app(settings, [], capabilities=[testkit.build()])
         bare = MCPServer("bare")
 
@@ -67,6 +70,8 @@ async def main(n: int) -> None:
         caller = Caller(subject="bench", roles=["responder"], client="bench", authenticated=True)
         contract = app.gate.contracts["testkit_echo"]
         print(f"gate benchmark, n={n}, policy engine {app.gate.engine.name} rev {app.gate.engine.revision}")
+        probe = await app.gate.call_tool("testkit_echo", {"text": "hi"}, caller)
+        assert not probe.is_error, probe.content
         for mode in ("2026-07-28", "legacy"):
             async with Client(bare, mode=mode) as c_bare, Client(app.server, mode=mode) as c_gate:
                 print(f"-- in-process MCP client, wire {mode}")

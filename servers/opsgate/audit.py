@@ -39,12 +39,32 @@ CREATE TABLE IF NOT EXISTS audit_head (
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
+INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, 0, printf('%.64c', '0'));
+-- A record must extend the current head. Another process (a second stdio server, the CLI) may have
+-- appended since this one last looked: the insert then aborts, and the writer re-reads the head.
+CREATE TRIGGER IF NOT EXISTS audit_extends_head BEFORE INSERT ON audit
+WHEN NEW.seq != (SELECT seq FROM audit_head WHERE id = 1) + 1
+  OR NEW.prev_hash != (SELECT hash FROM audit_head WHERE id = 1)
+BEGIN
+    SELECT RAISE(ABORT, 'opsgate: stale audit head');
+END;
 -- The head moves in the same statement (one implicit transaction) as the insert.
 CREATE TRIGGER IF NOT EXISTS audit_move_head AFTER INSERT ON audit BEGIN
     INSERT INTO audit_head (id, seq, hash) VALUES (1, NEW.seq, NEW.hash)
     ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
 END;
 """
+
+
+_INSERT = (
+    "INSERT INTO audit (seq, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_MAX_ATTEMPTS = 100
+
+
+class AuditError(Exception):
+    """The audit trail cannot take a record; the call's result must not be returned as a success."""
 
 
 def canonical_json(value: Any) -> str:
@@ -87,50 +107,45 @@ class AuditLog:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        self._seq, self._hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        self._seq, self._hash = self._read_head()
 
     def append(self, record: dict[str, Any], *, durable: bool = False) -> int:
         """Append one record; with `durable`, the commit is fsynced before this returns."""
         body = canonical_json(record)
+        row = (
+            record.get("ts", ""),
+            record.get("call_id", ""),
+            (record.get("decision") or {}).get("decision_id"),
+            record.get("tool", ""),
+            (record.get("caller") or {}).get("subject", ""),
+            record.get("outcome", ""),
+            body,
+        )
         with self._lock:
             db = self._db
             if durable:
                 db.execute("PRAGMA synchronous=FULL")
             try:
-                # Another process (a second stdio server, the CLI) may have appended since we last
-                # looked: read the head inside the write lock so the chain stays one chain.
-                db.execute("BEGIN IMMEDIATE")
-                row = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-                prev_seq, prev_hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-                seq = prev_seq + 1
-                new_hash = chain_hash(prev_hash, body)
-                db.execute(
-                    "INSERT INTO audit (seq, ts, call_id, decision_id, tool, subject, outcome, body,"
-                    " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        seq,
-                        record.get("ts", ""),
-                        record.get("call_id", ""),
-                        (record.get("decision") or {}).get("decision_id"),
-                        record.get("tool", ""),
-                        (record.get("caller") or {}).get("subject", ""),
-                        record.get("outcome", ""),
-                        body,
-                        prev_hash,
-                        new_hash,
-                    ),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+                for _ in range(_MAX_ATTEMPTS):
+                    seq, prev_hash = self._seq + 1, self._hash
+                    new_hash = chain_hash(prev_hash, body)
+                    try:
+                        db.execute(_INSERT, (seq, *row, prev_hash, new_hash))
+                    except (sqlite3.IntegrityError, sqlite3.OperationalError) as exc:
+                        if "stale audit head" not in str(exc) and "locked" not in str(exc):
+                            raise
+                        self._seq, self._hash = self._read_head()
+                        continue
+                    self._seq, self._hash = seq, new_hash
+                    return seq
+                raise AuditError(f"could not append to {self.path}: other writers kept moving the head")
             finally:
                 if durable:
                     db.execute("PRAGMA synchronous=NORMAL")
-            self._seq, self._hash = seq, new_hash
-            return seq
+
+    def _read_head(self) -> tuple[int, str]:
+        row = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def tail(self, n: int = 20) -> list[StoredRecord]:
         with self._lock:

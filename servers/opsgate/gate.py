@@ -10,16 +10,18 @@ answers garbage) ends the call with a tool error and an audit record, and nothin
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import json
 import logging
+import secrets
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -63,6 +65,7 @@ from opsgate.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 APPROVAL_ARG = "approval_id"
 # A resource read the policy refused or a backend could not serve (unknown resources are -32602).
 RESOURCE_REFUSED = -32003
@@ -159,6 +162,18 @@ class Denied(Exception):
         super().__init__(message)
         self.outcome = outcome
         self.extra = extra or {}
+
+
+async def within(seconds: float, work: Awaitable[T]) -> T:
+    """Await `work`, raising TimeoutError past `seconds`: asyncio's own timeout when running on asyncio
+    (a fraction of the cost of an anyio cancel scope), anyio's elsewhere."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with anyio.fail_after(seconds):
+            return await work
+    async with asyncio.timeout(seconds):
+        return await work
 
 
 def _now_iso() -> str:
@@ -260,7 +275,7 @@ class Gate:
         mcp_ctx: ServerRequestContext[Any, Any] | None = None,
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
-        call_id = "call_" + uuid.uuid4().hex[:20]
+        call_id = "call_" + secrets.token_hex(10)
         record: dict[str, Any] = {
             "ts": _now_iso(),
             "call_id": call_id,
@@ -274,7 +289,7 @@ class Gate:
         mcp_ctx, continues = _continued_round(mcp_ctx)
         if continues is not None:
             record["continues_call"] = continues
-        with telemetry.tracer.start_as_current_span(f"tools/call {name}") as span:
+        with telemetry.span(f"tools/call {name}") as span:
             record["trace_id"] = telemetry.current_trace_id()
             try:
                 result = await self._run(contract, name, arguments, caller, record, request_id, mcp_ctx)
@@ -306,8 +321,7 @@ class Gate:
         meta = dict(result.meta or {})
         meta[META_PREFIX + "audit_seq"] = seq
         result.meta = meta
-        telemetry.CALLS.labels(name if contract else "unknown", record["outcome"]).inc()
-        telemetry.DURATION.labels(name if contract else "unknown").observe(time.perf_counter() - started)
+        telemetry.observe_call(name if contract else "unknown", record["outcome"], time.perf_counter() - started)
         return result
 
     async def _run(
@@ -350,7 +364,11 @@ class Gate:
 
         target = contract.target(args)
         if target.environment is None:
-            target = target.model_copy(update={"environment": self.settings.environment_of(target.namespace)})
+            target = Target(
+                environment=self.settings.environment_of(target.namespace),
+                namespace=target.namespace,
+                service=target.service,
+            )
         record["target"] = target.model_dump()
         ctx = CallContext(call_id=record["call_id"], caller=caller, target=target, request_id=request_id, mcp=mcp_ctx)
         if mcp_ctx is not None:
@@ -423,8 +441,7 @@ class Gate:
         if approval is not None and self.approvals is not None:
             await self.approvals.consume(call)
         try:
-            with anyio.fail_after(contract.timeout_s):
-                output = await contract.handler(args, ctx)
+            output = await within(contract.timeout_s, contract.handler(args, ctx))
         except TimeoutError:
             self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
             raise Denied(f"{name}: timed out after {contract.timeout_s:g}s", "timeout") from None
@@ -443,13 +460,13 @@ class Gate:
             # the handler asks the client first; nothing was done, so the limiter records nothing
             raise _InputRequired(_interim_result(name, output, record, mcp_ctx))
         applied = contract.scope == "write" and getattr(output, "applied", not getattr(args, "dry_run", False))
-        failed = getattr(output, "failed", False) is True
+        failed = "failed" in type(output).model_fields and output.failed is True
         self.limiter.record(name, call.target_key, write=contract.scope == "write", ok=not failed, applied=applied)
 
         # 7. shape
         result = self._shape(contract, output, decision, record)
         record["outcome"] = "ok" if not failed else "failed"
-        record["output_digest"] = digest(result.structured_content)
+        record["output_digest"] = (result.meta or {}).pop(META_PREFIX + "body_digest", None)
         return result
 
     def _policy_input(
@@ -473,7 +490,7 @@ class Gate:
         }
 
     async def _decide(self, policy_input: dict[str, Any], record: dict[str, Any]) -> Decision:
-        decision_id = "dec_" + uuid.uuid4().hex[:20]
+        decision_id = "dec_" + secrets.token_hex(10)
         summary: dict[str, Any] = {
             "decision_id": decision_id,
             "engine": self.engine.name,
@@ -490,7 +507,7 @@ class Gate:
         except TimeoutError:
             reason = f"policy engine timed out after {self.settings.policy.timeout_s:g}s"
             summary.update(allow=False, reasons=[reason], error=reason)
-            telemetry.DECISIONS.labels("error").inc()
+            telemetry.count_decision("error")
             raise Denied(f"denied (fail closed): {reason}", "denied", {"decision_id": decision_id}) from None
         except Exception as exc:
             reason = (
@@ -499,7 +516,7 @@ class Gate:
                 else (f"policy engine failed: {type(exc).__name__}: {exc}")
             )
             summary.update(allow=False, reasons=[reason], error=reason)
-            telemetry.DECISIONS.labels("error").inc()
+            telemetry.count_decision("error")
             raise Denied(f"denied (fail closed): {reason}", "denied", {"decision_id": decision_id}) from None
         summary.update(
             allow=decision.allow,
@@ -508,7 +525,7 @@ class Gate:
             require_approval=decision.require_approval,
             obligations=decision.obligations.model_dump(),
         )
-        telemetry.DECISIONS.labels("allow" if decision.allow else "deny").inc()
+        telemetry.count_decision("allow" if decision.allow else "deny")
         return decision
 
     def _shape(
@@ -536,6 +553,7 @@ class Gate:
         if contract.untrusted_output:
             text += " " + UNTRUSTED_NOTE
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        body_digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
         content: list[ContentBlock] = (
             contract.content(shaped)
             if contract.content is not None
@@ -552,6 +570,7 @@ class Gate:
                 META_PREFIX + "request_id": record.get("request_id"),
                 META_PREFIX + "trace_id": record.get("trace_id"),
                 META_PREFIX + "redacted": redacted,
+                META_PREFIX + "body_digest": body_digest,
             },
         )
 
@@ -598,7 +617,7 @@ class Gate:
         tool = f"{provider.capability if provider else 'unknown'}_resource_read"
         record: dict[str, Any] = {
             "ts": _now_iso(),
-            "call_id": "call_" + uuid.uuid4().hex[:20],
+            "call_id": "call_" + secrets.token_hex(10),
             "request_id": request_id,
             "trace_id": telemetry.current_trace_id(),
             "caller": caller.model_dump(),

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from opsgate.logs.query import LogQuery
+from opsgate.logs.quoting import double_quoted
 from opsgate.logs.selector import Requirement
 from opsgate.logs.severity import ALIASES, levels_from
 from opsgate.logs.timeparse import format_ns
@@ -34,24 +35,7 @@ class Columns:
 
 def string(value: str) -> str:
     """A Kusto double-quoted string literal of `value`."""
-    out = ['"']
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return double_quoted(value, lambda code: f"\\u{code:04x}")
 
 
 def _list(values: tuple[str, ...] | list[str]) -> str:

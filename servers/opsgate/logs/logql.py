@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from opsgate.logs.query import LogQuery
+from opsgate.logs.quoting import double_quoted
 from opsgate.logs.safe_regex import escape as regex_escape
 from opsgate.logs.selector import Requirement
 from opsgate.logs.severity import ALIASES, Severity, levels_from
@@ -16,24 +17,7 @@ _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_]")
 
 def string(value: str) -> str:
     """A LogQL (Go) double-quoted string literal of `value`."""
-    out = ['"']
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return double_quoted(value, lambda code: f"\\x{code:02x}")
 
 
 def label_name(key: str) -> str:

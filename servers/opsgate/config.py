@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ENV = "OPSGATE_CONFIG"
 
 
-def _default_state_dir() -> Path:
+def default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "opsgate"
 
 
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         env_prefix="OPSGATE_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    state_dir: Path = Field(default_factory=_default_state_dir)
+    state_dir: Path = Field(default_factory=default_state_dir)
     audit_path: Path | None = None
     default_environment: str = "prod"
     environments: dict[str, str] = Field(

@@ -440,6 +440,9 @@ class Gate:
         # 6. execute
         if approval is not None and self.approvals is not None:
             await self.approvals.consume(call)
+        if contract.scope == "write" and getattr(args, "dry_run", False) is not True:
+            # A real write leaves a durable trace before it touches anything, so a crash mid-change is visible.
+            self.audit.append({**record, "outcome": "started"}, durable=True)
         try:
             output = await within(contract.timeout_s, contract.handler(args, ctx))
         except TimeoutError:

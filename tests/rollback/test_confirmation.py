@@ -53,9 +53,10 @@ async def test_confirmation_applies_a_staging_rollback(
     final = records[-1]
     assert final["outcome"] == "ok" and final["approval"]["kind"] == "confirmation"
     assert final["decision"]["rule"] == "write.confirmed"
+    assert records[-2]["outcome"] == "started" and records[-2]["call_id"] == final["call_id"]
     if wire_mode != "legacy":  # two tools/call rounds, joined by the sealed request state
-        assert records[-2]["outcome"] == "input_required"
-        assert final["approval"]["continues_call"] == records[-2]["call_id"]
+        assert records[-3]["outcome"] == "input_required"
+        assert final["approval"]["continues_call"] == records[-3]["call_id"]
     assert app.gate.audit.verify().ok
 
 

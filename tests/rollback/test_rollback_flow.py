@@ -94,7 +94,8 @@ async def test_history_dry_run_approval_apply_and_budget(
     if wire_mode == "legacy":
         assert seen and seen[-1][0] == seen[-1][1] == 3.0
     outcomes = [r.record["outcome"] for r in rollback_app.gate.audit.records()]
-    assert outcomes == ["ok", "ok", "pending_approval", "ok", "ok", "ok", "pending_approval", "rate_limited"]
+    # the approved real rollback leaves a durable "started" record before it patches, then its outcome
+    assert outcomes == ["ok", "ok", "pending_approval", "started", "ok", "ok", "ok", "pending_approval", "rate_limited"]
     capsys.readouterr()
     assert cli.main(["audit", "verify", "--file", str(rollback_app.gate.audit.path)]) == 0
     assert "hash chain intact" in capsys.readouterr().out

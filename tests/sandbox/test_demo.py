@@ -67,13 +67,14 @@ def test_opsgate_demo_ends_recovered_and_leaves_a_verifiable_audit_trail(tmp_pat
     assert [(r["args"]["dry_run"], r["outcome"]) for r in rollbacks] == [
         (True, "ok"),
         (False, "pending_approval"),
+        (False, "started"),
         (False, "ok"),
     ]
     applied = rollbacks[-1]
     assert applied["approval"]["granted_by"] == "alice" and applied["approval"]["roles"] == ["sre"]
     assert applied["caller"]["subject"] == "agent@opsgate-demo"
     assert applied["facts"]["from_revision"] == BAD_REVISION and applied["facts"]["to_revision"] == GOOD_REVISION
-    assert all(r["outcome"] in ("ok", "pending_approval") for r in records)
+    assert all(r["outcome"] in ("ok", "pending_approval", "started") for r in records)
     store = ApprovalStore(state)
     (approval,) = store.find(status="used")
     assert approval.decided_by == "alice" and approval.requester == "agent@opsgate-demo"

@@ -402,10 +402,11 @@ def _closing(n: Narrator, result: DemoResult, audit_path: Path) -> None:
         n.line(n._c("31;1", "   NOT RECOVERED: see the audit trail below"))
     log = AuditLog(audit_path)
     report = log.verify()
+    started = len(log.find(outcome="started"))
     log.close()
     n.say(
-        f"{result.calls} tool calls in {result.elapsed_s:.1f}s; audit trail: {report.records} records, "
-        f"hash chain {'intact' if report.ok else 'BROKEN'}"
+        f"{result.calls} tool calls in {result.elapsed_s:.1f}s; audit trail: {report.records} records "
+        f"({started} of them written before a real write began), hash chain {'intact' if report.ok else 'BROKEN'}"
     )
     n.say("inspect it:")
     n.say(f"  opsgate audit tail -n 30 --file {audit_path}")

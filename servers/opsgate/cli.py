@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from opsgate import approvals_cli
 from opsgate.config import ConfigError, Settings, load_settings
+from opsgate.sandbox import demo_cli
 
 
 def _print_json(value: Any) -> None:
@@ -174,13 +174,6 @@ def cmd_keys(args: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------------------
 
 
-def _optional_commands(sub: Any) -> None:
-    """Commands that live with the capability or sandbox that provides them."""
-    for module_name in ("opsgate.approvals_cli", "opsgate.sandbox.demo_cli"):
-        if importlib.util.find_spec(module_name) is not None:
-            importlib.import_module(module_name).register(sub)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opsgate", description="Policy-gated MCP servers for SRE agents")
     parser.add_argument("--config", type=Path, default=None, help="TOML config file (default: $OPSGATE_CONFIG)")
@@ -226,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     khash.add_argument("secret")
     keys.set_defaults(func=cmd_keys)
 
-    _optional_commands(sub)
+    # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox)
+    approvals_cli.register(sub)
+    demo_cli.register(sub)
     return parser
 
 

@@ -132,7 +132,6 @@ class Contract(Generic[InT, OutT]):
     untrusted_output: bool = False
     timeout_s: float = 30.0
     title: str | None = None
-    extra_annotations: dict[str, Any] = field(default_factory=dict)
     # The result's content blocks, when a tool returns more than text (images, embedded resources);
     # default: the summary and the compact JSON of the (policy-shaped) output.
     content: Callable[[OutT], list[ContentBlock]] | None = None

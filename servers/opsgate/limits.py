@@ -53,9 +53,10 @@ class Limiter:
             breaker = self._breakers.get(target_key)
             if breaker is not None and breaker.opened_at is not None:
                 if now - breaker.opened_at < s.breaker_cooldown_s:
+                    left = s.breaker_cooldown_s - (now - breaker.opened_at)
                     return (
                         f"circuit breaker open for {target_key} after {breaker.failures} consecutive failures; "
-                        "escalate to a human (it resets after a cool-down or with `opsgate limits reset`)"
+                        f"escalate to a human (it closes by itself in {left:.0f}s, or when the server restarts)"
                     )
                 breaker.opened_at, breaker.failures = None, 0
             calls = self._tool_calls[tool]
@@ -90,10 +91,3 @@ class Limiter:
             breaker.failures += 1
             if breaker.failures >= self.settings.breaker_failures:
                 breaker.opened_at = now
-
-    def reset(self, target_key: str | None = None) -> None:
-        with self._lock:
-            if target_key is None:
-                self._breakers.clear()
-            else:
-                self._breakers.pop(target_key, None)

@@ -275,20 +275,22 @@ class Gate:
         mcp_ctx: ServerRequestContext[Any, Any] | None = None,
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
-        call_id = "call_" + secrets.token_hex(10)
-        record: dict[str, Any] = {
-            "ts": _now_iso(),
-            "call_id": call_id,
-            "request_id": request_id,
-            "trace_id": None,
-            "caller": caller.model_dump(),
-            "tool": name,
-        }
+        record = _new_record(name, caller, request_id)
         contract = self.contracts.get(name)
         write = contract is not None and contract.scope == "write"
         mcp_ctx, continues = _continued_round(mcp_ctx)
         if continues is not None:
             record["continues_call"] = continues
+        metric_name = name if contract else "unknown"
+
+        def finish() -> int:
+            """Every exit audits the call once (writes durably) and counts it."""
+            elapsed = time.perf_counter() - started
+            record["duration_ms"] = round(elapsed * 1000, 3)
+            seq = self.audit.append(record, durable=write)
+            telemetry.observe_call(metric_name, record["outcome"], elapsed)
+            return seq
+
         with telemetry.span(f"tools/call {name}") as span:
             record["trace_id"] = telemetry.current_trace_id()
             try:
@@ -300,28 +302,20 @@ class Gate:
             except _InputRequired as pending:
                 # one round of a 2026-07-28 multi-round call; later rounds are audited with `continues_call`
                 record["outcome"] = "input_required"
-                record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-                self.audit.append(record)
+                finish()
                 return pending.result
             except MCPError as exc:
                 # a protocol error for the client to fix (a capability it did not declare), not a tool error
                 record["outcome"] = "invalid"
                 record["error"] = exc.message
-                record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-                self.audit.append(record)
+                finish()
                 raise
             except anyio.get_cancelled_exc_class():
                 record["outcome"] = "cancelled"
-                record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-                self.audit.append(record, durable=write)
+                finish()
                 raise
             span.set_attribute("opsgate.outcome", record.get("outcome", "ok"))
-        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        seq = self.audit.append(record, durable=write)
-        meta = dict(result.meta or {})
-        meta[META_PREFIX + "audit_seq"] = seq
-        result.meta = meta
-        telemetry.observe_call(name if contract else "unknown", record["outcome"], time.perf_counter() - started)
+        result.meta = {**(result.meta or {}), META_PREFIX + "audit_seq": finish()}
         return result
 
     async def _run(
@@ -475,21 +469,45 @@ class Gate:
     def _policy_input(
         self, contract: Contract[Any, Any], call: GatedCall, approval: dict[str, Any] | None
     ) -> dict[str, Any]:
+        return self._policy_document(
+            tool=contract.name,
+            capability=contract.capability,
+            scope=contract.scope,
+            risk=contract.risk,
+            args=call.args_doc,
+            target=call.target,
+            facts=call.facts,
+            caller=call.caller,
+            approval=approval,
+            recent={contract.name: self.limiter.recent(contract.name, call.target_key)},
+        )
+
+    def _policy_document(
+        self,
+        *,
+        tool: str,
+        capability: str,
+        scope: str,
+        risk: str,
+        args: dict[str, Any],
+        target: Target,
+        facts: dict[str, Any],
+        caller: Caller,
+        approval: dict[str, Any] | None,
+        recent: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The policy input document (DESIGN.md "Policy"): the one shape every decision is asked over."""
         return {
-            "tool": contract.name,
-            "capability": contract.capability,
-            "scope": contract.scope,
-            "risk": contract.risk,
-            "args": call.args_doc,
-            "target": call.target.model_dump(),
-            "facts": call.facts,
-            "caller": call.caller.model_dump(),
+            "tool": tool,
+            "capability": capability,
+            "scope": scope,
+            "risk": risk,
+            "args": args,
+            "target": target.model_dump(),
+            "facts": facts,
+            "caller": caller.model_dump(),
             "approval": approval,
-            "context": {
-                "now": _now_iso(),
-                "autonomy": self.settings.autonomy,
-                "recent": {contract.name: self.limiter.recent(contract.name, call.target_key)},
-            },
+            "context": {"now": _now_iso(), "autonomy": self.settings.autonomy, "recent": recent},
         }
 
     async def _decide(self, policy_input: dict[str, Any], record: dict[str, Any]) -> Decision:
@@ -567,26 +585,14 @@ class Gate:
             structured_content=data,
             is_error=False,
             _meta={
-                META_PREFIX + "call_id": record["call_id"],
-                META_PREFIX + "decision_id": record["decision"]["decision_id"],
-                META_PREFIX + "policy_revision": record["decision"]["policy_revision"],
-                META_PREFIX + "request_id": record.get("request_id"),
-                META_PREFIX + "trace_id": record.get("trace_id"),
+                **_result_meta(record),
                 META_PREFIX + "redacted": redacted,
                 META_PREFIX + "body_digest": body_digest,
             },
         )
 
     def _error_result(self, message: str, record: dict[str, Any], extra: dict[str, Any]) -> CallToolResult:
-        decision = record.get("decision") or {}
-        meta: dict[str, Any] = {
-            META_PREFIX + "call_id": record["call_id"],
-            META_PREFIX + "outcome": record["outcome"],
-            META_PREFIX + "decision_id": decision.get("decision_id"),
-            META_PREFIX + "policy_revision": decision.get("policy_revision"),
-            META_PREFIX + "request_id": record.get("request_id"),
-            META_PREFIX + "trace_id": record.get("trace_id"),
-        }
+        meta = {**_result_meta(record), META_PREFIX + "outcome": record["outcome"]}
         for key, value in extra.items():
             meta[META_PREFIX + key] = value
         return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True, _meta=meta)
@@ -618,32 +624,26 @@ class Gate:
         started = time.perf_counter()
         provider = next((p for p in self.resource_providers if uri.startswith(f"{p.capability}://")), None)
         tool = f"{provider.capability if provider else 'unknown'}_resource_read"
-        record: dict[str, Any] = {
-            "ts": _now_iso(),
-            "call_id": "call_" + secrets.token_hex(10),
-            "request_id": request_id,
-            "trace_id": telemetry.current_trace_id(),
-            "caller": caller.model_dump(),
-            "tool": tool,
-            "args": {"uri": uri},
-            "args_digest": digest({"tool": tool, "args": {"uri": uri}}),
-        }
+        record = _new_record(tool, caller, request_id)
+        record["trace_id"] = telemetry.current_trace_id()
+        record["args"] = {"uri": uri}
+        record["args_digest"] = digest({"tool": tool, "args": {"uri": uri}})
         contents: TextResourceContents | BlobResourceContents
         try:
             if provider is None:
                 raise Denied(f"resource not found: unknown resource {uri!r}", "invalid", {"uri": uri})
-            policy_input = {
-                "tool": tool,
-                "capability": provider.capability,
-                "scope": "read",
-                "risk": "low",
-                "args": {"uri": uri},
-                "target": {"environment": self.settings.default_environment, "namespace": None, "service": None},
-                "facts": {},
-                "caller": caller.model_dump(),
-                "approval": None,
-                "context": {"now": _now_iso(), "autonomy": self.settings.autonomy, "recent": {}},
-            }
+            policy_input = self._policy_document(
+                tool=tool,
+                capability=provider.capability,
+                scope="read",
+                risk="low",
+                args={"uri": uri},
+                target=Target(environment=self.settings.default_environment),
+                facts={},
+                caller=caller,
+                approval=None,
+                recent={},
+            )
             decision = await self._decide(policy_input, record)
             if not decision.allow:
                 raise Denied(_denial_text(tool, decision), "denied")
@@ -678,6 +678,30 @@ class Gate:
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self.audit.append(record)
         return ReadResourceResult(contents=[contents])
+
+
+def _new_record(tool: str, caller: Caller, request_id: str | None) -> dict[str, Any]:
+    """The head every audit record starts with; the pipeline adds to it as the call goes."""
+    return {
+        "ts": _now_iso(),
+        "call_id": "call_" + secrets.token_hex(10),
+        "request_id": request_id,
+        "trace_id": None,
+        "caller": caller.model_dump(),
+        "tool": tool,
+    }
+
+
+def _result_meta(record: dict[str, Any]) -> dict[str, Any]:
+    """What joins a result to its audit record and decision (`_meta` of every tool result)."""
+    decision = record.get("decision") or {}
+    return {
+        META_PREFIX + "call_id": record["call_id"],
+        META_PREFIX + "decision_id": decision.get("decision_id"),
+        META_PREFIX + "policy_revision": decision.get("policy_revision"),
+        META_PREFIX + "request_id": record.get("request_id"),
+        META_PREFIX + "trace_id": record.get("trace_id"),
+    }
 
 
 def _continued_round(

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from opsgate.cli import build_parser
 from opsgate.config import load_settings
 from opsgate.http_auth import hash_key
 from opsgate.sandbox.world import SandboxWorld
+from tests.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -242,12 +242,6 @@ def test_dockerfile_is_slim_non_root_and_serves_http() -> None:
 # -- the configuration really serves ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 KEY = "ogk_deploy-test-key"
 
 
@@ -293,7 +287,7 @@ def deployed_server(tmp_path: Path, cluster_kubeconfig: Path) -> Iterator[tuple[
     """The image's command with the ConfigMap's file and the Secret's env, on loopback."""
     config = tmp_path / "opsgate.toml"
     config.write_text(_config_toml())
-    port = _free_port()
+    port = free_port()
     api_keys = json.dumps([{"sha256": hash_key(KEY), "subject": "agent@deploy-test", "roles": ["responder"]}])
     env = {
         **os.environ,

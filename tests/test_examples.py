@@ -32,7 +32,7 @@ from opsgate.sandbox.demo import demo_config
 from opsgate.sandbox.world import SandboxWorld
 from opsgate.server import build_app
 
-from .core.servers import free_port, serve_http
+from .loopback import free_port, serve_http
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -16,8 +16,8 @@ import anyio.to_thread
 import pytest
 
 from opsgate.audit import AuditLog
-from tests.core.servers import free_port
 from tests.hosted.issuer import serve_asgi
+from tests.loopback import free_port
 
 from .node_tools import HERE, node, package_bin
 from .serve_fixtures import fixture_app, fixture_settings

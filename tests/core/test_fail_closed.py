@@ -18,8 +18,8 @@ from opsgate.policy.decision import PolicyError
 from opsgate.policy.loader import make_engine
 from opsgate.server import App
 
+from ..loopback import free_port
 from ..policy.opa_data_api_server import ServerBehaviour, serve
-from .servers import free_port
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

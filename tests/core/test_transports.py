@@ -17,7 +17,7 @@ from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
 from opsgate.server import build_app
 
-from .servers import free_port, serve_http
+from ..loopback import free_port, serve_http
 
 KEY = "ogk_test-key-for-loopback-only"
 

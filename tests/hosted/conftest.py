@@ -17,7 +17,7 @@ from opsgate.contracts import Capability, Contract, ToolInput, ToolOutput
 from opsgate.gate import CallContext
 from opsgate.http_auth import hash_key
 from opsgate.server import App, build_app
-from tests.core.servers import free_port, serve_http
+from tests.loopback import free_port, serve_http
 
 from .issuer import LocalIssuer, running_issuer
 

@@ -7,7 +7,6 @@ and verifies exactly as it would against Microsoft Entra ID; only the keys and t
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from tests.core.servers import free_port
+from tests.loopback import free_port, serve_asgi
 
 
 class SigningKey:
@@ -113,23 +111,6 @@ class LocalIssuer:
                 Route(prefix + "/discovery/v2.0/keys", keys),
             ]
         )
-
-
-@contextmanager
-def serve_asgi(app: ASGIApp, port: int) -> Iterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("issuer did not start")
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextmanager

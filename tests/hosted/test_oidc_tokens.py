@@ -14,7 +14,7 @@ from mcp_types import TextContent
 
 from opsgate import testkit
 from opsgate.server import build_app
-from tests.core.servers import serve_http
+from tests.loopback import serve_http
 
 from .conftest import API_KEY, Hosted, hosted_settings, post
 from .issuer import LocalIssuer, SigningKey, running_issuer

@@ -6,7 +6,6 @@ Needs the `prometheus` and `promtool` binaries (Debian/Ubuntu package `prometheu
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,16 +16,11 @@ import numpy as np
 import pytest
 
 from opsgate.sandbox.series import METRICS, RESOLUTION_S, sample_times
+from tests.loopback import free_port
 from tests.metrics.incident import END, START, incident_series
 
 READY_TIMEOUT_S = 60.0
 MINIMAL_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_openmetrics(path: Path) -> int:
@@ -81,7 +75,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     source.unlink()
     config = root / "minimal.yml"
     config.write_text(MINIMAL_CONFIG)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (root / "prometheus.log").open("w")
     proc = subprocess.Popen(

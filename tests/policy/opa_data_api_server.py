@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from opsgate.policy.embedded import EmbeddedEngine
+from tests.loopback import free_port, serve_asgi
 
 
 @dataclass
@@ -89,43 +87,10 @@ def build_app(engine: EmbeddedEngine, behaviour: ServerBehaviour) -> Starlette:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def serve(policy_dir: Path, behaviour: ServerBehaviour | None = None) -> Iterator[tuple[str, ServerBehaviour]]:
     """Run the stand-in on 127.0.0.1 (random port) in a thread; yields (base url, behaviour)."""
     behaviour = behaviour or ServerBehaviour()
-    engine: EmbeddedEngine | None = None
-    port = free_port()
-    ready = threading.Event()
-    holder: dict[str, uvicorn.Server] = {}
-
-    def run() -> None:
-        nonlocal engine
-        engine = EmbeddedEngine(policy_dir)  # built on the server's thread, where it is used
-        config = uvicorn.Config(
-            build_app(engine, behaviour), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        holder["server"] = server
-        ready.set()
-        server.run()
-
-    thread = threading.Thread(target=run, name="opa-standin", daemon=True)
-    thread.start()
-    ready.wait(10)
-    server = holder["server"]
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", behaviour
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    # the engine keeps one regorus VM per thread, built on first use there: safe to build it here
+    with serve_asgi(build_app(EmbeddedEngine(policy_dir), behaviour), free_port()) as url:
+        yield url, behaviour

@@ -10,8 +10,9 @@ import pytest
 from opsgate.policy.decision import PolicyError
 from opsgate.policy.embedded import EmbeddedEngine
 from opsgate.policy.opa import OpaServerEngine
+from tests.loopback import free_port
 from tests.policy.cases import POLICY_DIR, load_cases
-from tests.policy.opa_data_api_server import ServerBehaviour, free_port, serve
+from tests.policy.opa_data_api_server import ServerBehaviour, serve
 
 CASES = load_cases()
 READ = next(c for c in CASES if c.name == "read allowed").input

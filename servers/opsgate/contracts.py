@@ -194,10 +194,14 @@ class ResourceProvider:
     async def read(self, uri: str) -> str | bytes:
         """The resource's text (`str`) or binary content (`bytes`, served base64 as a blob).
 
-        The MIME type comes from the listed entry with this `uri`. Raise ToolError when `uri` names
-        no resource (the gate answers resource-not-found), BackendUnavailable when it cannot be read.
+        The MIME type comes from `mime_type(uri)`. Raise ToolError when `uri` names no resource (the
+        gate answers resource-not-found), BackendUnavailable when it cannot be read.
         """
         raise ToolError(f"unknown resource {uri!r}")
+
+    async def mime_type(self, uri: str) -> str | None:
+        """The listed entry's MIME type; override where a lookup is cheaper than listing everything."""
+        return next((e.mime_type for e in await self.list() if e.uri == uri), None)
 
 
 @dataclass

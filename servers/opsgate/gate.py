@@ -649,22 +649,19 @@ class Gate:
                 raise Denied(_denial_text(tool, decision), "denied")
             try:
                 body = await provider.read(uri)
-                entry = next((e for e in await provider.list() if e.uri == uri), None)
+                mime = await provider.mime_type(uri)
             except BackendUnavailable as exc:
                 raise Denied(f"{tool}: backend unavailable: {exc}", "error") from None
             except ToolError as exc:
                 raise Denied(f"resource not found: {exc}", "invalid", {"uri": uri}) from None
             if isinstance(body, bytes):
                 blob = base64.b64encode(body).decode("ascii")
-                mime = entry.mime_type if entry else "application/octet-stream"
-                contents = BlobResourceContents(uri=uri, mime_type=mime, blob=blob)
+                contents = BlobResourceContents(uri=uri, mime_type=mime or "application/octet-stream", blob=blob)
                 record["output_digest"] = digest(blob)
             else:
                 if decision.obligations.redact:
                     body, _ = _redactor(tuple(decision.obligations.redact_patterns)).redact_text(body)
-                contents = TextResourceContents(
-                    uri=uri, mime_type=entry.mime_type if entry else "text/plain", text=body
-                )
+                contents = TextResourceContents(uri=uri, mime_type=mime or "text/plain", text=body)
                 record["output_digest"] = digest(body)
             record["outcome"] = "ok"
         except Denied as denied:

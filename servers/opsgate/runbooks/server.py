@@ -23,6 +23,7 @@ from opsgate.runbooks.store import Runbook, RunbookStore, anchor
 
 URI_SCHEME = "runbooks"
 EXCERPT_CHARS = 400
+MIME_TYPE = "text/markdown"
 
 
 class RunbookSettings(BaseModel):
@@ -56,19 +57,24 @@ class RunbookResources(ResourceProvider):
 
     def __init__(self, store: RunbookStore) -> None:
         self.store = store
-
-    async def list(self) -> Sequence[ResourceEntry]:
-        return [
+        # the folder is loaded once, so its listing is built once
+        self._entries = [
             ResourceEntry(
                 uri=_uri(rb.id),
                 name=rb.id,
                 title=rb.title,
                 description=("" if rb.approved else "UNAPPROVED. ")
                 + f"Runbook for {', '.join(rb.services) or 'any service'}",
-                mime_type="text/markdown",
+                mime_type=MIME_TYPE,
             )
-            for rb in self.store.runbooks.values()
+            for rb in store.runbooks.values()
         ]
+
+    async def list(self) -> Sequence[ResourceEntry]:
+        return self._entries
+
+    async def mime_type(self, uri: str) -> str | None:
+        return MIME_TYPE
 
     async def read(self, uri: str) -> str:
         prefix = f"{URI_SCHEME}://"

@@ -12,6 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from opsgate import cli
 from opsgate.audit import AuditLog
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
@@ -37,6 +38,24 @@ async def test_stdio_subprocess_session(tmp_path: Path, mode: str) -> None:
     assert [r.record["outcome"] for r in log.records()] == ["ok", "invalid"]
     assert log.records().__next__().record["caller"]["authenticated"] is True
     assert log.verify().ok
+
+
+async def test_stdio_policy_denial_is_a_clear_tool_error(tmp_path: Path) -> None:
+    """Under read-only autonomy even a dry-run write is refused by policy, over a real stdio session."""
+    env = {**os.environ, "OPSGATE_STATE_DIR": str(tmp_path), "OPSGATE_AUTONOMY": "read-only"}
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "opsgate", "serve", "runbooks", "rollback"], env=env
+    )
+    async with Client(params) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["rollback_deployment"].annotations.destructive_hint is True  # type: ignore[union-attr]
+        denied = await client.call_tool("rollback_deployment", {"namespace": "shop", "deployment": "checkout"})
+    assert denied.is_error
+    text = denied.content[0].text
+    assert "denied by policy" in text and "(rule " in text, text
+    assert cli.main(["audit", "verify", "--file", str(tmp_path / "audit.db")]) == 0
+    records = [r.record for r in AuditLog(tmp_path / "audit.db").records()]
+    assert [(r["tool"], r["outcome"]) for r in records] == [("rollback_deployment", "denied")]
 
 
 @pytest.fixture

@@ -20,3 +20,33 @@ def test_readme_toml_example_is_a_valid_config(tmp_path: Path) -> None:
     assert settings.http.api_keys[0].subject == "agent@foundry"
     assert settings.limits.per_target_write_interval_s == 600
     assert settings.environment_of("shop") == "prod"
+
+
+def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
+    """Each backend block parses into its capability's own settings (no cluster or cloud is contacted)."""
+    from opsgate.logs.settings import LogsSettings
+    from opsgate.metrics.settings import MetricsSettings
+    from opsgate.rollback.server import RollbackSettings
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)[1:]
+    assert len(blocks) == 7
+    seen = []
+    for n, block in enumerate(blocks):
+        config = tmp_path / f"backend-{n}.toml"
+        config.write_text(block)
+        settings = load_settings(config)
+        if settings.logs:
+            seen.append(("logs", LogsSettings.model_validate(settings.logs).backend))
+        if settings.metrics:
+            seen.append(("metrics", MetricsSettings.model_validate(settings.metrics).backend))
+        if settings.rollback:
+            seen.append(("rollback", RollbackSettings.model_validate(settings.rollback).backend))
+    assert seen == [
+        ("logs", "files"),
+        ("logs", "kubernetes"),
+        ("logs", "loki"),
+        ("logs", "azure"),
+        ("metrics", "prometheus"),
+        ("metrics", "azure"),
+        ("rollback", "auto"),
+    ]

@@ -70,7 +70,7 @@ def test_install_puts_a_working_opsgate_on_path_from_any_folder(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     link = bindir / "opsgate"
-    assert link.is_symlink() and Path(os.readlink(link)).is_absolute()
+    assert link.is_symlink() and link.readlink().is_absolute()
     assert str(link) in done.stdout
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}/usr/bin:/bin"}
     ran = subprocess.run(["opsgate", "--help"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsgate.logs.patterns import MinerConfig, TemplateMiner, grouping_accuracy, mine
+from opsgate.logs.patterns import MinerConfig, TemplateMiner, mine
 from opsgate.logs.patterns.masking import mask
 from tests.conftest import DATASETS
+from tests.support.accuracy import grouping_accuracy
 
 LOGHUB = DATASETS / "loghub"
 

@@ -23,6 +23,7 @@ import csv
 import random
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,10 @@ from pathlib import Path
 from drain3 import TemplateMiner as Drain3Miner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from opsgate.logs.patterns import TemplateMiner, grouping_accuracy
+from opsgate.logs.patterns import TemplateMiner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.accuracy import grouping_accuracy
 
 LOGHUB = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "loghub"
 SYSTEMS = ("Apache", "BGL", "HDFS", "Hadoop", "Linux", "OpenStack", "Spark", "Zookeeper")

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from opsgate import testkit
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
 from opsgate.server import App
+from tests.support import testkit
 
 from ..policy.opa_data_api_server import serve
 

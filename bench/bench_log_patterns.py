@@ -39,7 +39,10 @@ from types import ModuleType
 from drain3 import TemplateMiner as Drain3Miner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from opsgate.logs.patterns import TemplateMiner, grouping_accuracy
+from opsgate.logs.patterns import TemplateMiner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.accuracy import grouping_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 LOGHUB = REPO / ".." / "shared" / "datasets" / "loghub"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from opsgate.server import App, build_app
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 
-pytest_plugins = [m for m in ("tests.kube_fixture",) if importlib.util.find_spec(m) is not None]
+pytest_plugins = ["tests.support.kube"]
 
 # The two MCP wire generations clients use today: 2025-11-25 (initialize handshake, sessions) and
 # 2026-07-28 (stateless requests). The SDK client speaks the first with mode="legacy".
@@ -43,7 +42,7 @@ def wire_mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def app(make_app: Callable[..., App]) -> AsyncIterator[App]:
-    from opsgate import testkit
+    from tests.support import testkit
 
     built = make_app(("runbooks",), capabilities=[testkit.build()])
     yield built

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsgate.logs.patterns import MinerConfig, TemplateMiner, grouping_accuracy, mine
+from opsgate.logs.patterns import MinerConfig, TemplateMiner, mine
 from opsgate.logs.patterns.masking import mask
+from tests.support.accuracy import grouping_accuracy
 
 LOGHUB = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "loghub"
 

@@ -70,6 +70,10 @@ class HttpSettings(BaseModel):
     roles_claim: str = "roles"
     write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
     metrics_require_auth: bool = True
+    # Bounds against connection floods (opsgate.http_guard): open connections, and how long a connection
+    # may take to send a request's headers. Keep max_connections well under the open-files limit.
+    max_connections: int = Field(default=512, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class LimitSettings(BaseModel):

@@ -64,7 +64,7 @@ from opsgate.contracts import (
     WriteOutput,
 )
 from opsgate.limits import Limiter
-from opsgate.policy.decision import Decision, PolicyError
+from opsgate.policy.decision import Decision, PolicyError, require_fields
 from opsgate.policy.engine import PolicyEngine
 from opsgate.redaction import Redactor
 
@@ -511,6 +511,7 @@ class Gate:
             else:
                 with anyio.fail_after(self.settings.policy.timeout_s):
                     decision = await self.engine.decide(policy_input)
+            require_fields(decision, str(policy_input.get("scope")))
         except TimeoutError:
             reason = f"policy engine timed out after {self.settings.policy.timeout_s:g}s"
             summary.update(allow=False, reasons=[reason], error=reason)
@@ -532,6 +533,10 @@ class Gate:
             require_approval=decision.require_approval,
             obligations=decision.obligations.model_dump(),
         )
+        if decision.allow and decision.require_approval:
+            # `require_approval` wins whatever `allow` says: the call is held for an approval.
+            decision = decision.model_copy(update={"allow": False})
+            summary["allow"] = False
         telemetry.count_decision("allow" if decision.allow else "deny")
         return decision
 

@@ -258,8 +258,10 @@ class Gate:
         mcp_ctx: ServerRequestContext[Any, Any] | None = None,
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
-        record = _new_record(name, caller, request_id)
         contract = self.contracts.get(name)
+        if contract is None:
+            name = shown_name(name)  # a megabyte name is neither echoed nor stored whole
+        record = _new_record(name, caller, request_id)
         write = contract is not None and contract.scope == "write"
         mcp_ctx, continues = _continued_round(mcp_ctx)
         if continues is not None:
@@ -321,7 +323,8 @@ class Gate:
             arguments = {}
         if not isinstance(arguments, dict):
             raise Denied(f"invalid arguments for {name}: expected an object", "invalid")
-        size = len(json.dumps(arguments, default=str))
+        encoded = json.dumps(arguments, default=str)
+        size = len(encoded)
         if size > self.settings.max_argument_bytes:
             record["args_digest"] = digest(arguments)
             raise Denied(
@@ -329,7 +332,8 @@ class Gate:
                 "invalid",
             )
         try:
-            args = contract.input_model.model_validate(arguments)
+            # strict, as JSON: `limit=true` or `limit="5"` is an error, not 1 or 5
+            args = contract.input_model.model_validate_json(encoded, strict=True)
         except ValidationError as exc:
             record["args_digest"] = digest(arguments)
             record["args"] = arguments
@@ -664,6 +668,16 @@ class Gate:
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self.audit.append(record)
         return ReadResourceResult(contents=[contents])
+
+
+MAX_SHOWN_NAME = 120
+
+
+def shown_name(name: str) -> str:
+    """An unknown tool name as errors and the audit trail show it: at most MAX_SHOWN_NAME characters."""
+    if len(name) <= MAX_SHOWN_NAME:
+        return name
+    return f"{name[: MAX_SHOWN_NAME - 40]}...[{len(name)} characters]"
 
 
 def _new_record(tool: str, caller: Caller, request_id: str | None) -> dict[str, Any]:

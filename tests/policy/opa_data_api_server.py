@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from opsgate.policy.decision import PolicyError
 from opsgate.policy.embedded import EmbeddedEngine
-from tests.loopback import free_port, serve_asgi
+from tests.support.loopback import free_port, serve_asgi
 
 
 @dataclass

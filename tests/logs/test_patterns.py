@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import statistics
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,9 +11,10 @@ from hypothesis import strategies as st
 
 from opsgate.logs.patterns import MinerConfig, TemplateMiner, mine
 from opsgate.logs.patterns.masking import mask
+from tests.conftest import DATASETS
 from tests.support.accuracy import grouping_accuracy
 
-LOGHUB = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "loghub"
+LOGHUB = DATASETS / "loghub"
 
 
 def text_of(miner: TemplateMiner, template_id: int) -> str:
@@ -194,11 +194,13 @@ def loghub_accuracy(system: str) -> float:
     return grouping_accuracy(ids, [row["EventId"] for row in rows])
 
 
+@pytest.mark.shared_data("loghub")
 @pytest.mark.parametrize("system", sorted(GA_FLOORS))
 def test_loghub_grouping_accuracy_floor(system: str) -> None:
     assert loghub_accuracy(system) >= GA_FLOORS[system]
 
 
+@pytest.mark.shared_data("loghub")
 def test_loghub_mean_grouping_accuracy() -> None:
     assert statistics.mean(loghub_accuracy(system) for system in GA_FLOORS) >= 0.98
 

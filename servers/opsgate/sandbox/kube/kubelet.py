@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -41,7 +41,8 @@ class PodBehavior:
     image: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     share: float = 1.0
-    """The share of matching pods affected, chosen deterministically by pod name (a canary's bad pods)."""
+    """The share of matching pods affected (rounded, at least one when above 0), chosen deterministically by
+    pod name among the matching pods of the namespace (a canary's bad pods)."""
     container: str | None = None
     """The affected container; default: the one running `image`, else the first."""
     waiting: str | None = None
@@ -79,12 +80,23 @@ class PodBehavior:
         return {"OOMKilled": 137, "Completed": 0}.get(self.exits or "", 1)
 
     def matches(self, pod: JsonObject) -> bool:
+        """Whether the pod is one this behaviour is about (before `share` picks some of them)."""
         labels = pod.get("metadata", {}).get("labels") or {}
         if any(labels.get(key) != value for key, value in self.labels.items()):
             return False
-        if self.image is not None and not any(c.get("image") == self.image for c in pod["spec"]["containers"]):
+        return self.image is None or any(c.get("image") == self.image for c in pod["spec"]["containers"])
+
+    def chosen(self, pod: JsonObject, peers: list[JsonObject]) -> bool:
+        """Whether `share` picks this pod among `peers` (every pod the behaviour matches)."""
+        if self.share >= 1.0:
+            return True
+        if self.share <= 0.0:
             return False
-        return self.share >= 1.0 or _unit(str(pod["metadata"]["name"])) < self.share
+        name = str(pod["metadata"]["name"])
+        ranked = sorted({name, *(str(p["metadata"]["name"]) for p in peers)})
+        ranked.sort(key=_unit)
+        picked = max(1, round(self.share * len(ranked)))
+        return name in ranked[:picked]
 
     def target_container(self, pod: JsonObject) -> str:
         containers = pod["spec"]["containers"]
@@ -370,11 +382,17 @@ class PodBehaviors:
         with self._lock:
             self._behaviors.clear()
 
-    def for_pod(self, pod: JsonObject) -> PodBehavior | None:
-        """The first behaviour that matches the pod (behaviours added earlier win)."""
+    def for_pod(self, pod: JsonObject, pods: Iterable[JsonObject]) -> PodBehavior | None:
+        """The first behaviour that picks the pod (behaviours added earlier win); `pods`: the namespace's."""
         with self._lock:
             behaviors = list(self._behaviors)
-        return next((b for b in behaviors if b.matches(pod)), None)
+        for behavior in behaviors:
+            if behavior.matches(pod):
+                if behavior.share >= 1.0:
+                    return behavior
+                if behavior.chosen(pod, [p for p in pods if behavior.matches(p)]):
+                    return behavior
+        return None
 
 
 @dataclass
@@ -415,7 +433,9 @@ class Kubelet:
         return f"172.18.0.{index + 2}"
 
     def behavior(self, pod: JsonObject) -> PodBehavior | None:
-        return self.behaviors.for_pod(pod) or self._fallback(pod)
+        namespace = str(pod["metadata"].get("namespace", ""))
+        peers = self._store.iterate(PODS, namespace)
+        return self.behaviors.for_pod(pod, peers) or self._fallback(pod)
 
     def admit(self, pod: JsonObject, ready_after_ticks: int) -> JsonObject:
         """Store a new pod with its first status, and record its first events."""

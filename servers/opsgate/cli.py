@@ -62,7 +62,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     app = build_app(settings, args.capabilities or ["all"], http=http)
     if not http:
-        app.server.run("stdio")
+        import anyio
+
+        from opsgate.stdio import serve_stdio
+
+        anyio.run(serve_stdio, app.server)
         return 0
     import uvicorn
 

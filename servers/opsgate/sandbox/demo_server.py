@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
+
 from opsgate.approvals import Approvals
 from opsgate.config import load_settings
 from opsgate.metrics.server import build_capability, make_backend
@@ -24,6 +26,7 @@ from opsgate.metrics.settings import MetricsSettings
 from opsgate.sandbox.series import shared_timeline
 from opsgate.sandbox.world import FastForwardClock, TimelineFollower
 from opsgate.server import build_app
+from opsgate.stdio import serve_stdio
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     approvals = Approvals.for_state_dir(settings.state_dir)
     app = build_app(settings, ["runbooks", "logs", "rollback"], capabilities=[metrics], approvals=approvals)
     try:
-        app.server.run("stdio")
+        anyio.run(serve_stdio, app.server)
     finally:
         follower.stop()
         approvals.close()

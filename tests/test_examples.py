@@ -287,12 +287,10 @@ def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
 
 def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path) -> None:
     with SandboxWorld() as world:
-        kubeconfig = tmp_path / "kubeconfig"
-        assert world._server is not None
-        world._server.write_kubeconfig(kubeconfig)
+        kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(demo_config(tmp_path, kubeconfig))
-        server = f"{sys.executable} -m opsgate.sandbox.demo_server --config {config} --kube-api {world.api_url}"
+        config.write_text(demo_config(tmp_path, world, kubeconfig))
+        server = f"{sys.executable} -m opsgate --config {config} serve all"
         agent = subprocess.Popen(
             [sys.executable, str(EXAMPLES / "custom-agent" / "agent.py"), "--namespace", "shop", "--service",
              "checkout", "--apply", "--server-command", server, "--approval-poll", "0.2", "--approval-wait", "60"],

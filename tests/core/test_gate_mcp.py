@@ -83,14 +83,14 @@ async def test_write_without_approval_gets_a_pending_approval_not_a_yes(app: App
     assert result.meta["opsgate/approval"]["id"] in text
     assert ledger.executed == []
     dry = await _call(app, wire_mode, "testkit_write", {**args, "dry_run": True})
-    assert not dry.is_error and dry.structured_content == {"applied": False, "value": 3}
+    assert not dry.is_error and dry.structured_content == {"applied": False, "failed": False, "value": 3}
     pending = app.gate.audit.find(outcome="pending_approval")
     assert len(pending) == 1 and pending[0]["decision"]["allow"] is False
 
 
 async def test_policy_denial_is_a_tool_error_naming_the_rule(make_app, tmp_path, wire_mode: str) -> None:  # type: ignore[no-untyped-def]
-    from opsgate import testkit
     from opsgate.config import Settings
+    from tests.support import testkit
 
     app = make_app((), capabilities=[testkit.build()], settings=Settings(state_dir=tmp_path, autonomy="read-only"))
     args = {"namespace": "shop", "service": "checkout", "value": 3, "dry_run": True}

@@ -20,6 +20,7 @@ from opsgate.server import App
 from tests.metrics import azure_loopback
 from tests.metrics.incident import END, incident_series
 from tests.metrics.prometheus_fixture import prometheus  # noqa: F401  (session fixture)
+from tests.support.azure import StaticTokenCredential
 
 BACKENDS = ["sandbox", "prometheus", "azure"]
 BACKEND_NAMES = {"sandbox": "prometheus", "prometheus": "prometheus", "azure": "azure"}  # the sandbox speaks Prometheus
@@ -55,7 +56,9 @@ def make_backend(name: str, prometheus_url: str | None, azure_url: str | None, *
     if name == "azure":
         assert azure_url is not None
         return AzureBackend(
-            azure_settings(azure_url, **overrides), azure_loopback.LoopbackCredential(), allow_http_for_tests=True
+            azure_settings(azure_url, **overrides),
+            StaticTokenCredential(azure_loopback.TOKEN),
+            allow_http_for_tests=True,
         )
     raise ValueError(f"no metrics backend {name!r} in the tests")
 

@@ -352,7 +352,7 @@ class Engine:
         """The pod's log records (level, service, pod, msg) with scenario times in [start, end], at most
         the last two hours."""
         if not pod.serving:
-            return []
+            return self._crash_lines(pod, start, end)
         first = max(start, pod.start, end - LOG_HORIZON_S)
         last = end if pod.end is None else min(end, pod.end)
         service = self.service(pod.service)
@@ -366,6 +366,25 @@ class Engine:
                 break
             out.append((moment, self._line(pod, service, templates, step, moment)))
             step += 1
+        return out
+
+    def _crash_lines(self, pod: PodLife, start: float, end: float) -> list[tuple[float, dict[str, str]]]:
+        """A pod that never gets ready logs only what its templates say it prints before it dies."""
+        templates = [
+            (i, t) for i, t in enumerate(self.scenario.logs) if t.service == pod.service and t.revisions is not None
+        ]
+        out: list[tuple[float, dict[str, str]]] = []
+        moment = max(pod.start, start, end - LOG_HORIZON_S)
+        step = 0
+        while moment <= end:
+            for index, template in templates:
+                if self._template_active(template, pod, moment):
+                    text = self._render(template, pod, step, index, moment)
+                    out.append(
+                        (moment, {"level": template.level, "service": pod.service, "pod": pod.name, "msg": text})
+                    )
+            step += 1
+            moment += 60.0
         return out
 
     def _line(

@@ -15,6 +15,7 @@ from typing import Any
 
 from opsgate import approvals_cli
 from opsgate.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from opsgate.evaluation import cli as eval_cli
 from opsgate.sandbox import demo_cli
 
 
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox)
     approvals_cli.register(sub)
     demo_cli.register(sub)
+    eval_cli.register(sub)
     return parser
 
 

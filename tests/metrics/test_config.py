@@ -17,7 +17,7 @@ async def test_default_configuration_is_prometheus_and_an_unreachable_one_is_a_c
     make_app: Callable[..., App], tmp_path: Path
 ) -> None:
     """The capability knows no sandbox: its default backend is Prometheus (a sandbox is wired by config)."""
-    from tests.loopback import free_port
+    from tests.support.loopback import free_port
 
     settings = Settings(state_dir=tmp_path, metrics={"prometheus": {"url": f"http://127.0.0.1:{free_port()}"}})
     app = make_app(("metrics",), settings=settings)

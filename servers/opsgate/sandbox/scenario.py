@@ -346,7 +346,8 @@ class Scenario(Strict):
 
     @property
     def rollback_is_wrong(self) -> bool:
-        return any(a.action == "rollback" for a in self.ground_truth.wrong_actions)
+        """No rollback is among the recommended actions: rolling anything back is the wrong answer."""
+        return not any(a.action == "rollback" for a in self.ground_truth.recommended_actions)
 
 
 # -- loading and checking ---------------------------------------------------------------------------

@@ -85,7 +85,15 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
         return 0
     import uvicorn
 
-    uvicorn.run(http_app(app, settings), host=settings.http.host, port=settings.http.port, log_level="warning")
+    from opsgate.http_guard import guarded_protocol
+
+    uvicorn.run(
+        http_app(app, settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level="warning",
+        http=guarded_protocol(settings.http.max_connections, settings.http.header_timeout_s),
+    )
     return 0
 
 

@@ -416,7 +416,8 @@ class Gate:
             raise Denied(f"{name}: policy allows only dry runs here; call again with dry_run=true", "denied")
         if real_write and decision.obligations.budget is None:
             # budgets are policy data: an allowed real write without one cannot be held to any (fail closed)
-            raise Denied(f"{name}: denied (fail closed): the policy allowed a real write without a write budget", "denied")
+            reason = "the policy allowed a real write without a write budget"
+            raise Denied(f"{name}: denied (fail closed): {reason}", "denied")
 
         # 5. limits
         refusal = self.limiter.check(name, call.target_key, real_write, decision.obligations.budget)

@@ -378,6 +378,33 @@ def _row(r: dict[str, Any]) -> Approval:
     )
 
 
+def approve_command(approval_id: str, state_dir: Path, approvers: list[str]) -> str:
+    """The `opsgate approvals approve` command line a human can run as written, from any folder.
+
+    It names the server's state dir unless that is the default one, fills in the approver role when
+    the policy names exactly one, and names `opsgate` by its absolute path when it is not on PATH.
+    The approver is the OS user running it (`--as` defaults to that).
+    """
+    import shlex
+    import shutil
+    import sys
+
+    from opsgate.config import default_state_dir
+
+    program = "opsgate"
+    installed = Path(sys.executable).parent / "opsgate"
+    on_path = shutil.which("opsgate")
+    if installed.exists() and (on_path is None or Path(on_path).resolve() != installed.resolve()):
+        program = shlex.quote(str(installed))
+    words = [program, "approvals", "approve", approval_id]
+    roles = approvers if len(approvers) == 1 else ["ROLE"]
+    words += ["--role", shlex.quote(roles[0])]
+    state = state_dir.expanduser().resolve()
+    if state != default_state_dir().expanduser().resolve():
+        words += ["--state-dir", shlex.quote(str(state))]
+    return " ".join(words)
+
+
 class Approvals:
     """The gate's `ApprovalHook`, backed by an `ApprovalStore`."""
 
@@ -422,7 +449,8 @@ class Approvals:
         if a.status == "pending":
             who = " or ".join(a.approvers) or "an approver"
             raise ToolError(
-                f"it is still pending; a human with role {who} must run `opsgate approvals approve {a.id}` first"
+                f"it is still pending; a human with role {who} must run "
+                f"`{approve_command(a.id, self.store.state_dir, a.approvers)}` first"
             )
         if a.tool != call.contract.name:
             raise ToolError(f"it was granted for tool {a.tool}, not {call.contract.name}")
@@ -454,10 +482,11 @@ class Approvals:
         )
         roles = " or ".join(decision.approvers) or "an approver role"
         reasons = "; ".join(decision.reasons) or "policy requires an approval"
+        command = approve_command(pending.id, self.store.state_dir, decision.approvers)
         message = (
             f"{call.contract.name}: approval required ({reasons}). Pending approval {pending.id} "
             f"(expires {_iso(pending.expires_at)}). Ask a human with role {roles} to approve it: "
-            f"`opsgate approvals approve {pending.id} --as <name> --role <role>`. Then call {call.contract.name} "
+            f"`{command}`. Then call {call.contract.name} "
             f'again with exactly the same arguments plus approval_id="{pending.id}". Nothing was changed.'
         )
         if decision.alternative:
@@ -468,6 +497,7 @@ class Approvals:
             "kind": "grant",
             "approvers": decision.approvers,
             "expires_at": _iso(pending.expires_at),
+            "approve_command": command,
         }
         return message, extra
 

@@ -32,10 +32,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Serve every tool over stdio against a live scenario world, for wiring a real agent to it."""
     import sys
 
+    import anyio
+
+    from opsgate.approvals import approve_command
     from opsgate.config import default_state_dir, load_settings
     from opsgate.sandbox.scenario import ScenarioError
     from opsgate.sandbox.world import SandboxWorld
     from opsgate.server import build_app
+    from opsgate.stdio import serve_stdio
 
     try:
         world = SandboxWorld(args.scenario, speed=args.speed)
@@ -53,11 +57,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print(
             f"opsgate sandbox: scenario {scenario.id} ({scenario.title}); alert {scenario.alert.name} is firing in "
             f"namespace {scenario.alert.namespace}; approve pending writes with: "
-            f"opsgate approvals approve ID --as NAME --role sre --state-dir {state}",
+            f"{approve_command('ID', state, ['sre'])} (the exact command is in each pending result)",
             file=sys.stderr,
         )
         app = build_app(load_settings(config), ["all"])
-        app.server.run("stdio")
+        anyio.run(serve_stdio, app.server)
     return 0
 
 

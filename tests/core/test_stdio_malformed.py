@@ -27,8 +27,9 @@ INITIALIZE = {
 
 
 class Stdio:
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], state: Path) -> None:
         self.proc = proc
+        self.state = state
         self.buffer = b""
 
     def send(self, line: str | bytes) -> None:
@@ -36,13 +37,13 @@ class Stdio:
         self.proc.stdin.write((line.encode() if isinstance(line, str) else line) + b"\n")
         self.proc.stdin.flush()
 
-    def answer(self) -> dict[str, Any]:
+    def answer(self, within_s: float = ANSWER_WITHIN_S) -> dict[str, Any]:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buffer:
-            ready, _, _ = select.select([fd], [], [], ANSWER_WITHIN_S)
+            ready, _, _ = select.select([fd], [], [], within_s)
             if not ready:
-                pytest.fail(f"no answer within {ANSWER_WITHIN_S:g}s")
+                pytest.fail(f"no answer within {within_s:g}s")
             chunk = os.read(fd, 1 << 20)
             assert chunk, "the server closed stdout"
             self.buffer += chunk
@@ -51,9 +52,11 @@ class Stdio:
         return dict(json.loads(line))
 
 
-@pytest.fixture
-def stdio(tmp_path: Path) -> Iterator[Stdio]:
-    env = {**os.environ, "OPSGATE_STATE_DIR": str(tmp_path / "state")}
+@pytest.fixture(scope="module")
+def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stdio]:
+    """One server for the module: each probe is followed by a ping, so a wedged server fails that probe."""
+    state = tmp_path_factory.mktemp("stdio") / "state"
+    env = {**os.environ, "OPSGATE_STATE_DIR": str(state)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "opsgate", "serve", "runbooks"],
         stdin=subprocess.PIPE,
@@ -61,10 +64,10 @@ def stdio(tmp_path: Path) -> Iterator[Stdio]:
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    wire = Stdio(proc)
+    wire = Stdio(proc, state)
     try:
         wire.send(json.dumps(INITIALIZE))
-        assert "result" in wire.answer()
+        assert "result" in wire.answer(within_s=120)  # start-up, on a busy machine
         wire.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         yield wire
     finally:
@@ -101,7 +104,7 @@ def test_malformed_messages_get_a_json_rpc_error_promptly(
     assert stdio.answer() == {"jsonrpc": "2.0", "id": 99, "result": {}}
 
 
-def test_every_tools_call_that_reaches_the_gate_is_audited(stdio: Stdio, tmp_path: Path) -> None:
+def test_every_tools_call_that_reaches_the_gate_is_audited(stdio: Stdio) -> None:
     calls: list[Any] = [
         {"name": "runbook_search", "arguments": {"query": "5xx", "limit": True}},
         {"name": "runbook_search", "arguments": "query"},
@@ -120,7 +123,7 @@ def test_every_tools_call_that_reaches_the_gate_is_audited(stdio: Stdio, tmp_pat
         if "result" in answer:
             results += 1
     assert results >= 5
-    audit = AuditLog(tmp_path / "state" / "audit.db")
+    audit = AuditLog(stdio.state / "audit.db")
     try:
         records = [r.record for r in audit.records()]
     finally:

@@ -88,7 +88,7 @@ def build_app(
 ) -> App:
     engine = engine or engine_from_settings(settings)
     audit = audit or AuditLog(settings.audit_file)
-    approvals = approvals or Approvals.for_state_dir(settings.state_dir)
+    approvals = approvals or Approvals.from_settings(settings, http=http)
     gate = Gate(settings, engine, audit, approvals=approvals)
     loaded = [load_capability(n, settings) for n in resolve_names(names)] if names else []
     loaded.extend(capabilities)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,11 +91,47 @@ class Narrator:
         self.line(f"   {self._c('2', '… ' + text)}")
 
 
+def write_demo_approver(state_dir: Path) -> Path:
+    """A throwaway approver for this run: an ed25519 key made here and an approvers file naming it.
+
+    Only for the sandbox: a key file the server's user can read is not an approver's key in real use
+    (the agent could sign with it too); real approvers sign with their own key, FIDO2 or ssh-agent.
+    Returns the private key's path.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    human = state_dir / "human"
+    human.mkdir(parents=True, exist_ok=True)
+    key = human / "id_ed25519"
+    private = ed25519.Ed25519PrivateKey.generate()
+    encoded = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    key.touch(mode=0o600)
+    key.write_bytes(encoded)
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    (human / "id_ed25519.pub").write_text(f"{public.decode()} {HUMAN}@opsgate-demo\n")
+    (state_dir / "approvers.yaml").write_text(
+        "# Written by `opsgate demo`: a throwaway approver for this run only.\n"
+        "version: 1\n"
+        "approvers:\n"
+        f"  - identity: {HUMAN}\n"
+        f"    roles: [{HUMAN_ROLE}]\n"
+        "    ssh_keys:\n"
+        f"      - {public.decode()} {HUMAN}@opsgate-demo\n"
+    )
+    return key
+
+
 def demo_config(state_dir: Path, kubeconfig: Path) -> str:
     """The server's TOML: sandbox backends that all read the same world."""
     return f"""# Written by `opsgate demo`: every backend reads the sandbox world.
 state_dir = "{state_dir}"
 autonomy = "approved"
+
+[approvals]
+approvers_file = "{state_dir / "approvers.yaml"}"
 
 [caller]
 subject = "{AGENT}"
@@ -184,22 +221,14 @@ class DemoFailed(Exception):
 
 
 def _approve(state_dir: Path, approval_id: str, narrator: Narrator) -> None:
-    """The human step: a person with role sre runs `opsgate approvals approve`, as another identity."""
-    command = [
-        "opsgate",
-        "approvals",
-        "approve",
-        approval_id,
-        "--as",
-        HUMAN,
-        "--role",
-        HUMAN_ROLE,
-        "--note",
-        "checked the diff: v8 -> v7",
-        "--state-dir",
-        str(state_dir),
-    ]
-    narrator.human(" ".join(command[:8]) + " --note '...' --state-dir " + str(state_dir))
+    """The human step: a person with role sre signs the approval with their own SSH key."""
+    key = state_dir / "human" / "id_ed25519"
+    command = ["opsgate", "approvals", "approve", approval_id, "--key", str(key)]
+    if shutil.which("ssh-keygen") is None:
+        command.append("--in-process")  # no OpenSSH client here: sign the same SSHSIG in process
+    command += ["--note", "checked the plan: v8 -> v7", "--state-dir", str(state_dir)]
+    command += ["--approvers", str(state_dir / "approvers.yaml")]
+    narrator.human(" ".join(command[:6]) + " --note '...'")
     done = subprocess.run(
         [sys.executable, "-m", "opsgate", *command[1:]], capture_output=True, text=True, timeout=60, check=False
     )
@@ -239,6 +268,7 @@ async def run_demo(out: TextIO = sys.stdout, *, state_dir: Path | None = None, c
         server.write_kubeconfig(kubeconfig)
         config = state / "opsgate.toml"
         config.write_text(demo_config(state, kubeconfig))
+        write_demo_approver(state)
         ago = (datetime.now(UTC) - inc.deployed_at).total_seconds() / 60
         n.section(1, "The sandbox")
         n.say(f"Kubernetes API (loopback emulation) at {world.api_url}: namespace {inc.namespace}")

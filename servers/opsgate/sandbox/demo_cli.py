@@ -34,7 +34,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     from opsgate.config import default_state_dir
     from opsgate.sandbox import demo_server
-    from opsgate.sandbox.demo import demo_config
+    from opsgate.sandbox.demo import demo_config, write_demo_approver
     from opsgate.sandbox.kube_api import KubeApiServer
     from opsgate.sandbox.world import SandboxWorld
 
@@ -47,11 +47,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         server.write_kubeconfig(kubeconfig)
         config = state / "opsgate.toml"
         config.write_text(demo_config(state, kubeconfig))
+        key = write_demo_approver(state)
         inc = world.incident
         # stderr: a stdio client shows it in its server log; stdout carries the protocol.
         print(
             f"opsgate sandbox: {inc.service} in namespace {inc.namespace} is at bad revision {inc.bad_revision}; "
-            f"approve pending rollbacks with: opsgate approvals approve ID --as NAME --role sre --state-dir {state}",
+            f"approve pending rollbacks with: opsgate approvals approve ID --key {key} --state-dir {state} "
+            f"--approvers {state / 'approvers.yaml'} (a throwaway sandbox approver key: the agent could read it too)",
             file=sys.stderr,
         )
         return demo_server.main(["--config", str(config), "--kube-api", world.api_url, "--speed", str(args.speed)])

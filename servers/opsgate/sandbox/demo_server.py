@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     follower = TimelineFollower(args.kube_api, shared_timeline(), clock=clock).start()
     metrics_config = MetricsSettings.model_validate(settings.metrics)
     metrics = build_capability(metrics_config, make_backend(metrics_config), clock=clock)
-    approvals = Approvals.for_state_dir(settings.state_dir)
+    approvals = Approvals.from_settings(settings)
     app = build_app(settings, ["runbooks", "logs", "rollback"], capabilities=[metrics], approvals=approvals)
     try:
         app.server.run("stdio")

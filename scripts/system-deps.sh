@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# ssh-keygen / ssh-agent: signed approvals are checked against real OpenSSH (tests skip without it)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from opsgate import sshsig
 from opsgate.approvals import Approval, ApprovalError, ProvenGrant, SqliteApprovalStore, is_self_approval
 from opsgate.approvers import NAMESPACE, Approvers, ApproversError
-from opsgate.config import ConfigError, load_settings
+from opsgate.config import ConfigError, Settings, load_settings
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -103,6 +103,67 @@ def _decide(store: SqliteApprovalStore, approvers_file: Path, args: argparse.Nam
     if decision == "approve":
         print(f"the agent may now call {decided.tool} once with approval_id={decided.id}, for this plan only")
     return 0
+
+
+def check_lines(settings: Settings) -> tuple[list[str], bool]:
+    """`opsgate check`'s lines about approvals: the approvers file, and approver keys the server can read."""
+    path = settings.approvers_file
+    try:
+        approvers = Approvers.load(path)
+    except ApproversError as exc:
+        return [f"FAIL approvers: {exc}"], False
+    keyed = sum(1 for a in approvers.approvers if a.ssh_keys)
+    lines = [f"approvers: {len(approvers.approvers)} in {path} ({keyed} with SSH keys)"]
+    if not approvers.approvers:
+        lines.append("  note: nobody can grant a signed approval until approvers.yaml lists someone")
+    listed = {blob: a.identity for a in approvers.approvers for blob in a.ssh_keys}
+    for found, identity in _readable_approver_keys(listed, [settings.state_dir, Path.home() / ".ssh"]):
+        lines.append(
+            f"  WARNING: {found} is the private key of approver {identity} and the server's user can read it; "
+            "an agent running as this user could sign approvals with it (keep approvers' keys elsewhere, "
+            "prefer FIDO2 -sk keys)"
+        )
+    return lines, True
+
+
+def _readable_approver_keys(listed: dict[bytes, str], folders: list[Path]) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    if not listed:
+        return found
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        paths = folder.rglob("*") if folder.name != ".ssh" else folder.iterdir()
+        for path in paths:
+            try:
+                if not path.is_file() or path.stat().st_size > 65536:
+                    continue
+                head = path.read_bytes()
+            except OSError:
+                continue
+            if not head.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----"):
+                continue
+            blob = _public_blob_of(path, head)
+            if blob is not None and blob in listed:
+                found.append((path, listed[blob]))
+    return found
+
+
+def _public_blob_of(path: Path, data: bytes) -> bytes | None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_ssh_private_key(data, password=None)
+        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        return sshsig.public_key_blob(line.decode())
+    except (ValueError, TypeError, sshsig.SshSigError, UnsupportedAlgorithm):
+        pass
+    sibling = path.with_name(path.name + ".pub")  # an encrypted or security-key file: judge by its .pub
+    try:
+        return sshsig.public_key_blob(sibling.read_text())
+    except (OSError, sshsig.SshSigError):
+        return None
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:

@@ -123,4 +123,9 @@ def http_app(app: App, settings: Settings) -> Starlette:
     )
     starlette = app.server.streamable_http_app(streamable_http_path=h.path, transport_security=security, host=h.host)
     add_hosted_routes(starlette, h, app.gate.contracts)
+    hook = app.gate.approvals
+    if isinstance(hook, Approvals) and hook.oidc is not None and hook.page_url is not None:
+        from opsgate.approval_page import ApprovalPage
+
+        starlette.router.routes.extend(ApprovalPage(hook, settings).routes())
     return starlette

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,11 +13,28 @@ from typing import Any
 
 from opsgate import approvals_cli
 from opsgate.config import ConfigError, Settings, load_settings
+from opsgate.policy.decision import PolicyError
 from opsgate.sandbox import demo_cli
 
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+# C0/C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides: on a terminal these
+# can end a line, move the cursor or reorder text, so a field holding them could forge an audit line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: object) -> str:
+    """`value` as text with every control character escaped (`\\n`, `\\x1b`): one field, one line."""
+
+    def escape(m: re.Match[str]) -> str:
+        ch = m.group(0)
+        return _ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+    return _UNPRINTABLE.sub(escape, str(value))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -55,12 +73,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- check ---------------------------------------------------------------------------------------
 
 
+def check_policy_data(settings: Settings) -> str:
+    """Validate the local policy data against its published schema (raises PolicyError naming the entry).
+
+    The embedded engine refuses to start on data that fails this; with OPA the data lives in OPA's
+    bundle, so the local policy folder is checked when it has a data file.
+    """
+    from opsgate.policy.data_schema import SCHEMA_FILE_NAME
+    from opsgate.policy.embedded import DATA_FILE_NAMES, load_policy_data
+
+    policy = settings.policy
+    if policy.engine == "opa" and not any((policy.dir / name).is_file() for name in DATA_FILE_NAMES):
+        return f"not checked (engine opa, no data file in {policy.dir}; check the bundle against {SCHEMA_FILE_NAME})"
+    config = load_policy_data(policy.dir, policy.data)["opsgate_config"]
+    return (
+        f"ok ({len(config.get('freeze_windows', []))} freeze window(s), {len(config['budgets'])} budget(s); "
+        f"matches {SCHEMA_FILE_NAME})"
+    )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from opsgate.server import build_app
 
     settings = _settings(args)
     ok = True
     print(f"config: ok (audit at {settings.audit_file}, policy engine {settings.policy.engine})")
+    try:
+        print(f"policy data: {check_policy_data(settings)}")
+    except PolicyError as exc:
+        print(f"FAIL: {exc}")
+        return 1
     try:
         app = build_app(settings, args.capabilities or ["all"])
     except Exception as exc:
@@ -112,10 +154,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 print(json.dumps({"seq": stored.seq, **r}, sort_keys=True, default=str))
                 continue
             decision = r.get("decision") or {}
+            # every field is escaped: a tool name or error holding newlines or ANSI codes stays on its line
             print(
-                f"{stored.seq:>6} {r.get('ts', '')} {r.get('tool', ''):<22} {r.get('outcome', ''):<16} "
-                f"{(r.get('caller') or {}).get('subject', '')} {decision.get('rule') or ''} "
-                f"{r.get('error') or ''}"
+                f"{stored.seq:>6} {printable(r.get('ts', ''))} {printable(r.get('tool', '')):<22} "
+                f"{printable(r.get('outcome', '')):<16} {printable((r.get('caller') or {}).get('subject', ''))} "
+                f"{printable(decision.get('rule') or '')} {printable(r.get('error') or '')}"
             )
         return 0
     finally:
@@ -126,7 +169,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from opsgate.policy.decision import PolicyError
     from opsgate.policy.testing import eval_decision, run_policy_tests
 
     settings = _settings(args)
@@ -233,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, PolicyError) as exc:
         print(f"opsgate: {exc}", file=sys.stderr)
         return 2
     return code

@@ -103,6 +103,30 @@ def test_the_claude_mcp_add_line_writes_the_same_config() -> None:
     assert hosted and all(shlex.split(h)[-3].endswith(Settings().http.path) for h in hosted)
 
 
+def test_the_hosted_claude_mcp_add_line_keeps_the_key_out_of_the_config() -> None:
+    """Double quotes let the shell expand the key into a shared .mcp.json; single quotes keep `${VAR}`,
+    which Claude Code expands when it connects."""
+    readme = (EXAMPLES / "README.md").read_text()
+    hosted = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith("claude mcp add") and "--header" in ln]
+    assert hosted
+    for line in hosted:
+        words = shlex.split(line)  # what the shell hands to `claude`
+        header = words[words.index("--header") + 1]
+        assert header == "Authorization: Bearer ${OPSGATE_API_KEY}", header
+        assert "'Authorization: Bearer ${OPSGATE_API_KEY}'" in line
+
+
+@pytest.mark.parametrize("value", ["", "${OPSGATE_CONFIG:-}", "${OPSGATE_CONFIG}"])
+async def test_an_empty_or_unexpanded_config_variable_does_not_kill_the_server(tmp_path: Path, value: str) -> None:
+    """Claude Code expands `${OPSGATE_CONFIG:-}` in .mcp.json; other clients pass it literally."""
+    entry = _json(EXAMPLES / "claude-code" / ".mcp.json")["mcpServers"]["opsgate"]
+    params = _stdio_params({**entry, "env": {}}, tmp_path)
+    params.env = {**(params.env or {}), "OPSGATE_CONFIG": value}
+    with anyio.fail_after(60):
+        tools = await _tools_over_stdio(params)
+    assert "logs_query" in tools
+
+
 # -- Copilot CLI ---------------------------------------------------------------------------------------
 
 

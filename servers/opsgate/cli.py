@@ -66,7 +66,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     import uvicorn
 
-    uvicorn.run(http_app(app, settings), host=settings.http.host, port=settings.http.port, log_level="warning")
+    from opsgate.http_guard import guarded_protocol
+
+    uvicorn.run(
+        http_app(app, settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level="warning",
+        http=guarded_protocol(settings.http.max_connections, settings.http.header_timeout_s),
+    )
     return 0
 
 

@@ -26,7 +26,7 @@ from opsgate import sshsig
 from opsgate.approvals import Approvals
 from opsgate.approvers import NAMESPACE
 from opsgate.config import ApprovalSettings, Settings
-from opsgate.sandbox.demo import write_demo_approver
+from opsgate.sandbox.approver import write_sandbox_approver
 from opsgate.sandbox.kube_api import ControllerConfig, DeploymentSeed, KubeApiServer, KubeCluster, seed_namespace
 from opsgate.server import build_app
 
@@ -34,7 +34,7 @@ REF = {"namespace": "shop", "deployment": "checkout"}
 
 
 async def one_run(kube: KubeApiServer, state_dir: Path, poll_s: float) -> tuple[float, float, float]:
-    key = write_demo_approver(state_dir)  # a throwaway approver (alice, sre) and its approvers file
+    key = write_sandbox_approver(state_dir)  # a throwaway approver (alice, sre) and its approvers file
     settings = Settings(
         state_dir=state_dir,
         rollback={"api_url": kube.url, "wait_s": 30.0, "poll_s": poll_s},

@@ -29,7 +29,8 @@ from opsgate import cli
 from opsgate.approvals import SqliteApprovalStore
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
-from opsgate.sandbox.demo import demo_config, write_demo_approver
+from opsgate.sandbox.approver import write_sandbox_approver
+from opsgate.sandbox.demo import demo_config
 from opsgate.sandbox.world import SandboxWorld
 from opsgate.server import build_app
 from tests.support.loopback import free_port, serve_http
@@ -247,7 +248,7 @@ def test_foundry_tool_lists_match_the_server(live_tools: dict[str, Any]) -> None
 def test_foundry_call_limit_check_uses_the_servers_own_timeouts(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
     config.write_text(
-        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+        f'state_dir = "{tmp_path}"\n[rollback]\napi_url = "http://127.0.0.1:9"\nwait_s = 30\nrequest_timeout_s = 8\n'
     )
     timeouts = register_toolbox.local_timeouts(str(config))
     assert set(timeouts) == set(register_toolbox.READ_TOOLS + register_toolbox.WRITE_TOOLS)
@@ -291,7 +292,7 @@ def test_foundry_registration_sends_the_documented_body(foundry_endpoint: str, l
 def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
     config.write_text(
-        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+        f'state_dir = "{tmp_path}"\n[rollback]\napi_url = "http://127.0.0.1:9"\nwait_s = 30\nrequest_timeout_s = 8\n'
     )
     script = EXAMPLES / "foundry" / "register_toolbox.py"
     args = ["--server-url", "https://opsgate.example.com/mcp", "--auth", "key", "--connection", "opsgate-key"]
@@ -311,13 +312,11 @@ def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
 
 def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path) -> None:
     with SandboxWorld() as world:
-        kubeconfig = tmp_path / "kubeconfig"
-        assert world._server is not None
-        world._server.write_kubeconfig(kubeconfig)
+        kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(demo_config(tmp_path, kubeconfig))
-        human_key = write_demo_approver(tmp_path)
-        server = f"{sys.executable} -m opsgate.sandbox.demo_server --config {config} --kube-api {world.api_url}"
+        config.write_text(demo_config(tmp_path, world, kubeconfig))
+        human_key = write_sandbox_approver(tmp_path)
+        server = f"{sys.executable} -m opsgate --config {config} serve all"
         agent = subprocess.Popen(
             [sys.executable, str(EXAMPLES / "custom-agent" / "agent.py"), "--namespace", "shop", "--service",
              "checkout", "--apply", "--server-command", server, "--approval-poll", "0.2", "--approval-wait", "60"],

@@ -4,7 +4,8 @@ It starts the sandbox world (the loopback Kubernetes API with namespace `shop`, 
 a bad revision), writes a demo config to a temporary state dir, starts the opsgate server as a stdio
 subprocess and drives a scripted agent through the official MCP client: search the runbook, find the
 anomaly, correlate it with the recent rollout, read the error patterns, dry-run the rollback, hit the
-approval, have a human approve it (a different identity, role sre, through `opsgate approvals`),
+approval, have a human approve it (a different identity, role sre, signing with their own key through
+`opsgate approvals`),
 roll back, watch the rollout and the metrics recover. Each call is printed with the policy decision
 (read back from the audit trail) and its outcome, and the audit trail is left to inspect.
 """
@@ -28,7 +29,7 @@ from mcp.shared.dispatcher import ProgressFnT as ProgressFn
 from mcp_types import CallToolResult, TextContent
 
 from opsgate.audit import AuditLog
-from opsgate.config import REPO_ROOT
+from opsgate.sandbox.approver import APPROVERS_FILE, write_sandbox_approver
 from opsgate.sandbox.world import Incident, SandboxWorld
 
 AGENT = "agent@opsgate-demo"
@@ -91,71 +92,12 @@ class Narrator:
         self.line(f"   {self._c('2', '… ' + text)}")
 
 
-def write_demo_approver(state_dir: Path) -> Path:
-    """A throwaway approver for this run: an ed25519 key made here and an approvers file naming it.
-
-    Only for the sandbox: a key file the server's user can read is not an approver's key in real use
-    (the agent could sign with it too); real approvers sign with their own key, FIDO2 or ssh-agent.
-    Returns the private key's path.
-    """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    human = state_dir / "human"
-    human.mkdir(parents=True, exist_ok=True)
-    key = human / "id_ed25519"
-    private = ed25519.Ed25519PrivateKey.generate()
-    encoded = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+def demo_config(state_dir: Path, world: SandboxWorld, kubeconfig: Path) -> str:
+    """The server's TOML: every backend reads the same world, plus the demo agent's identity."""
+    config = world.config_toml(state_dir, kubeconfig)
+    return config.replace(
+        'autonomy = "approved"\n', f'autonomy = "approved"\n\n[caller]\nsubject = "{AGENT}"\nroles = ["responder"]\n', 1
     )
-    key.touch(mode=0o600)
-    key.write_bytes(encoded)
-    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    (human / "id_ed25519.pub").write_text(f"{public.decode()} {HUMAN}@opsgate-demo\n")
-    (state_dir / "approvers.yaml").write_text(
-        "# Written by `opsgate demo`: a throwaway approver for this run only.\n"
-        "version: 1\n"
-        "approvers:\n"
-        f"  - identity: {HUMAN}\n"
-        f"    roles: [{HUMAN_ROLE}]\n"
-        "    ssh_keys:\n"
-        f"      - {public.decode()} {HUMAN}@opsgate-demo\n"
-    )
-    return key
-
-
-def demo_config(state_dir: Path, kubeconfig: Path) -> str:
-    """The server's TOML: sandbox backends that all read the same world."""
-    return f"""# Written by `opsgate demo`: every backend reads the sandbox world.
-state_dir = "{state_dir}"
-autonomy = "approved"
-
-[approvals]
-approvers_file = "{state_dir / "approvers.yaml"}"
-
-[caller]
-subject = "{AGENT}"
-roles = ["responder"]
-
-[runbooks]
-dir = "{REPO_ROOT / "examples" / "runbooks"}"
-
-[logs]
-backend = "kubernetes"
-default_since = "30m"
-
-[logs.kubernetes]
-kubeconfig = "{kubeconfig}"
-namespace = "shop"
-
-[metrics]
-backend = "sandbox"
-
-[rollback]
-kubeconfig = "{kubeconfig}"
-wait_s = 20
-poll_s = 0.2
-"""
 
 
 def _text(result: CallToolResult) -> str:
@@ -225,9 +167,9 @@ def _approve(state_dir: Path, approval_id: str, narrator: Narrator) -> None:
     key = state_dir / "human" / "id_ed25519"
     command = ["opsgate", "approvals", "approve", approval_id, "--key", str(key)]
     if shutil.which("ssh-keygen") is None:
-        command.append("--in-process")  # no OpenSSH client here: sign the same SSHSIG in process
+        command.append("--in-process")  # no OpenSSH client here: the same SSHSIG, signed in process
     command += ["--note", "checked the plan: v8 -> v7", "--state-dir", str(state_dir)]
-    command += ["--approvers", str(state_dir / "approvers.yaml")]
+    command += ["--approvers", str(state_dir / APPROVERS_FILE)]
     narrator.human(" ".join(command[:6]) + " --note '...'")
     done = subprocess.run(
         [sys.executable, "-m", "opsgate", *command[1:]], capture_output=True, text=True, timeout=60, check=False
@@ -260,15 +202,10 @@ async def run_demo(out: TextIO = sys.stdout, *, state_dir: Path | None = None, c
 
     with SandboxWorld() as world:
         inc = world.incident
-        kubeconfig = state / "kubeconfig"
-        from opsgate.sandbox.kube_api import KubeApiServer
-
-        server = world._server
-        assert isinstance(server, KubeApiServer)
-        server.write_kubeconfig(kubeconfig)
+        kubeconfig = world.write_kubeconfig(state / "kubeconfig")
         config = state / "opsgate.toml"
-        config.write_text(demo_config(state, kubeconfig))
-        write_demo_approver(state)
+        config.write_text(demo_config(state, world, kubeconfig))
+        write_sandbox_approver(state, HUMAN, HUMAN_ROLE)
         ago = (datetime.now(UTC) - inc.deployed_at).total_seconds() / 60
         n.section(1, "The sandbox")
         n.say(f"Kubernetes API (loopback emulation) at {world.api_url}: namespace {inc.namespace}")
@@ -276,12 +213,13 @@ async def run_demo(out: TextIO = sys.stdout, *, state_dir: Path | None = None, c
             f"{inc.service} was deployed at revision {inc.bad_revision} ({inc.bad_image.rsplit('/', 1)[-1]}) "
             f"{ago:.0f} min ago; revision {inc.good_revision} was healthy"
         )
-        n.say("alert: CheckoutHighLatency is firing (p99 above 800 ms for 5 minutes)")
+        alert = world.scenario.alert
+        n.say(f"alert: {alert.name} is firing ({alert.annotations.get('summary', alert.severity)})")
         n.say(f"starting the opsgate server over stdio as {AGENT} (role responder)")
 
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "opsgate.sandbox.demo_server", "--config", str(config), "--kube-api", world.api_url],
+            args=["-m", "opsgate", "--config", str(config), "serve", "all"],
             env={**os.environ, "OPSGATE_CONFIG": str(config)},
         )
         audit_path = state / "audit.db"
@@ -377,7 +315,8 @@ async def _investigate_and_roll_back(
     )
 
     n.section(9, "Watch the metrics recover")
-    n.say("(sandbox metric time runs 40x after the rollback: each second here is 40 s of scrapes)")
+    speed = f"{world.speed:g}"
+    n.say(f"(sandbox metric time runs {speed}x after the rollback: each second here is {speed} s of scrapes)")
     deadline = time.monotonic() + RECOVERY_TIMEOUT_S
     latency = errors = None
     while time.monotonic() < deadline:

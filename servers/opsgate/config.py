@@ -9,6 +9,7 @@ itself, so the core never needs to know their shape.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -70,6 +71,10 @@ class HttpSettings(BaseModel):
     roles_claim: str = "roles"
     write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
     metrics_require_auth: bool = True
+    # Bounds against connection floods (opsgate.http_guard): open connections, and how long a connection
+    # may take to send a request's headers. Keep max_connections well under the open-files limit.
+    max_connections: int = Field(default=512, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class LimitSettings(BaseModel):
@@ -137,6 +142,21 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
+def _config_from_env() -> Path | None:
+    """`$OPSGATE_CONFIG`; empty means unset. A client config's `"${OPSGATE_CONFIG:-}"` reaches us literally
+    from clients that do not expand variables: that is unset too (with a warning), not a missing file."""
+    value = os.environ.get(CONFIG_ENV, "").strip()
+    if not value:
+        return None
+    if value.startswith("${") and value.endswith("}"):
+        print(
+            f"opsgate: warning: {CONFIG_ENV}={value} was not expanded by the client; serving without a config file",
+            file=sys.stderr,
+        )
+        return None
+    return Path(value)
+
+
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
@@ -164,7 +184,7 @@ def load_section(section: str, raw: Any, model: type[SectionT]) -> SectionT:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `config_file` (or `$OPSGATE_CONFIG`), the environment and `overrides`."""
-    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    path = config_file or _config_from_env()
     settings_cls: type[Settings] = Settings
     if path is not None:
         if not path.is_file():

@@ -1,9 +1,9 @@
 """The workloads capability: `workload_status` and `k8s_events` (reads, through the gate).
 
 Backend: the Kubernetes API through the official client (a kubeconfig, in-cluster credentials, or an
-API URL such as the sandbox's loopback emulation). With no cluster configured it starts the embedded
-sandbox cluster, as the rollback capability does. Condition and event messages come from the monitored
-system: the contracts mark them untrusted (in the summary and in `untrusted_fields`).
+API URL such as the sandbox's loopback emulation, which `opsgate serve` wires in when it has no config).
+Condition and event messages come from the monitored system: the contracts mark them untrusted (in the
+summary and in `untrusted_fields`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import kubernetes.client
+import kubernetes.config
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsgate.config import Settings
+from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.workloads.backends.kubernetes import KubernetesReader
@@ -37,23 +39,11 @@ class WorkloadsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["auto", "kubernetes", "sandbox"] = Field(
-        default="auto", description="auto: kubernetes when a cluster is configured, else the embedded sandbox"
-    )
     api_url: str | None = Field(default=None, description="API server URL (no credentials; e.g. the loopback API)")
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
     request_timeout_s: float = Field(default=8.0, gt=0, le=60)
-
-
-def _start_sandbox() -> tuple[str, Any]:
-    from opsgate.sandbox.kube_api import DeploymentSeed, KubeApiServer, KubeCluster, seed_namespace
-
-    cluster = KubeCluster()
-    seed_namespace(cluster, "shop", [DeploymentSeed("checkout", revisions=7), DeploymentSeed("payments", revisions=3)])
-    server = KubeApiServer(cluster).start()
-    return server.url, server
 
 
 def _seconds(span: str) -> int:
@@ -194,25 +184,28 @@ def _summarize_events(out: EventsOutput) -> str:
 
 
 def build(settings: Settings) -> Capability:
-    config = WorkloadsSettings.model_validate(settings.workloads)
+    config = load_section("workloads", settings.workloads, WorkloadsSettings)
     configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
-    api_url = config.api_url
-    sandbox = None
-    if config.backend == "sandbox" or (config.backend == "auto" and not configured):
-        api_url, sandbox = _start_sandbox()
-    reader = KubernetesReader.connect(
-        api_url=api_url,
-        kubeconfig=config.kubeconfig,
-        context=config.context,
-        in_cluster=config.in_cluster,
-        request_timeout_s=config.request_timeout_s,
-    )
+    try:
+        reader = KubernetesReader.connect(
+            api_url=config.api_url,
+            kubeconfig=config.kubeconfig,
+            context=config.context,
+            in_cluster=config.in_cluster,
+            request_timeout_s=config.request_timeout_s,
+        )
+    except kubernetes.config.ConfigException as exc:
+        if configured:
+            raise ConfigError(f"[workloads] cannot reach the configured cluster: {exc}") from None
+        reader = KubernetesReader(
+            kubernetes.client.ApiClient(kubernetes.client.Configuration()),
+            unavailable="no Kubernetes cluster is configured: set [workloads] kubeconfig, api_url or in_cluster "
+            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)",
+        )
     service = WorkloadsService(reader)
 
     async def close() -> None:
         reader.close()
-        if sandbox is not None:
-            sandbox.stop()
 
     timeout = config.request_timeout_s * 4 + 5
     contracts: list[Contract[Any, Any]] = [

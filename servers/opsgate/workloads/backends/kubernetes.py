@@ -59,8 +59,11 @@ class KubernetesReader:
 
     name = "kubernetes"
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, *, request_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, api_client: kubernetes.client.ApiClient, *, request_timeout_s: float = 10.0, unavailable: str = ""
+    ) -> None:
         self.api_client = api_client
+        self.unavailable = unavailable
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.timeout = request_timeout_s
@@ -91,6 +94,9 @@ class KubernetesReader:
         self.api_client.close()  # type: ignore[no-untyped-call]
 
     async def _raw(self, what: str, fn: Callable[[], Any]) -> Any:
+        if self.unavailable:
+            raise BackendUnavailable(f"cannot {what}: {self.unavailable}")
+
         def run() -> Any:
             response = fn()
             return json.loads(response.data)

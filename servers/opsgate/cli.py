@@ -72,6 +72,8 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
             file=sys.stderr,
         )
         return 2
+    # what would stop the server is found now, not at the first call: its policy data and config sections
+    check_policy_data(settings)
     if not default_world:
         validate_sections(settings, resolve_names(names))
 

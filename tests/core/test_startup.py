@@ -36,7 +36,7 @@ async def test_initialize_builds_nothing_and_the_first_tools_list_builds_once(tm
 
 def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path) -> None:
     """What `opsgate serve all` imports before it can answer `initialize`: no capability, backend client,
-    policy engine or sandbox (each costs start-up time a client's handshake probe is waiting on)."""
+    gate or sandbox (each costs start-up time a client's handshake probe is waiting on)."""
     probe = (
         "import sys\n"
         "from opsgate import cli\n"
@@ -49,6 +49,6 @@ def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path
     env["PYTHONPATH"] = str(repo / "servers")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
     loaded = set(out.split())
-    heavy = {"kubernetes", "azure", "numpy", "regorus", "opsgate.sandbox.world", "opsgate.policy.embedded"}
+    heavy = {"kubernetes", "azure", "numpy", "opsgate.sandbox.world", "opsgate.server"}
     heavy |= {f"opsgate.{c}.server" for c in ("logs", "metrics", "rollback", "runbooks")}
     assert not heavy & loaded, sorted(heavy & loaded)

@@ -159,6 +159,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if callable(check):
             for line in check():
                 print(f"  {line}")
+    approver_lines, approvers_ok = approvals_cli.check_lines(settings)
+    print("\n".join(approver_lines))
+    ok = ok and approvers_ok
     report = app.gate.audit.verify()
     print(f"audit: {report.records} records, chain {'intact' if report.ok else 'BROKEN'}")
     ok = ok and report.ok

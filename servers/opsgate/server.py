@@ -76,7 +76,7 @@ def build_app(
 ) -> App:
     engine = engine or engine_from_settings(settings)
     audit = audit or AuditLog(settings.audit_file)
-    approvals = approvals or Approvals.for_state_dir(settings.state_dir)
+    approvals = approvals or Approvals.from_settings(settings, http=http)
     gate = Gate(settings, engine, audit, approvals=approvals)
     loaded = [load_capability(n, settings) for n in resolve_names(names)] if names else []
     loaded.extend(capabilities)
@@ -111,4 +111,9 @@ def http_app(app: App, settings: Settings) -> Starlette:
     )
     starlette = app.server.streamable_http_app(streamable_http_path=h.path, transport_security=security, host=h.host)
     add_hosted_routes(starlette, h, app.gate.contracts)
+    hook = app.gate.approvals
+    if isinstance(hook, Approvals) and hook.oidc is not None and hook.page_url is not None:
+        from opsgate.approval_page import ApprovalPage
+
+        starlette.router.routes.extend(ApprovalPage(hook, settings).routes())
     return starlette

@@ -518,8 +518,9 @@ class Approvals:
         self._used: set[str] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http: bool = False) -> Approvals:
-        """The server's hook: the state dir's store, the approvers file, and the approval page's login."""
+    def from_settings(cls, settings: Settings, *, http: bool = False, store: ApprovalStore | None = None) -> Approvals:
+        """The server's hook: a store (default: SQLite in the state dir; pass a shared one for replicas),
+        the approvers file, and the approval page's login."""
         oidc = None
         page_url = None
         h = settings.http
@@ -534,7 +535,7 @@ class Approvals:
             if http:
                 page_url = (h.public_url or f"http://{h.host}:{h.port}{h.path}").removesuffix(h.path) + PAGE_PATH
         return cls(
-            SqliteApprovalStore(settings.state_dir, ttl_s=settings.approvals.ttl_s),
+            store or SqliteApprovalStore(settings.state_dir, ttl_s=settings.approvals.ttl_s),
             approvers=ApproverDirectory(settings.approvers_file),
             oidc=oidc,
             page_url=page_url,

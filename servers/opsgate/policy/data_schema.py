@@ -98,17 +98,6 @@ class ApprovalChannels(_Strict):
     other: list[Literal["ssh-signature", "oidc", "confirmation"]]
 
 
-ApprovalChannel = Literal["ssh-signature", "oidc", "confirmation"]
-
-
-class ApprovalChannels(_Strict):
-    """Which verified approval channels count (policies/opsgate/approvals.rego; default: production takes
-    `ssh-signature` and `oidc`, other environments also a client `confirmation`)."""
-
-    production: list[ApprovalChannel]
-    other: list[ApprovalChannel]
-
-
 class OpsgateConfig(_Strict):
     """`data.opsgate_config`: everything the shipped Rego rules read from data."""
 
@@ -123,7 +112,6 @@ class OpsgateConfig(_Strict):
     redact_patterns: list[Name] = Field(default_factory=list)
     budgets: dict[Name, Budget] = Field(json_schema_extra={"required": ["default"]})
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
-    approval_channels: ApprovalChannels | None = None
     approval_channels: ApprovalChannels | None = None
 
     @model_validator(mode="after")

@@ -246,6 +246,12 @@ class Engine:
             latency_max = np.maximum(latency_max, np.where(alive > 0, factor, 1.0))
             errors += alive * added
             rate += alive * traffic
+        if mine:
+            # before the oldest pod the scenario knows, earlier (unrecorded) revisions served it, healthily
+            before = sample_t < min(p.start for p in mine)
+            count = np.where(before, 1.0, count)
+            latency_mean = np.where(before, 1.0, latency_mean)
+            rate = np.where(before, 1.0, rate)
         with np.errstate(invalid="ignore", divide="ignore"):
             n = np.maximum(count, 1.0)
             # a p99 over a mix of pods follows its slow pods: between the mean and the worst

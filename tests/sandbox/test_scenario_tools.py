@@ -8,11 +8,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import numpy as np
 import pytest
@@ -101,3 +104,68 @@ def test_the_worlds_series_answer_the_same_in_a_real_prometheus() -> None:
                     tolerance = 0.03 if "rate(" in query else 1e-9
                     for service, value in theirs.items():
                         assert ours[service] == pytest.approx(value, rel=tolerance), (query, at, service)
+
+
+async def _tool_outputs(name: str, tmp_path: Path) -> list[str]:
+    calls = [
+        ("changes_recent", {"namespace": "shop", "since_minutes": 180}),
+        ("metrics_anomalies", {"namespace": "shop", "since": "1h"}),
+        ("metrics_query", {"metric": "error_ratio", "namespace": "shop", "instant": True}),
+        ("metrics_query", {"metric": "latency_p99_seconds", "namespace": "shop", "since": "1h", "points": 20}),
+        ("rollout_history", {"namespace": "shop", "deployment": "checkout"}),
+        ("rollout_status", {"namespace": "shop", "deployment": "checkout"}),
+        ("logs_patterns", {"namespace": "shop", "service": "checkout", "since": "30m"}),
+        ("logs_query", {"namespace": "shop", "service": "checkout", "since": "30m", "min_severity": "error"}),
+    ]
+    outputs = []
+    await anyio.Path(tmp_path).mkdir(parents=True)
+    with SandboxWorld(name, mode="frozen") as world:
+        kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
+        config = tmp_path / "opsgate.toml"
+        config.write_text(world.config_toml(tmp_path, kubeconfig))
+        app = build_app(load_settings(config), ["all"])
+        async with Client(app.server) as client:
+            for tool, args in calls:
+                result = await client.call_tool(tool, args)
+                assert not result.is_error, (tool, result.content)
+                outputs.append(_modulo_ids_and_times(json.dumps(result.structured_content, sort_keys=True)))
+        await app.aclose()
+    return outputs
+
+
+def _modulo_ids_and_times(text: str) -> str:
+    text = re.sub(r'"(next_cursor|cursor)": "[^"]*"', r'"\1": "<cursor>"', text)  # encodes times
+    text = re.sub(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?", "<time>", text)
+    text = re.sub(r"\b1[789]\d{8}(\.\d+)?\b", "<time>", text)  # unix seconds
+    return re.sub(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<uid>", text)
+
+
+async def test_a_scenario_run_twice_gives_identical_tool_outputs(tmp_path: Path) -> None:
+    first = await _tool_outputs("checkout-bad-deploy", tmp_path / "a")
+    second = await _tool_outputs("checkout-bad-deploy", tmp_path / "b")
+    for a, b in zip(first, second, strict=True):
+        assert a == b
+    assert "checkout" in first[0] and "error" in first[-1]
+
+
+async def test_the_alert_fires_until_the_rollback_and_then_resolves(tmp_path: Path) -> None:
+    with SandboxWorld("checkout-bad-deploy", mode="frozen") as world:
+        http = httpx.AsyncClient(base_url=world.prometheus_url)
+        firing = (await http.get("/api/v2/alerts")).json()
+        assert [a["labels"]["alertname"] for a in firing] == ["CheckoutHighLatency"]
+        assert firing[0]["annotations"]["runbook_url"] == "runbook://checkout-latency-regression"
+        kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
+        config = tmp_path / "opsgate.toml"
+        config.write_text(world.config_toml(tmp_path, kubeconfig).replace('"approved"', '"autonomous"', 1))
+        app = build_app(load_settings(config), ["rollback"])
+        async with Client(app.server) as client:
+            done = await client.call_tool(
+                "rollback_deployment",
+                {"namespace": "shop", "deployment": "checkout", "dry_run": False, "reason": "v8 is slow"},
+            )
+            assert not done.is_error, done.content
+        await app.aclose()
+        assert world.recovered()
+        assert (await http.get("/api/v2/alerts")).json() == []
+        assert (await http.get("/api/v1/alerts")).json()["data"]["alerts"] == []
+        await http.aclose()

@@ -11,8 +11,9 @@ An agent command (`--agent "CMD"`) runs in the scenario's work folder with:
 - `OPSGATE_EVAL_MCP_CONFIG`: the path of an `.mcp.json` (also written to the work folder) whose server
   `opsgate` starts the evaluation server over stdio (the format Claude Code, Copilot CLI and VS Code read);
 - `OPSGATE_EVAL_TASK`: the task as text (the firing alert, and to call `submit_diagnosis`);
-- `OPSGATE_EVAL_TASK_JSON`: the same as JSON (namespace, alert, service, summary);
-- `OPSGATE_EVAL_SCENARIO`: the scenario id (for logs; the answer is not in it).
+- `OPSGATE_EVAL_TASK_JSON`: the same as JSON (namespace, alert, service, summary).
+
+The scenario's id is not given (it would name the answer). See docs/scenarios.md.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ async def run_scenario(name: str, make_investigator: Callable[[], Investigator],
             command=sys.executable,
             args=["-m", "opsgate.evaluation.server", "--config", str(config), "--record", str(record),
                   "--usage", str(usage)],
-            env={**os.environ, "OPSGATE_CONFIG": str(config)},
+            env=_server_env(config),
         )  # fmt: skip
         started = time.monotonic()
         try:
@@ -153,6 +154,16 @@ async def run_scenario(name: str, make_investigator: Callable[[], Investigator],
         wall_s=round(wall, 2),
         error=error,
     )
+
+
+def _server_env(config: Path) -> dict[str, str]:
+    """Only what the server needs (the MCP client adds a safe default environment; no secrets copied into
+    the .mcp.json an agent reads)."""
+    env = {"OPSGATE_CONFIG": str(config)}
+    for name in ("PYTHONPATH", "PATH", "HOME", "XDG_STATE_HOME"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
 
 
 def _rolling(world: SandboxWorld) -> bool:

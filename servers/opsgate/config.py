@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     logs: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     rollback: dict[str, Any] = Field(default_factory=dict)
+    workloads: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def audit_file(self) -> Path:

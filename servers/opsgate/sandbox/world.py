@@ -447,6 +447,9 @@ url = "{self.prometheus_url}"
 kubeconfig = "{kubeconfig}"
 wait_s = 20
 poll_s = 0.2
+
+[workloads]
+kubeconfig = "{kubeconfig}"
 """
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp_types import CallToolResult
 
 
@@ -110,13 +110,17 @@ def _dependency_in(lines: list[str], services: set[str]) -> tuple[str, bool] | N
 
 
 class BaselineInvestigator:
+    """Runs in the eval's process by default (an in-memory MCP session with the same server the agents
+    get over stdio); `in_process=False` makes it start the server over stdio like an agent."""
+
     name = "baseline"
 
-    def __init__(self, *, act: bool = True) -> None:
+    def __init__(self, *, act: bool = True, in_process: bool = True) -> None:
         self.act = act
+        self.in_process = in_process
 
-    async def investigate(self, params: StdioServerParameters, task: Task) -> None:
-        async with Client(params) as client:
+    async def investigate(self, server: Any, task: Task) -> None:
+        async with Client(server) as client:
             evidence = await self.gather(client, task)
             suspects = self.rank(evidence, task)
             await self.conclude(client, task, suspects)

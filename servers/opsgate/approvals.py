@@ -35,7 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
+from mcp_types import (
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitRequestURLParams,
+    ElicitResult,
+    InputRequiredResult,
+)
 from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
@@ -56,6 +62,7 @@ DB_FILE = "approvals.db"
 PAGE_PATH = "/approvals"
 CONFIRMATION_SUBJECT = "client-confirmation"
 CONFIRM_KEY = "opsgate_confirm"
+PAGE_KEY = "opsgate_approval_page"
 STATEMENT_HEADER = "opsgate approval statement v1"
 # First protocol revision that elicits inside `InputRequiredResult` instead of a server-to-client request.
 INPUT_REQUIRED_VERSION = "2026-07-28"
@@ -631,18 +638,7 @@ class Approvals:
         return f"{self.page_url}/{approval_id}" if self.page_url else None
 
     async def request(self, call: GatedCall, decision: Decision, ctx: CallContext) -> tuple[str, dict[str, Any]]:
-        pending = self.store.create(
-            kind="grant",
-            tool=call.contract.name,
-            args_digest=call.args_digest,
-            args=call.args_doc,
-            target=call.target_key,
-            requester=call.caller.subject,
-            call_id=call.call_id,
-            reasons=decision.reasons,
-            approvers=decision.approvers,
-            plan=call.facts,
-        )
+        pending = self._create_pending(call, decision)
         roles = " or ".join(decision.approvers) or "an approver role"
         reasons = "; ".join(decision.reasons) or "policy requires an approval"
         message = (
@@ -678,8 +674,10 @@ class Approvals:
         confirmation can count (then the caller gets a pending approval, never a silent yes).
         """
         mcp = ctx.mcp
-        if mcp is None or not decision.obligations.confirmation_ok or not _supports_form(mcp):
+        if mcp is None:
             return None
+        if not decision.obligations.confirmation_ok or not _supports_form(mcp):
+            return await self._elicit_page(call, decision, mcp)
         message = (
             f"opsgate: confirm {call.contract.name} on {call.target_key} with arguments "
             f"{json.dumps(call.args_doc, sort_keys=True)}? This is a real change."
@@ -725,6 +723,71 @@ class Approvals:
             "continues_call": continues,
         }
 
+    async def _elicit_page(
+        self, call: GatedCall, decision: Decision, mcp: Any
+    ) -> dict[str, Any] | InputRequiredResult | None:
+        """URL-mode elicitation: point the client's user at the approval page for this call's approval.
+
+        The client's answer only says the user saw (or opened) the link; it approves nothing. If the
+        approval was granted on the page by the time the client answers, its proof is verified as for
+        any presented approval and the call goes on; otherwise the caller gets the pending approval.
+        """
+        if self.page_url is None or not _supports_url(mcp):
+            return None
+        who = " or ".join(decision.approvers) or "an approver"
+        message = (
+            f"opsgate: {call.contract.name} on {call.target_key} needs an approval by role {who} "
+            f"(plan: {_plan_text(call.facts)}). An approver reviews and approves it on this page."
+        )
+        if is_version_at_least(mcp.protocol_version, INPUT_REQUIRED_VERSION):
+            params = mcp.params or {}
+            state = _read_state(params.get("requestState"))
+            answer = (params.get("inputResponses") or {}).get(PAGE_KEY)
+            if answer is not None and state is not None and isinstance(state.get("approval_id"), str):
+                approval_id = str(state["approval_id"])  # the sealed state of the round that asked
+            else:
+                pending = self._create_pending(call, decision)
+                url = self.approval_url(pending.id)
+                assert url is not None
+                request = ElicitRequest(
+                    params=ElicitRequestURLParams(message=message, url=url, elicitation_id=pending.id)
+                )
+                state_doc = {"approval_id": pending.id, "call_id": call.call_id}
+                return InputRequiredResult(input_requests={PAGE_KEY: request}, request_state=canonical_json(state_doc))
+        else:
+            if not mcp.session.can_send_request:
+                return None
+            pending = self._create_pending(call, decision)
+            url = self.approval_url(pending.id)
+            assert url is not None
+            await mcp.session.elicit_url(message, url, pending.id, related_request_id=mcp.request_id)
+            approval_id = pending.id
+        try:
+            if self.store.get(approval_id).status != "granted":
+                return None
+        except ApprovalError:
+            return None
+        call.approval_id = approval_id
+        try:
+            return await self.attach(call)
+        except ToolError:
+            call.approval_id = None
+            return None
+
+    def _create_pending(self, call: GatedCall, decision: Decision) -> Approval:
+        return self.store.create(
+            kind="grant",
+            tool=call.contract.name,
+            args_digest=call.args_digest,
+            args=call.args_doc,
+            target=call.target_key,
+            requester=call.caller.subject,
+            call_id=call.call_id,
+            reasons=decision.reasons,
+            approvers=decision.approvers,
+            plan=call.facts,
+        )
+
     def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
         """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
         pending = self.store.create(
@@ -758,6 +821,12 @@ class Approvals:
         except ApprovalError as exc:
             raise Denied(f"{call.contract.name}: {exc}", "denied") from None
         self._used.add(call.approval_id)
+
+
+def _supports_url(mcp: Any) -> bool:
+    capabilities = mcp.session.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None
 
 
 def _supports_form(mcp: Any) -> bool:

@@ -69,7 +69,11 @@ class HttpSettings(BaseModel):
     oidc_jwks_url: str | None = Field(default=None, description="Default: discovered from the issuer's metadata")
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     roles_claim: str = "roles"
-    write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
+    write_scope: str | None = Field(
+        default=None,
+        description="OAuth scope for write tools: advertised in the resource metadata, required by the policy "
+        "(context.write_scope; rule write.oauth_scope_missing)",
+    )
     metrics_require_auth: bool = True
     # Bounds against connection floods (opsgate.http_guard): open connections, and how long a connection
     # may take to send a request's headers. Keep max_connections well under the open-files limit.

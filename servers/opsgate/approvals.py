@@ -506,6 +506,37 @@ async def prove(
     raise ApprovalError(f"it has no proof of who granted it (channel {approval.channel!r}); request a new approval")
 
 
+def approve_command(
+    approval_id: str, *, state_dir: Path | None, approvers_file: Path | None, key: str | None = None
+) -> str:
+    """The `opsgate approvals approve` command line a human can run as written, from any folder.
+
+    It names the server's state dir and approvers file when they are not the defaults the CLI would
+    find without a config, and `opsgate` by its absolute path when that is not the one on PATH. The
+    signing key is the approver's own (`~/.ssh/id_ed25519`, OpenSSH's default) unless the server knows it
+    (the sandbox's throwaway approver).
+    """
+    import shlex
+    import shutil
+    import sys
+
+    from opsgate.config import Settings
+
+    program = "opsgate"
+    installed = Path(sys.executable).parent / "opsgate"
+    on_path = shutil.which("opsgate")
+    if installed.exists() and (on_path is None or Path(on_path).resolve() != installed.resolve()):
+        program = shlex.quote(str(installed))
+    # the approver's own key: the usual OpenSSH default (a human with another key names theirs)
+    words = [program, "approvals", "approve", approval_id, "--key", shlex.quote(key) if key else "~/.ssh/id_ed25519"]
+    defaults = Settings()
+    if state_dir is not None and state_dir.expanduser().resolve() != defaults.state_dir.expanduser().resolve():
+        words += ["--state-dir", shlex.quote(str(state_dir.expanduser().resolve()))]
+    if approvers_file is not None and approvers_file.resolve() != defaults.approvers_file.resolve():
+        words += ["--approvers", shlex.quote(str(approvers_file.resolve()))]
+    return " ".join(words)
+
+
 class Approvals:
     """The gate's `ApprovalHook`, backed by an `ApprovalStore`."""
 
@@ -516,8 +547,11 @@ class Approvals:
         approvers: ApproverDirectory | None = None,
         oidc: IdTokenVerifier | None = None,
         page_url: str | None = None,
+        approver_key: str | None = None,
     ) -> None:
         self.store = store
+        # the sandbox's throwaway approver key, named in the instruction; real approvers bring their own
+        self.approver_key = approver_key
         self.approvers = approvers
         self.oidc = oidc
         self.page_url = page_url
@@ -615,7 +649,7 @@ class Approvals:
             who = " or ".join(a.approvers) or "an approver"
             raise ToolError(
                 f"it is still pending; a human with role {who} must approve it first "
-                f"(`opsgate approvals approve {a.id} --key <their SSH key>`{self._page_hint(a.id)})"
+                f"(`{self.approve_command(a.id)}`{self._page_hint(a.id)})"
             )
         if a.kind != "grant":
             raise ToolError("a client confirmation counts only inside the call that asked for it")
@@ -631,6 +665,17 @@ class Approvals:
         if a.requester != call.caller.subject:
             raise ToolError(f"it was requested by {a.requester}, not by {call.caller.subject}")
 
+    def approve_command(self, approval_id: str) -> str:
+        """The command a human runs to grant `approval_id`, with this server's state dir and approvers file."""
+        state_dir = getattr(self.store, "state_dir", None)
+        approvers = self.approvers.path if self.approvers is not None else None
+        return approve_command(
+            approval_id,
+            state_dir=state_dir if isinstance(state_dir, Path) else None,
+            approvers_file=approvers,
+            key=self.approver_key,
+        )
+
     def _page_hint(self, approval_id: str) -> str:
         return f" or on the approval page {self.page_url}/{approval_id}" if self.page_url else ""
 
@@ -641,10 +686,11 @@ class Approvals:
         pending = self._create_pending(call, decision)
         roles = " or ".join(decision.approvers) or "an approver role"
         reasons = "; ".join(decision.reasons) or "policy requires an approval"
+        command = self.approve_command(pending.id)
         message = (
             f"{call.contract.name}: approval required ({reasons}). Pending approval {pending.id} "
             f"(expires {_iso(pending.expires_at)}) for the plan {_plan_text(call.facts)}. Ask a human with role "
-            f"{roles} to approve it with their own key: `opsgate approvals approve {pending.id} --key <their SSH key>`"
+            f"{roles} to approve it with their own key: `{command}`"
             f"{self._page_hint(pending.id)}. You cannot approve it yourself. Then call {call.contract.name} "
             f'again with exactly the same arguments plus approval_id="{pending.id}". Nothing was changed.'
         )
@@ -657,6 +703,7 @@ class Approvals:
             "approvers": decision.approvers,
             "expires_at": _iso(pending.expires_at),
             "plan_digest": pending.plan_digest,
+            "approve_command": command,
         }
         url = self.approval_url(pending.id)
         if url:

@@ -24,7 +24,7 @@ from opsgate.http_routes import add_hosted_routes
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
 
-CAPABILITIES = ("runbooks", "logs", "metrics", "rollback")
+CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "triage")
 
 INSTRUCTIONS = (
     "opsgate gives you logs, metrics, rollout history/rollback and runbooks for incident work. Every call is "
@@ -41,6 +41,10 @@ class UnknownCapability(ValueError):
 def load_capability(name: str, settings: Settings) -> Capability:
     if name not in CAPABILITIES:
         raise UnknownCapability(f"unknown capability {name!r}; choose from {', '.join(CAPABILITIES)} or all")
+    if name == "triage":  # the composite: wired to the others' service interfaces (opsgate.composition)
+        from opsgate.composition import triage
+
+        return triage(settings)
     module = importlib.import_module(f"opsgate.{name}.server")
     capability: Capability = module.build(settings)
     return capability

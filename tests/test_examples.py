@@ -246,7 +246,7 @@ def test_foundry_tool_lists_match_the_server(live_tools: dict[str, Any]) -> None
 def test_foundry_call_limit_check_uses_the_servers_own_timeouts(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
     config.write_text(
-        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+        f'state_dir = "{tmp_path}"\n[rollback]\napi_url = "http://127.0.0.1:9"\nwait_s = 30\nrequest_timeout_s = 8\n'
     )
     timeouts = register_toolbox.local_timeouts(str(config))
     assert set(timeouts) == set(register_toolbox.READ_TOOLS + register_toolbox.WRITE_TOOLS)
@@ -290,7 +290,7 @@ def test_foundry_registration_sends_the_documented_body(foundry_endpoint: str, l
 def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
     config.write_text(
-        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+        f'state_dir = "{tmp_path}"\n[rollback]\napi_url = "http://127.0.0.1:9"\nwait_s = 30\nrequest_timeout_s = 8\n'
     )
     script = EXAMPLES / "foundry" / "register_toolbox.py"
     args = ["--server-url", "https://opsgate.example.com/mcp", "--auth", "key", "--connection", "opsgate-key"]
@@ -310,12 +310,10 @@ def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
 
 def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path) -> None:
     with SandboxWorld() as world:
-        kubeconfig = tmp_path / "kubeconfig"
-        assert world._server is not None
-        world._server.write_kubeconfig(kubeconfig)
+        kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(demo_config(tmp_path, kubeconfig))
-        server = f"{sys.executable} -m opsgate.sandbox.demo_server --config {config} --kube-api {world.api_url}"
+        config.write_text(demo_config(tmp_path, world, kubeconfig))
+        server = f"{sys.executable} -m opsgate --config {config} serve all"
         agent = subprocess.Popen(
             [sys.executable, str(EXAMPLES / "custom-agent" / "agent.py"), "--namespace", "shop", "--service",
              "checkout", "--apply", "--server-command", server, "--approval-poll", "0.2", "--approval-wait", "60"],

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,14 +77,34 @@ class HttpSettings(BaseModel):
     header_timeout_s: float = Field(default=10.0, gt=0)
 
 
+# Write budgets live in the policy data (one source, reviewed with the policies): these keys moved there.
+_MOVED_TO_POLICY = {
+    "writes_per_minute": "global_1m",
+    "per_target_write_interval_s": "target_interval_s",
+}
+
+
 class LimitSettings(BaseModel):
-    """Rate limits and breakers; policy data may tighten them further."""
+    """Per-tool rate limits and breakers (protecting the server and backends). Write budgets are not
+    here: they are policy data (`opsgate_config.budgets` in policies/data.json)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     per_tool_per_minute: int = Field(default=600, ge=1)
-    writes_per_minute: int = Field(default=5, ge=1)
-    per_target_write_interval_s: float = Field(default=600, ge=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, budget_key in _MOVED_TO_POLICY.items():
+                if key in data:
+                    raise ValueError(
+                        f"limits.{key} moved to the policy data: set opsgate_config.budgets.<tool>.{budget_key} "
+                        "in policies/data.json (or under [policy.data]); write budgets have one source"
+                    )
+        return data
 
 
 class Settings(BaseSettings):

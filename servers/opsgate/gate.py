@@ -414,9 +414,13 @@ class Gate:
         real_write = write_args is not None and not write_args.dry_run
         if decision.obligations.dry_run_only and real_write:
             raise Denied(f"{name}: policy allows only dry runs here; call again with dry_run=true", "denied")
+        if real_write and decision.obligations.budget is None:
+            # budgets are policy data: an allowed real write without one cannot be held to any (fail closed)
+            reason = "the policy allowed a real write without a write budget"
+            raise Denied(f"{name}: denied (fail closed): {reason}", "denied")
 
         # 5. limits
-        refusal = self.limiter.check(name, call.target_key, contract.scope == "write")
+        refusal = self.limiter.check(name, call.target_key, real_write, decision.obligations.budget)
         if refusal is not None:
             raise Denied(f"{name}: {refusal}", "rate_limited")
 

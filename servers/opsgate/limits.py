@@ -1,7 +1,10 @@
-"""Rate limits per tool and per target, and a circuit breaker per target.
+"""Rate limits per tool, write budgets per target and across targets, and a circuit breaker per target.
 
-In memory, per server process. The counts also feed the policy input (`context.recent`), so the
-policy can hold budgets of its own on top of these.
+In memory, per server process. Write budgets are configured once, in the policy data
+(`opsgate_config.budgets`): the policy sees the counts (`recent`, in `context.recent`) and denies a
+write over budget with its reason; an allowed real write comes with its budget
+(`decision.obligations.budget`), which `check` enforces. The per-tool rate and the breaker protect the
+server and its backends and are configured in `[limits]`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opsgate.config import LimitSettings
+from opsgate.policy.decision import WriteBudget
 
 
 @dataclass
@@ -36,17 +40,22 @@ class Limiter:
         while events and events[0] < horizon:
             events.popleft()
 
-    def recent(self, tool: str, target_key: str) -> dict[str, int]:
-        """Counts the policy sees: this tool's writes on this target in the last hour, all writes in a minute."""
+    def recent(self, tool: str, target_key: str) -> dict[str, int | float | None]:
+        """Counts the policy sees: this tool's writes on this target in the last hour, all writes in a
+        minute, and the seconds since this tool last wrote to this target (None: not within the hour)."""
         now = self._clock()
         with self._lock:
             target_events = self._target_writes.get((tool, target_key), deque())
             self._trim(target_events, now - 3600)
             self._trim(self._writes, now - 60)
-            return {"target_1h": len(target_events), "global_1m": len(self._writes)}
+            last = round(now - target_events[-1], 3) if target_events else None
+            return {"target_1h": len(target_events), "global_1m": len(self._writes), "target_last_s": last}
 
-    def check(self, tool: str, target_key: str, write: bool) -> str | None:
-        """A reason to refuse this call now, or None. Admits (counts) the call when it returns None."""
+    def check(self, tool: str, target_key: str, write: bool, budget: WriteBudget | None = None) -> str | None:
+        """A reason to refuse this call now, or None. Admits (counts) the call when it returns None.
+
+        `write` is a real write; it is held to `budget` (the policy's), and refused without one.
+        """
         now = self._clock()
         s = self.settings
         with self._lock:
@@ -64,14 +73,19 @@ class Limiter:
             if len(calls) >= s.per_tool_per_minute:
                 return f"rate limit: {tool} is limited to {s.per_tool_per_minute} calls per minute"
             if write:
+                if budget is None:
+                    return "the policy gave no write budget for this real write (obligations.budget); denied"
                 self._trim(self._writes, now - 60)
-                if len(self._writes) >= s.writes_per_minute:
-                    return f"rate limit: at most {s.writes_per_minute} write calls per minute overall"
+                if len(self._writes) >= budget.global_1m:
+                    return f"budget: at most {budget.global_1m} writes per minute overall"
                 events = self._target_writes[(tool, target_key)]
-                if events and now - events[-1] < s.per_target_write_interval_s:
-                    wait = s.per_target_write_interval_s - (now - events[-1])
+                self._trim(events, now - 3600)
+                if len(events) >= budget.target_1h:
+                    return f"budget: at most {budget.target_1h} {tool} per {target_key} per hour"
+                if events and now - events[-1] < budget.target_interval_s:
+                    wait = budget.target_interval_s - (now - events[-1])
                     return (
-                        f"budget: one {tool} per {target_key} every {s.per_target_write_interval_s:.0f}s; "
+                        f"budget: one {tool} per {target_key} every {budget.target_interval_s:.0f}s; "
                         f"next allowed in {wait:.0f}s"
                     )
             calls.append(now)

@@ -34,6 +34,9 @@ SuspectKind = Literal["Deployment", "Dependency", "Certificate", "Load", "Node"]
 
 EARLY_S = 120.0  # an anomaly may start this long before a change and still follow it (clock skew, scrape)
 ONSET_GAP_S = 60.0  # onsets closer than this are simultaneous (one scrape interval)
+LATE_S = 600.0  # symptoms this long after a change are "late": a coincidence needs explaining
+TOGETHER_S = 180.0  # onsets this close began together
+SPREAD_S = 3 * 3600.0  # symptoms elsewhere this long before ours may have spread to us
 LAG_FULL_S = 1800.0  # anomalies within half an hour of a change count fully ...
 LAG_DECAY_S = 7200.0  # ... then count less, e-folding every two hours
 MAX_LAG_S = 6 * 3600.0  # and not at all past six hours
@@ -184,7 +187,7 @@ def named_targets(template: str, known: set[str]) -> tuple[set[str], bool]:
         if labels:
             names.add(max(labels, key=len))
     names.update(_NAME.findall(template))
-    outside = {n for n in names if n not in known and not any(n.startswith(f"{s}-") for s in known)}
+    outside = {n for n in names if n not in known}
     return outside, bool(TLS_WORDS.search(template))
 
 
@@ -216,9 +219,9 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
         if c.service not in latest or c.at > latest[c.service].at:
             latest[c.service] = c
     changed = set(latest)
-    first_onset: dict[str, float] = {}
+    first_onset: dict[str, float] = {}  # per service, the onset of its current (ongoing) symptoms
     for a in ev.anomalies:
-        if a.service is not None:
+        if a.service is not None and a.ongoing:
             first_onset[a.service] = min(a.start, first_onset.get(a.service, a.start))
     out = []
     for service, c in latest.items():
@@ -272,15 +275,32 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
         # Symptoms that began earlier on another service point away from it: its own symptoms are more
         # likely to have spread from there (or, with none of its own, the others' are not its doing).
         mine = first_onset.get(service)
+        reference = mine if mine is not None else ev.now
         earlier = [
             (other, t)
             for other, t in first_onset.items()
-            if other != service and t < (mine if mine is not None else ev.now) - ONSET_GAP_S
+            if other != service and reference - SPREAD_S <= t < reference - ONSET_GAP_S
         ]
         if earlier and (mine is not None or not split.new_bad):
             other, t = min(earlier, key=lambda p: p[1])
-            how = "which did not change, " if other not in changed else ""
-            s.contra.append((0.5, f"{other}, {how}was anomalous {_ago((mine or ev.now) - t)} earlier"))
+            how = ", which did not change," if other not in changed else ""
+            s.contra.append((0.5, f"{other}{how} was anomalous {_ago(reference - t)} earlier"))
+        # Symptoms that began long after the change, together with those of a service that did not
+        # change, point to a cause they share rather than to this change.
+        if mine is not None and mine - c.at >= LATE_S:
+            together = sorted(
+                other
+                for other, t in first_onset.items()
+                if other != service and other not in changed and abs(t - mine) <= TOGETHER_S
+            )
+            if together:
+                s.contra.append(
+                    (
+                        0.5,
+                        f"its symptoms began {_ago(mine - c.at)} after it, together with those of {together[0]}, "
+                        "which did not change",
+                    )
+                )
         s.previous_healthy = c.previous_revision is not None and not before and split.other_share < 0.5
         out.append(s)
     return out
@@ -288,7 +308,7 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
 
 def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspect]:
     known = set(ev.services) | {c.service for c in ev.changes} | {a.service for a in ev.anomalies if a.service}
-    known |= {p.service for p in ev.pods}
+    known |= {p.service for p in ev.pods} | {p.name for p in ev.pods}
     onset = min((a.start for a in ev.anomalies), default=ev.start)
     since = min(onset, ev.start) - 600.0
     naming: dict[str, set[str]] = {}
@@ -298,7 +318,7 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
     for t in ev.templates:
         if t.level not in ERROR_LEVELS or t.last_seen < since:
             continue
-        targets, is_tls = named_targets(t.template, known)
+        targets, is_tls = named_targets(f"{t.template}\n{t.sample}", known)
         for name in targets:
             naming.setdefault(name, set()).add(t.service)
             lines[name] = lines.get(name, 0) + t.count

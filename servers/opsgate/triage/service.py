@@ -102,8 +102,8 @@ class TriageService:
         for c in changes:
             ranked[c.service] = ranked.get(c.service, 0.0) + 1.0
         for p in pods:
-            if not p.ready or p.restarts or p.waiting:
-                ranked[p.service] = ranked.get(p.service, 0.0) + 0.5
+            weight = 0.5 if not p.ready or p.restarts or p.waiting else 0.1
+            ranked[p.service] = ranked.get(p.service, 0.0) + weight
         for name in (args.service, *args.services):
             if name:
                 ranked[name] = ranked.get(name, 0.0) + 3.0

@@ -266,12 +266,11 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
             s.support.append(
                 (
                     min(0.7, 0.4 * len(new_errors)),
-                    f"{len(new_errors)} error log template(s) on {service} first seen after it "
-                    f"({sum(t.count for t in new_errors)} lines)",
+                    f"{len(new_errors)} error log template(s) on {service} first seen after it",
                 )
             )
         if c.rollout_state in ("stalled", "progressing") and ev.now - c.at > 300:
-            s.support.append((0.5, f"the rollout is {c.rollout_state} {_ago(ev.now - c.at)} after it started"))
+            s.support.append((0.5, f"the rollout is still {c.rollout_state} more than 5 min after it started"))
         # Symptoms that began earlier on another service point away from it: its own symptoms are more
         # likely to have spread from there (or, with none of its own, the others' are not its doing).
         mine = first_onset.get(service)
@@ -284,7 +283,14 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
         if earlier and (mine is not None or not split.new_bad):
             other, t = min(earlier, key=lambda p: p[1])
             how = ", which did not change," if other not in changed else ""
-            s.contra.append((0.5, f"{other}{how} was anomalous {_ago(reference - t)} earlier"))
+            if mine is not None:
+                text = f"{other}{how} was anomalous {_ago(reference - t)} earlier"
+            else:
+                side = "after" if t >= c.at else "before"
+                text = (
+                    f"{other}{how} became anomalous ({_ago(abs(t - c.at))} {side} it) while {service} shows no symptom"
+                )
+            s.contra.append((0.5, text))
         # Symptoms that began long after the change, together with those of a service that did not
         # change, point to a cause they share rather than to this change.
         if mine is not None and mine - c.at >= LATE_S:
@@ -312,7 +318,6 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
     onset = min((a.start for a in ev.anomalies), default=ev.start)
     since = min(onset, ev.start) - 600.0
     naming: dict[str, set[str]] = {}
-    lines: dict[str, int] = {}
     tls: dict[str, bool] = {}
     sample: dict[str, LogTemplate] = {}
     for t in ev.templates:
@@ -321,7 +326,6 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
         targets, is_tls = named_targets(f"{t.template}\n{t.sample}", known)
         for name in targets:
             naming.setdefault(name, set()).add(t.service)
-            lines[name] = lines.get(name, 0) + t.count
             tls[name] = tls.get(name, False) or is_tls
             if name not in sample or t.count > sample[name].count:
                 sample[name] = t
@@ -335,7 +339,7 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
         weight = _noisy_or([0.45] * len(services)) * (0.6 + 0.4 * bool(sick))
         what = "TLS/certificate failures" if tls[name] else "errors"
         where = ", ".join(sorted(services))
-        s.support.append((weight, f"{lines[name]} {what} in {where} name {name}"))
+        s.support.append((weight, f"{what.capitalize()} in {where} name {name}"))
         if sick:
             s.support.append((0.3, f"the services naming it are anomalous ({', '.join(sick)})"))
         s.new_templates = [sample[name]]

@@ -55,15 +55,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, stack: Any) -> int:
-    from opsgate.server import build_app, http_app
+    from opsgate.launch import DeferredApp, resolve_names, validate_sections
 
-    if args.config is None and not os.environ.get(CONFIG_ENV):
-        # no configuration at all: serve the sandbox's default scenario, one world behind every backend
-        from opsgate.sandbox.compose import default_world_sections
-
-        settings = load_settings(None, **default_world_sections(stack))
-    else:
-        settings = _settings(args)
+    names = args.capabilities or ["all"]
+    default_world = args.config is None and not os.environ.get(CONFIG_ENV)
+    settings = load_settings(None) if default_world else _settings(args)
     if args.host:
         settings.http.host = args.host
     if args.port:
@@ -76,13 +72,33 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
             file=sys.stderr,
         )
         return 2
-    app = build_app(settings, args.capabilities or ["all"], http=http)
+    # what would stop the server is found now, not at the first call: its policy data and config sections
+    check_policy_data(settings)
+    if not default_world:
+        validate_sections(settings, resolve_names(names))
+
+    def build() -> Any:
+        from opsgate.server import build_app
+
+        built = settings
+        if default_world:
+            # no configuration at all: serve the sandbox's default scenario, one world behind every backend
+            from opsgate.sandbox.compose import default_world_sections
+
+            built = load_settings(None, **default_world_sections(stack))
+            built.http, built.state_dir = settings.http, settings.state_dir
+        return build_app(built, names, http=http)
+
     if not http:
         # a stdio client shows the server's stderr in its log: keep the backends' request lines out of it
         for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        app.server.run("stdio")
+        # answer `initialize` at once; the gate, the world and the capabilities are built on first use
+        DeferredApp(build).server.run("stdio")
         return 0
+    from opsgate.server import http_app
+
+    app = build()
     import uvicorn
 
     from opsgate.http_guard import guarded_protocol
@@ -136,18 +152,51 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"FAIL: {exc}")
         return 1
     print(f"policy: {app.gate.engine.name} revision {app.gate.engine.revision}")
+    report = app.gate.audit.verify()
+    probed = asyncio.run(_probe_backends(app))
     for capability in app.capabilities:
         tools = ", ".join(c.name for c in capability.contracts)
         print(f"capability {capability.name}: {tools}")
-        check = getattr(capability, "check", None)
-        if callable(check):
-            for line in check():
-                print(f"  {line}")
-    report = app.gate.audit.verify()
+        for backend, (reachable, detail) in probed[capability.name].items():
+            print(f"  backend {backend}: {'ok' if reachable else 'FAIL'} ({detail})")
+            ok = ok and reachable
+        if not capability.probes:
+            print("  backend: not probed (this capability declares no probe)")
+    approver_lines, approvers_ok = approvals_cli.check_lines(settings)
+    print("\n".join(approver_lines))
+    ok = ok and approvers_ok
     print(f"audit: {report.records} records, chain {'intact' if report.ok else 'BROKEN'}")
     ok = ok and report.ok
-    asyncio.run(app.aclose())
     return 0 if ok else 1
+
+
+PROBE_TIMEOUT_S = 15.0
+
+
+async def _probe_backends(app: Any) -> dict[str, dict[str, tuple[bool, str]]]:
+    """Each capability's backends, each with one cheap real request; then the app is closed."""
+    from opsgate.contracts import BackendUnavailable, ToolError
+
+    results: dict[str, dict[str, tuple[bool, str]]] = {}
+    try:
+        for capability in app.capabilities:
+            results[capability.name] = {}
+            for backend, probe in capability.probes.items():
+                try:
+                    async with asyncio.timeout(PROBE_TIMEOUT_S):
+                        detail = await probe()
+                    results[capability.name][backend] = (True, detail)
+                except BackendUnavailable as exc:
+                    results[capability.name][backend] = (False, f"unreachable: {exc}")
+                except ToolError as exc:
+                    results[capability.name][backend] = (True, f"answered: {exc}")
+                except TimeoutError:
+                    results[capability.name][backend] = (False, f"no answer within {PROBE_TIMEOUT_S:g}s")
+                except Exception as exc:
+                    results[capability.name][backend] = (False, f"{type(exc).__name__}: {exc}")
+    finally:
+        await app.aclose()
+    return results
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The capabilities never import the sandbox. When `opsgate serve` runs with no configuration at all, the
 CLI starts the default scenario's world here and hands the capabilities settings that point their
-ordinary backends at it: the Kubernetes API emulation for logs and rollback, the Prometheus-compatible
+ordinary backends at it: the Kubernetes API emulation for logs, rollback and workloads, the Prometheus-compatible
 API for metrics. One world, one clock: every tool tells the same incident.
 """
 
@@ -28,4 +28,5 @@ def default_world_sections(stack: ExitStack, scenario: str = DEFAULT_SCENARIO) -
         "logs": {"backend": "kubernetes", "kubernetes": {"kubeconfig": str(kubeconfig), "namespace": namespace}},
         "metrics": {"backend": "prometheus", "prometheus": {"url": world.prometheus_url}},
         "rollback": {"kubeconfig": str(kubeconfig)},
+        "workloads": {"kubeconfig": str(kubeconfig)},
     }

@@ -426,6 +426,9 @@ class SandboxWorld:
 state_dir = "{state_dir}"
 autonomy = "approved"
 
+[approvals]
+approvers_file = "{state_dir / "approvers.yaml"}"
+
 [runbooks]
 dir = "{runbooks or REPO_ROOT / "examples" / "runbooks"}"
 
@@ -447,6 +450,9 @@ url = "{self.prometheus_url}"
 kubeconfig = "{kubeconfig}"
 wait_s = 20
 poll_s = 0.2
+
+[workloads]
+kubeconfig = "{kubeconfig}"
 """
 
 

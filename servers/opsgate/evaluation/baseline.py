@@ -136,19 +136,24 @@ class BaselineInvestigator:
         out = await self.call(client, "incident_triage", args)
         if not out.get("items") and not out.get("next_step"):
             return None
+        # The answer carries triage's ranking and its coarse confidence, not its measured figures (lags,
+        # sizes), which move with the sampling grid: two runs of a scenario submit the same diagnosis.
+        certainty = {"high": 3.6, "medium": 2.4, "low": 1.2}.get(str(out.get("confidence")), 1.2)
+        step = dict(out.get("next_step") or {})
         suspects = [
             Suspect(
                 str(item["kind"]),
                 str(item["name"]),
                 item.get("namespace"),
                 item.get("revision"),
-                4.0 * float(item.get("score") or 0.0),  # the same scale as `rank`: 4 is certain
-                str(item.get("explanation") or ""),
+                certainty if rank == 0 else min(certainty, 4.0 * float(item.get("score") or 0.0)),
+                f"incident_triage ranks it {rank + 1} ({out.get('confidence')} confidence); next step: "
+                f"{step.get('action', 'investigate')}",
             )
-            for item in out.get("items") or []
+            for rank, item in enumerate(out.get("items") or [])
             if item.get("kind") in ("Deployment", "Dependency", "Certificate", "Load", "Node")
         ]
-        return suspects, dict(out.get("next_step") or {})
+        return suspects, step
 
     async def call(self, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         return _data(await client.call_tool(tool, args))

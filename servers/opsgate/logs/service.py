@@ -111,9 +111,7 @@ class LogsService:
             )
         return start_ns, end_ns
 
-    def to_query(
-        self, args: LogFilter, order: str = "oldest", redact: Callable[[str], str] | None = None
-    ) -> LogQuery:
+    def to_query(self, args: LogFilter, order: str = "oldest", redact: Callable[[str], str] | None = None) -> LogQuery:
         start_ns, end_ns = self.window(args)
         return LogQuery(
             redact=redact,

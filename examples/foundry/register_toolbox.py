@@ -52,6 +52,7 @@ READ_TOOLS = (
     "changes_recent",
     "workload_status",
     "k8s_events",
+    "incident_triage",
 )
 WRITE_TOOLS = ("rollback_deployment",)
 AUTH_MODES = ("key", "entra", "oauth")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +43,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    app = build_app(settings, args.capabilities or ["all"], http=http)
+    from opsgate.audit import AuditError
+    from opsgate.state import StateUnavailable
+
+    try:
+        app = build_app(settings, args.capabilities or ["all"], http=http)
+    except (AuditError, StateUnavailable) as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
     if not http:
         app.server.run("stdio")
         return 0
@@ -85,24 +93,56 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from opsgate.audit import AuditLog
+    from opsgate.audit import AuditError, AuditLog
+    from opsgate.audit_keys import JsonlSink
+    from opsgate.state import audit_checkpoints, is_postgres, open_audit
 
     settings = _settings(args)
-    path = Path(args.file) if args.file else settings.audit_file
-    if not path.exists():
-        print(f"opsgate: no audit trail at {path}", file=sys.stderr)
-        return 1
-    log = AuditLog(path)
+    try:
+        if args.file:
+            path = Path(args.file)
+            if not path.exists():
+                print(f"opsgate: no audit trail at {path}", file=sys.stderr)
+                return 1
+            if settings.audit_path is None and path.name == "audit.db":
+                # the trail of another state directory: its key and export sit beside that directory
+                settings = settings.model_copy(update={"state_dir": path.parent})
+            log = AuditLog(path, checkpoints=audit_checkpoints(settings, create_key=False), check_anchor=False)
+        else:
+            if not is_postgres(settings.state_url) and not settings.audit_file.exists():
+                print(f"opsgate: no audit trail at {settings.audit_file}", file=sys.stderr)
+                return 1
+            log = open_audit(settings, check_anchor=False, create_key=args.audit_cmd == "reset")
+    except AuditError as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
+    where = log.store.location
     try:
         if args.audit_cmd == "verify":
-            report = log.verify()
+            exports = None
+            if getattr(args, "export", None):
+                exports = [JsonlSink(Path(p)) for p in args.export]
+            report = log.verify(exports)
+            for warning in report.warnings:
+                print(f"WARNING: {warning}")
             if report.ok:
-                print(f"audit trail {path}: {report.records} records, hash chain intact")
+                print(
+                    f"audit trail {where}: {report.records} records, hash chain intact; "
+                    f"{report.checkpoints} stored and {report.exported} exported checkpoint(s) verified"
+                )
                 return 0
-            print(f"audit trail {path}: TAMPERED ({len(report.problems)} problem(s))")
+            print(f"audit trail {where}: TAMPERED ({len(report.problems)} problem(s))")
             for problem in report.problems:
                 print(f"  - {problem}")
             return 1
+        if args.audit_cmd == "reset":
+            try:
+                entry = log.reset(args.reason, by=os.environ.get("USER", "unknown"))
+            except AuditError as exc:
+                print(f"opsgate: {exc}", file=sys.stderr)
+                return 2
+            print(f"recorded a chain reset in the export for chain {entry['chain']}: {args.reason}")
+            return 0
         for stored in log.tail(args.n):
             r = stored.record
             if args.json:
@@ -116,7 +156,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             )
         return 0
     finally:
-        log.close()
+        if log.cp is not None and log.cp.sink is not None:
+            log.cp.sink.close()
+        log.store.close()
 
 
 # -- policy --------------------------------------------------------------------------------------
@@ -196,8 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     tail = audit_sub.add_parser("tail", help="the newest records")
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("--json", action="store_true")
-    verify = audit_sub.add_parser("verify", help="recompute the hash chain")
-    for p in (tail, verify):
+    verify = audit_sub.add_parser("verify", help="recompute the hash chain and check signed checkpoints")
+    verify.add_argument(
+        "--export", action="append", help="exported checkpoints (JSONL) to check; default: the configured export"
+    )
+    reset = audit_sub.add_parser("reset", help="record in the export that a new chain starts (after a lost trail)")
+    reset.add_argument("--reason", required=True)
+    for p in (tail, verify, reset):
         p.add_argument("--file", default=None, help="audit database (default: from config)")
     audit.set_defaults(func=cmd_audit)
 

@@ -73,13 +73,34 @@ class HttpSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
-    """Rate limits and breakers; policy data may tighten them further."""
+    """Rate limits and breakers; policy data may tighten them further.
+
+    `per_tool_per_minute` holds per caller (subject) and tool; `global_per_minute` is the ceiling over
+    every caller and tool of this process. Write limits are reserved in the shared state store.
+    """
 
     per_tool_per_minute: int = Field(default=600, ge=1)
+    global_per_minute: int = Field(default=6000, ge=1)
     writes_per_minute: int = Field(default=5, ge=1)
     per_target_write_interval_s: float = Field(default=600, ge=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300, ge=0)
+
+
+class AuditSettings(BaseModel):
+    """Signed checkpoints of the audit chain (see docs/audit-threat-model.md)."""
+
+    sign: bool = True
+    signing_key: Path | None = Field(
+        default=None, description="Ed25519 PEM outside the state dir; default <state_dir>-audit-key/ed25519.pem"
+    )
+    public_keys: list[Path] = Field(default_factory=list, description="extra public keys verify accepts (rotation)")
+    export_file: Path | None = Field(
+        default=None, description="append-only JSONL of checkpoints; default <state_dir>-audit-export/checkpoints.jsonl"
+    )
+    syslog: bool = False
+    checkpoint_every: int = Field(default=100, ge=1)
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -91,6 +112,10 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(default_factory=default_state_dir)
     audit_path: Path | None = None
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    state_url: str | None = Field(
+        default=None, description="postgresql://... for state shared by replicas; default: SQLite in state_dir"
+    )
     default_environment: str = "prod"
     environments: dict[str, str] = Field(
         default_factory=lambda: {"shop": "prod", "staging": "staging", "dev": "dev"},
@@ -110,6 +135,16 @@ class Settings(BaseSettings):
     @property
     def audit_file(self) -> Path:
         return self.audit_path or self.state_dir / "audit.db"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.audit.signing_key or self.state_dir.parent / f"{self.state_dir.name}-audit-key" / "ed25519.pem"
+
+    @property
+    def audit_export_file(self) -> Path:
+        return self.audit.export_file or (
+            self.state_dir.parent / f"{self.state_dir.name}-audit-export" / "checkpoints.jsonl"
+        )
 
     def environment_of(self, namespace: str | None) -> str:
         if namespace is None:

@@ -21,8 +21,10 @@ from opsgate.contracts import Capability
 from opsgate.gate import ApprovalHook, Gate
 from opsgate.http_auth import auth_for
 from opsgate.http_routes import add_hosted_routes
+from opsgate.limits import Limiter
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
+from opsgate.state import State, open_audit, open_state
 
 CAPABILITIES = ("runbooks", "logs", "metrics", "rollback")
 
@@ -66,6 +68,7 @@ class App:
     server: MCPServer
     gate: Gate
     capabilities: list[Capability]
+    state: State | None = None
 
     async def aclose(self) -> None:
         for capability in self.capabilities:
@@ -74,6 +77,9 @@ class App:
         if isinstance(self.gate.approvals, Approvals):
             self.gate.approvals.close()
         self.gate.audit.close()
+        self.gate.limiter.close()
+        if self.state is not None:
+            self.state.close()
 
 
 def build_app(
@@ -87,9 +93,13 @@ def build_app(
     http: bool = False,
 ) -> App:
     engine = engine or engine_from_settings(settings)
-    audit = audit or AuditLog(settings.audit_file)
+    state = open_state(settings)
+    if audit is None:
+        audit = open_audit(settings, state.audit_store)
+    else:
+        state.audit_store.close()
     approvals = approvals or Approvals.for_state_dir(settings.state_dir)
-    gate = Gate(settings, engine, audit, approvals=approvals)
+    gate = Gate(settings, engine, audit, approvals=approvals, limiter=Limiter(settings.limits, state.limits))
     loaded = [load_capability(n, settings) for n in resolve_names(names)] if names else []
     loaded.extend(capabilities)
     for capability in loaded:
@@ -105,7 +115,7 @@ def build_app(
         middleware=[gate.middleware],
         **kwargs,
     )
-    return App(server=server, gate=gate, capabilities=loaded)
+    return App(server=server, gate=gate, capabilities=loaded, state=state)
 
 
 def http_app(app: App, settings: Settings) -> Starlette:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/test-deps.sh scripts/conformance-deps.sh tests/conformance/package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint bench setup system-deps clean
+.PHONY: demo test lint bench setup install system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/opsgate demo
+	@echo "opsgate is at $(abspath $(BIN))/opsgate (\`make install\` links it into ~/.local/bin)"
+
+# `opsgate` on PATH from any folder: a link in $(BINDIR) to this clone's .venv/bin/opsgate.
+BINDIR ?= $(HOME)/.local/bin
+install: $(STAMP)
+	bash scripts/install-bin.sh $(abspath $(BIN))/opsgate $(BINDIR)
 
 system-deps:
 	bash scripts/system-deps.sh

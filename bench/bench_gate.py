@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -23,12 +24,14 @@ import anyio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from opsgate import testkit
 from opsgate.audit import AuditLog
 from opsgate.caller import Caller
 from opsgate.config import LimitSettings, Settings
 from opsgate.server import build_app
-from opsgate.testkit import EchoInput
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support import testkit
+from tests.support.testkit import EchoInput
 
 
 def _stats(samples: list[float]) -> tuple[float, float]:

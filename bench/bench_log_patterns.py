@@ -8,6 +8,9 @@ its predicted group equals the set of lines in its ground-truth (``EventId``) gr
 is the best of ``--repeats`` runs of ``add`` over the 2,000 lines of a system (``add_log_message``
 for Drain3), in this process, opsgate and Drain3 runs alternating.
 
+The baseline columns run the miner as it was before issue 13 (commit ``BASELINE_COMMIT``, read with
+``git show`` from this checkout into a temporary module), on the same input in the same run.
+
 The scale table replays the 16,000 lines of all systems, shuffled, with every digit replaced by a
 random one (so ids, IPs, counters and times vary and lines are not repeats) and reports the
 cumulative lines per second and the number of templates at several sizes.
@@ -20,20 +23,30 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import random
 import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from drain3 import TemplateMiner as Drain3Miner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from opsgate.logs.patterns import TemplateMiner, grouping_accuracy
+from opsgate.logs.patterns import TemplateMiner
 
-LOGHUB = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "loghub"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+from tests.support.accuracy import grouping_accuracy
+
+REPO = Path(__file__).resolve().parents[1]
+LOGHUB = REPO / ".." / "shared" / "datasets" / "loghub"
+BASELINE_COMMIT = "89375463c6fc33030721368e53db83772f88b7bd"  # main before issue 13's pattern fixes
 SYSTEMS = ("Apache", "BGL", "HDFS", "Hadoop", "Linux", "OpenStack", "Spark", "Zookeeper")
 
 
@@ -71,6 +84,38 @@ def run_opsgate(messages: Sequence[str]) -> tuple[list[int], int, float]:
     return [miner.resolve(i) for i in ids], len(miner.templates()), elapsed
 
 
+def load_baseline() -> ModuleType | None:
+    """The pattern package at ``BASELINE_COMMIT`` as module ``baseline_patterns``, or None without git."""
+    target = Path(tempfile.mkdtemp(prefix="opsgate-baseline-")) / "baseline_patterns"
+    target.mkdir()
+    try:
+        for name in ("__init__", "accuracy", "masking", "miner", "tokens"):
+            source = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:servers/opsgate/logs/patterns/{name}.py"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            (target / f"{name}.py").write_text(source.replace("opsgate.logs.patterns", "baseline_patterns"))
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    sys.path.insert(0, str(target.parent))
+    return importlib.import_module("baseline_patterns")
+
+
+BASELINE = load_baseline()
+
+
+def run_baseline(messages: Sequence[str]) -> tuple[list[int], int, float]:
+    assert BASELINE is not None
+    miner = BASELINE.TemplateMiner()
+    add = miner.add
+    start = time.perf_counter()
+    ids = [add(message) for message in messages]
+    elapsed = time.perf_counter() - start
+    return [miner.resolve(i) for i in ids], len(miner.templates()), elapsed
+
+
 def run_drain3(messages: Sequence[str]) -> tuple[list[int], int, float]:
     miner = new_drain3()
     add = miner.add_log_message
@@ -83,58 +128,76 @@ def run_drain3(messages: Sequence[str]) -> tuple[list[int], int, float]:
 Runner = Callable[[Sequence[str]], tuple[list[int], int, float]]
 
 
-def measure_both(data: Labelled, repeats: int) -> tuple[Run, Run]:
-    """Runs of opsgate and Drain3 alternate, so that load from other processes hits both alike."""
-    best = {run_opsgate: float("inf"), run_drain3: float("inf")}
+def measure_all(data: Labelled, repeats: int) -> tuple[Run, Run, Run | None]:
+    """Runs of opsgate, Drain3 and the baseline alternate, so that load from other processes hits all alike."""
+    runners: list[Runner] = [run_opsgate, run_drain3] + ([run_baseline] if BASELINE is not None else [])
+    best = dict.fromkeys(runners, float("inf"))
     results: dict[Runner, tuple[list[int], int]] = {}
     for _ in range(repeats):
-        for runner in best:
+        for runner in runners:
             ids, templates, elapsed = runner(data.messages)
             best[runner] = min(best[runner], elapsed)
             results[runner] = (ids, templates)
     runs = [
-        Run(grouping_accuracy(results[r][0], data.truth), len(data.messages) / best[r], results[r][1])
-        for r in (run_opsgate, run_drain3)
+        Run(grouping_accuracy(results[r][0], data.truth), len(data.messages) / best[r], results[r][1]) for r in runners
     ]
-    return runs[0], runs[1]
+    return runs[0], runs[1], runs[2] if len(runs) > 2 else None
 
 
 def accuracy_table(repeats: int) -> None:
-    print("Input: the Content column of <System>_2k.log_structured.csv (message without header), for both miners.")
-    print(f"Lines/s: best of {repeats} alternating runs per system. GA: Zhu et al. 2019 grouping accuracy.\n")
+    print("Input: the Content column of <System>_2k.log_structured.csv (message without header), for all miners.")
+    print(f"Lines/s: best of {repeats} alternating runs per system. GA: Zhu et al. 2019 grouping accuracy.")
+    print(f"baseline: opsgate's miner at {BASELINE_COMMIT[:10]} (before issue 13), same run.\n")
+    if BASELINE is None:
+        print("(baseline unavailable: no git history in this checkout; its columns read 0)\n")
     header = (
-        f"{'system':<10} | {'opsgate GA':>10} | {'Drain3 GA':>9} | {'opsgate lines/s':>15} | {'Drain3 lines/s':>14}"
+        f"{'system':<10} | {'opsgate GA':>10} | {'baseline GA':>11} | {'Drain3 GA':>9} | {'opsgate lines/s':>15}"
+        f" | {'baseline lines/s':>16} | {'Drain3 lines/s':>14}"
     )
     header += f" | {'opsgate tpl':>11} | {'Drain3 tpl':>10} | {'truth tpl':>9}"
     print(header)
     print("-" * len(header))
+    none = Run(0.0, 0.0, 0)
     ours: list[Run] = []
     theirs: list[Run] = []
+    before: list[Run] = []
     lines = 0
     for system in SYSTEMS:
         data = load(system)
         lines += len(data.messages)
-        mine, drain = measure_both(data, repeats)
+        mine, drain, old = measure_all(data, repeats)
+        old = old or none
         ours.append(mine)
         theirs.append(drain)
+        before.append(old)
         print(
-            f"{system:<10} | {mine.accuracy:>10.3f} | {drain.accuracy:>9.3f} | {mine.lines_per_second:>15,.0f}"
-            f" | {drain.lines_per_second:>14,.0f} | {mine.templates:>11} | {drain.templates:>10}"
-            f" | {len(set(data.truth)):>9}"
+            f"{system:<10} | {mine.accuracy:>10.3f} | {old.accuracy:>11.3f} | {drain.accuracy:>9.3f}"
+            f" | {mine.lines_per_second:>15,.0f} | {old.lines_per_second:>16,.0f} | {drain.lines_per_second:>14,.0f}"
+            f" | {mine.templates:>11} | {drain.templates:>10} | {len(set(data.truth)):>9}"
         )
     print("-" * len(header))
-    our_total = lines / sum(len(load(s).messages) / r.lines_per_second for s, r in zip(SYSTEMS, ours, strict=True))
-    their_total = lines / sum(len(load(s).messages) / r.lines_per_second for s, r in zip(SYSTEMS, theirs, strict=True))
+
+    def total(runs: list[Run]) -> float:
+        if any(r.lines_per_second == 0 for r in runs):
+            return 0.0
+        return lines / sum(len(load(s).messages) / r.lines_per_second for s, r in zip(SYSTEMS, runs, strict=True))
+
     print(
         f"{'mean':<10} | {statistics.mean(r.accuracy for r in ours):>10.3f}"
+        f" | {statistics.mean(r.accuracy for r in before):>11.3f}"
         f" | {statistics.mean(r.accuracy for r in theirs):>9.3f}"
         f" | {statistics.mean(r.lines_per_second for r in ours):>15,.0f}"
+        f" | {statistics.mean(r.lines_per_second for r in before):>16,.0f}"
         f" | {statistics.mean(r.lines_per_second for r in theirs):>14,.0f} |"
     )
-    print(f"{'all lines':<10} | {'':>10} | {'':>9} | {our_total:>15,.0f} | {their_total:>14,.0f} |")
     print(
-        f"\nmin opsgate GA {min(r.accuracy for r in ours):.3f}; "
-        f"opsgate/Drain3 lines/s over all lines: {our_total / their_total:.2f}x\n"
+        f"{'all lines':<10} | {'':>10} | {'':>11} | {'':>9} | {total(ours):>15,.0f} | {total(before):>16,.0f}"
+        f" | {total(theirs):>14,.0f} |"
+    )
+    print(
+        f"\nmin GA: opsgate {min(r.accuracy for r in ours):.3f}, baseline {min(r.accuracy for r in before):.3f}; "
+        f"goal: mean >= 0.98 and none below 0.90. "
+        f"opsgate/Drain3 lines/s over all lines: {total(ours) / total(theirs):.2f}x\n"
     )
 
 

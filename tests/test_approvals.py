@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from opsgate import cli, testkit
+from opsgate import cli
 from opsgate.approvals import KEY_FILE, Approvals, ApprovalStore, load_or_create_key, sign
 from opsgate.config import LocalCaller, Settings
 from opsgate.server import App, build_app
+from tests.support import testkit
 
 
 def text(result: Any) -> str:

@@ -28,7 +28,7 @@ from opsgate.cli import build_parser
 from opsgate.config import load_settings
 from opsgate.http_auth import hash_key
 from opsgate.sandbox.world import SandboxWorld
-from tests.loopback import free_port
+from tests.support.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

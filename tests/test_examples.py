@@ -31,8 +31,7 @@ from opsgate.http_auth import hash_key
 from opsgate.sandbox.demo import demo_config
 from opsgate.sandbox.world import SandboxWorld
 from opsgate.server import build_app
-
-from .loopback import free_port, serve_http
+from tests.support.loopback import free_port, serve_http
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

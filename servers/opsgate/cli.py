@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,22 @@ from opsgate.sandbox import demo_cli
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+# C0/C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides: on a terminal these
+# can end a line, move the cursor or reorder text, so a field holding them could forge an audit line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: object) -> str:
+    """`value` as text with every control character escaped (`\\n`, `\\x1b`): one field, one line."""
+
+    def escape(m: re.Match[str]) -> str:
+        ch = m.group(0)
+        return _ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+    return _UNPRINTABLE.sub(escape, str(value))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -149,10 +166,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 print(json.dumps({"seq": stored.seq, **r}, sort_keys=True, default=str))
                 continue
             decision = r.get("decision") or {}
+            # every field is escaped: a tool name or error holding newlines or ANSI codes stays on its line
             print(
-                f"{stored.seq:>6} {r.get('ts', '')} {r.get('tool', ''):<22} {r.get('outcome', ''):<16} "
-                f"{(r.get('caller') or {}).get('subject', '')} {decision.get('rule') or ''} "
-                f"{r.get('error') or ''}"
+                f"{stored.seq:>6} {printable(r.get('ts', ''))} {printable(r.get('tool', '')):<22} "
+                f"{printable(r.get('outcome', '')):<16} {printable((r.get('caller') or {}).get('subject', ''))} "
+                f"{printable(decision.get('rule') or '')} {printable(r.get('error') or '')}"
             )
         return 0
     finally:

@@ -59,7 +59,7 @@ from opsgate.contracts import (
     ToolError,
 )
 from opsgate.limits import Limiter
-from opsgate.policy.decision import Decision, PolicyError
+from opsgate.policy.decision import Decision, PolicyError, require_fields
 from opsgate.policy.engine import PolicyEngine
 from opsgate.redaction import Redactor
 from opsgate.state.base import Reservation, StateUnavailable
@@ -317,8 +317,10 @@ class Gate:
         mcp_ctx: ServerRequestContext[Any, Any] | None = None,
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
-        record = _new_record(name, caller, request_id)
         contract = self.contracts.get(name)
+        if contract is None:
+            name = shown_name(name)  # a megabyte name is neither echoed nor stored whole
+        record = _new_record(name, caller, request_id)
         write = contract is not None and contract.scope == "write"
         mcp_ctx, continues = _continued_round(mcp_ctx)
         if continues is not None:
@@ -410,7 +412,8 @@ class Gate:
             arguments = {}
         if not isinstance(arguments, dict):
             raise Denied(f"invalid arguments for {name}: expected an object", "invalid")
-        size = len(json.dumps(arguments, default=str))
+        encoded = json.dumps(arguments, default=str)
+        size = len(encoded)
         if size > self.settings.max_argument_bytes:
             record["args_digest"] = digest(arguments)
             raise Denied(
@@ -419,7 +422,8 @@ class Gate:
             )
         approval_id = arguments.get(APPROVAL_ARG) if contract.scope == "write" else None
         try:
-            args = contract.input_model.model_validate(arguments)
+            # strict, as JSON: `limit=true` or `limit="5"` is an error, not 1 or 5
+            args = contract.input_model.model_validate_json(encoded, strict=True)
         except ValidationError as exc:
             record["args_digest"] = digest(arguments)
             record["args"] = _stored_args(arguments, record)
@@ -675,6 +679,7 @@ class Gate:
             else:
                 with anyio.fail_after(self.settings.policy.timeout_s):
                     decision = await self.engine.decide(policy_input)
+            require_fields(decision, str(policy_input.get("scope")))
         except TimeoutError:
             reason = f"policy engine timed out after {self.settings.policy.timeout_s:g}s"
             summary.update(allow=False, reasons=[reason], error=reason)
@@ -696,6 +701,10 @@ class Gate:
             require_approval=decision.require_approval,
             obligations=decision.obligations.model_dump(),
         )
+        if decision.allow and decision.require_approval:
+            # `require_approval` wins whatever `allow` says: the call is held for an approval.
+            decision = decision.model_copy(update={"allow": False})
+            summary["allow"] = False
         telemetry.count_decision("allow" if decision.allow else "deny")
         return decision
 
@@ -833,6 +842,16 @@ def _stored_args(arguments: Any, record: dict[str, Any]) -> Any:
     if masked:
         record["args_redacted"] = masked
     return stored
+
+
+MAX_SHOWN_NAME = 120
+
+
+def shown_name(name: str) -> str:
+    """An unknown tool name as errors and the audit trail show it: at most MAX_SHOWN_NAME characters."""
+    if len(name) <= MAX_SHOWN_NAME:
+        return name
+    return f"{name[: MAX_SHOWN_NAME - 40]}...[{len(name)} characters]"
 
 
 def _new_record(tool: str, caller: Caller, request_id: str | None) -> dict[str, Any]:

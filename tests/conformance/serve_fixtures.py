@@ -15,10 +15,10 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from opsgate import conformance_fixtures
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
 from opsgate.server import App, build_app, http_app
+from tests.support import conformance_fixtures
 
 FIXTURE_KEY = "ogk_conformance-fixture-key-loopback-only"
 

@@ -1,6 +1,6 @@
 """The official MCP conformance suite against opsgate's own stack (gate, policy, audit, HTTP transport).
 
-The fixtures the suite calls are opsgate contracts (opsgate.conformance_fixtures); the CLI compares
+The fixtures the suite calls are opsgate contracts (tests/support/conformance_fixtures.py); the CLI compares
 its results with a committed baseline of known failures (expected-failures-<revision>.yaml) and
 fails on a new failure and on a baselined scenario that now passes.
 """
@@ -16,8 +16,7 @@ import anyio.to_thread
 import pytest
 
 from opsgate.audit import AuditLog
-from tests.hosted.issuer import serve_asgi
-from tests.loopback import free_port
+from tests.support.loopback import free_port, serve_asgi
 
 from .node_tools import HERE, node, package_bin
 from .serve_fixtures import fixture_app, fixture_settings

@@ -16,8 +16,8 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from opsgate import conformance_fixtures
 from opsgate.server import App
+from tests.support import conformance_fixtures
 
 MODERN = "2026-07-28"
 

@@ -13,7 +13,7 @@ from opsgate.audit import AuditLog
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
 from opsgate.server import build_app
-from tests.loopback import free_port, serve_http
+from tests.support.loopback import free_port, serve_http
 
 from .node_tools import HERE, node, package_bin
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from opsgate import testkit
 from opsgate.config import PolicySettings, Settings
 from opsgate.policy.decision import PolicyError
 from opsgate.policy.loader import make_engine
 from opsgate.server import App
+from tests.support import testkit
+from tests.support.loopback import free_port
 
-from ..loopback import free_port
 from ..policy.opa_data_api_server import ServerBehaviour, serve
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

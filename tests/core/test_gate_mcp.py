@@ -89,8 +89,8 @@ async def test_write_without_approval_gets_a_pending_approval_not_a_yes(app: App
 
 
 async def test_policy_denial_is_a_tool_error_naming_the_rule(make_app, tmp_path, wire_mode: str) -> None:  # type: ignore[no-untyped-def]
-    from opsgate import testkit
     from opsgate.config import Settings
+    from tests.support import testkit
 
     app = make_app((), capabilities=[testkit.build()], settings=Settings(state_dir=tmp_path, autonomy="read-only"))
     args = {"namespace": "shop", "service": "checkout", "value": 3, "dry_run": True}

@@ -17,8 +17,7 @@ from opsgate.audit import AuditLog
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
 from opsgate.server import build_app
-
-from ..loopback import free_port, serve_http
+from tests.support.loopback import free_port, serve_http
 
 KEY = "ogk_test-key-for-loopback-only"
 

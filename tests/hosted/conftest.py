@@ -11,13 +11,13 @@ import httpx
 import pytest
 from pydantic import Field
 
-from opsgate import testkit
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.contracts import Capability, Contract, ToolInput, ToolOutput
 from opsgate.gate import CallContext
 from opsgate.http_auth import hash_key
 from opsgate.server import App, build_app
-from tests.loopback import free_port, serve_http
+from tests.support import testkit
+from tests.support.loopback import free_port, serve_http
 
 from .issuer import LocalIssuer, running_issuer
 

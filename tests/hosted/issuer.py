@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from tests.loopback import free_port, serve_asgi
+from tests.support.loopback import free_port, serve_asgi
 
 
 class SigningKey:

@@ -12,9 +12,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent
 
-from opsgate import testkit
 from opsgate.server import build_app
-from tests.loopback import serve_http
+from tests.support import testkit
+from tests.support.loopback import serve_http
 
 from .conftest import API_KEY, Hosted, hosted_settings, post
 from .issuer import LocalIssuer, SigningKey, running_issuer

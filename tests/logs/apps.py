@@ -15,8 +15,8 @@ from opsgate.logs.server import capability, make_backend
 from opsgate.logs.settings import load
 from opsgate.server import App
 from tests.logs import corpus
-from tests.logs.azure_credentials import StaticTokenCredential
 from tests.logs.azure_loopback import AzureLoopback
+from tests.support.azure import StaticTokenCredential
 
 WORKSPACE = "00000000-0000-0000-0000-00000000beef"
 

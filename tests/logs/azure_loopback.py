@@ -14,7 +14,7 @@ from typing import Any
 
 import re2
 
-from tests.logs.loopback import LoopbackServer, Reply, json_reply
+from tests.support.loopback import LoopbackServer, Reply, json_reply
 
 _TOKEN = re.compile(
     r'\s*(?:(?P<str>"(?:[^"\\\n]|\\.)*")|(?P<dt>datetime\([^)]*\))|(?P<num>\d+\b)'

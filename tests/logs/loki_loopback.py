@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import re2
 
-from tests.logs.loopback import LoopbackServer, Reply, json_reply, text_reply
+from tests.support.loopback import LoopbackServer, Reply, json_reply, text_reply
 
 
 class LogQLSyntaxError(ValueError):

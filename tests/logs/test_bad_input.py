@@ -19,10 +19,10 @@ from opsgate.config import ConfigError, LocalCaller, Settings
 from opsgate.server import App
 from tests.logs import corpus
 from tests.logs.apps import azure_app, files_app, loki_app
-from tests.logs.azure_credentials import FailingCredential, StaticTokenCredential
 from tests.logs.azure_loopback import AzureLoopback
 from tests.logs.loki_loopback import LokiLoopback
 from tests.logs.test_translation import PAYLOADS
+from tests.support.azure import FailingCredential, StaticTokenCredential
 
 
 async def _call(app: App, args: dict[str, Any], tool: str = "logs_query", mode: str = "legacy") -> Any:

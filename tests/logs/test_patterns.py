@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import csv
 import statistics
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsgate.logs.patterns import MinerConfig, TemplateMiner, grouping_accuracy, mine
+from opsgate.logs.patterns import MinerConfig, TemplateMiner, mine
 from opsgate.logs.patterns.masking import mask
+from tests.conftest import DATASETS
+from tests.support.accuracy import grouping_accuracy
 
-LOGHUB = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "loghub"
+LOGHUB = DATASETS / "loghub"
 
 
 def text_of(miner: TemplateMiner, template_id: int) -> str:
@@ -113,9 +114,9 @@ def test_unicode_messages() -> None:
 def test_very_long_lines_are_bounded() -> None:
     config = MinerConfig(max_tokens=64)
     miner = TemplateMiner(config)
-    long_words = " ".join(f"item{i}" for i in range(200_000))
+    long_words = " ".join(f"item_{i}" for i in range(200_000))
     first = miner.add("batch " + long_words)
-    second = miner.add("batch " + long_words.replace("item1", "thing"))
+    second = miner.add("batch " + long_words.replace("item_1", "thing"))
     huge_token = miner.add("x" * 2_000_000)
     assert first == second
     assert len(text_of(miner, first).split()) == config.max_tokens
@@ -172,15 +173,16 @@ def test_grouping_accuracy_counts_lines_in_exactly_matching_groups() -> None:
 
 
 # Floors a little under the accuracy measured with the default config (see bench/bench_log_patterns.py).
+# The issue-13 goal: mean >= 0.98 and no system below 0.90.
 GA_FLOORS = {
-    "Apache": 0.98,
-    "BGL": 0.95,
-    "HDFS": 0.98,
-    "Hadoop": 0.95,
-    "Linux": 0.80,
-    "OpenStack": 0.95,
-    "Spark": 0.95,
-    "Zookeeper": 0.95,
+    "Apache": 0.99,
+    "BGL": 0.98,
+    "HDFS": 0.99,
+    "Hadoop": 0.98,
+    "Linux": 0.98,
+    "OpenStack": 0.99,
+    "Spark": 0.99,
+    "Zookeeper": 0.99,
 }
 
 
@@ -192,13 +194,15 @@ def loghub_accuracy(system: str) -> float:
     return grouping_accuracy(ids, [row["EventId"] for row in rows])
 
 
+@pytest.mark.shared_data("loghub")
 @pytest.mark.parametrize("system", sorted(GA_FLOORS))
 def test_loghub_grouping_accuracy_floor(system: str) -> None:
     assert loghub_accuracy(system) >= GA_FLOORS[system]
 
 
+@pytest.mark.shared_data("loghub")
 def test_loghub_mean_grouping_accuracy() -> None:
-    assert statistics.mean(loghub_accuracy(system) for system in GA_FLOORS) >= 0.90
+    assert statistics.mean(loghub_accuracy(system) for system in GA_FLOORS) >= 0.98
 
 
 def test_merged_list_lengths_do_not_pile_up_clusters() -> None:
@@ -208,3 +212,79 @@ def test_merged_list_lengths_do_not_pile_up_clusters() -> None:
     ids |= {miner.add(f"Removable base files: /srv/img/{a} /srv/img/{b}") for a in names for b in names}
     assert {miner.resolve(i) for i in ids} == {miner.resolve(min(ids))}
     assert miner.cluster_count <= 4
+
+
+# -- failure modes seen on unseen data (issue 13): each of these failed before the fix ---------------
+
+
+def test_a_word_with_a_digit_inside_is_a_word_not_a_value() -> None:
+    miner = TemplateMiner()
+    http2 = [miner.add(f"stream {i} from 10.0.0.{i} upgraded to HTTP2") for i in range(3)]
+    http3 = [miner.add(f"stream {i} from 10.0.1.{i} upgraded to HTTP3") for i in range(3)]
+    tls = miner.add("handshake with 10.0.0.7:443 done using TLSv13")
+    tls_old = miner.add("handshake with 10.0.0.8:443 done using TLSv12")
+    eth0 = miner.add("carrier lost on eth0 after 12 s")
+    eth1 = miner.add("carrier lost on eth1 after 3 s")
+    assert len(set(http2)) == len(set(http3)) == 1
+    assert len({http2[0], http3[0]}) == 2
+    assert len({tls, tls_old}) == 2 and len({eth0, eth1}) == 2
+    assert text_of(miner, http2[0]) == "stream <*> from <*> upgraded to HTTP2"
+    assert text_of(miner, tls) == "handshake with <*>:<*> done using TLSv13"
+    assert mask("cipher sha256 on IPv6 link eth1") == "cipher sha256 on IPv6 link eth1"
+    # Ids and counters with a digit stay values, and a name that keeps varying becomes a variable.
+    assert mask("blk_-1608999687919862906 broadcast_0 cafe42 R02-M1-N0 x509") == "<*> <*> <*> <*> <*>"
+    nodes = {miner.add(f"heartbeat missed from node{i}") for i in range(1, 9)}
+    assert len({miner.resolve(i) for i in nodes}) == 1
+
+
+def test_a_dotted_identifier_is_a_word_not_a_value() -> None:
+    miner = TemplateMiner()
+    sync = [miner.add(f"job {i} ran com.example.jobs.SyncWorker in {i} ms") for i in range(3)]
+    report = [miner.add(f"job {i} ran com.example.jobs.ReportWorker in {i} ms") for i in range(3)]
+    assert len(set(sync)) == len(set(report)) == 1 and sync[0] != report[0]
+    assert text_of(miner, sync[0]) == "job <*> ran com.example.jobs.SyncWorker in <*>"
+    daemons = [miner.add(f"{name} startup succeeded") for name in ("rpc.statd", "rpc.idmapd", "hcid")]
+    assert len(set(daemons)) == 3
+    settings_ = [miner.add(f"{key} set to {value}") for key, value in (("tickTime", 2000), ("maxSessionTimeout", 40))]
+    assert len(set(settings_)) == 2
+
+
+def test_a_value_with_a_variable_number_of_tokens_keeps_one_template_and_its_words() -> None:
+    miner = TemplateMiner()
+    lines = [
+        "Server environment:java.version=17.0.2",
+        "Server environment:java.vendor=Oracle Corporation",
+        "Server environment:os.name=Linux",
+        "Server environment:zookeeper.version=3.4.5-1392090, built on 09/20/2014 09:27 GMT",
+        "Server environment:user.dir=/var/lib/app",
+        "Server environment:java.vendor=Eclipse Adoptium Foundation",
+    ]
+    ids = {miner.resolve(miner.add(line)) for line in lines}
+    assert len({miner.resolve(i) for i in ids}) == 1
+    assert text_of(miner, ids.pop()) == "Server environment:<*>"
+    # A new field or a new part after a value is a different event, not a longer value.
+    plain = miner.add("authentication failure; rhost=10.0.0.1")
+    with_user = miner.add("authentication failure; rhost=10.0.0.2  user=root")
+    probing = miner.add("PCI: Probing PCI hardware")
+    probing_bus = miner.add("PCI: Probing PCI hardware (bus 00)")
+    init = miner.add("Initializing CPU#0")
+    crypto = miner.add("Initializing Cryptographic API")
+    assert len({miner.resolve(i) for i in (plain, with_user)}) == 2
+    assert len({miner.resolve(i) for i in (probing, probing_bus)}) == 2
+    assert len({miner.resolve(i) for i in (init, crypto)}) == 2
+
+
+def test_names_shared_by_two_messages_are_variables_but_an_enumeration_stays_apart() -> None:
+    miner = TemplateMiner()
+    users = ["cyrus", "news", "test"]
+    opened = {miner.add(f"session opened for user {user} by (uid={i})") for i, user in enumerate(users)}
+    closed = {miner.add(f"session closed for user {user}") for user in users}
+    assert len({miner.resolve(i) for i in opened}) == 1
+    assert len({miner.resolve(i) for i in closed}) == 1
+    assert text_of(miner, opened.pop()) == "session opened for user <*> by (uid=<*>)"
+    states = ["LOOKING", "LEADING", "FOLLOWING"]
+    votes = {
+        miner.add(f"vote {i} ({mine} state), {theirs} (peer state)")
+        for i, (mine, theirs) in enumerate((a, b) for a in states for b in states)
+    }
+    assert len({miner.resolve(i) for i in votes}) == 9

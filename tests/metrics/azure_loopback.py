@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -22,6 +21,7 @@ import isodate
 import numpy as np
 
 from opsgate.sandbox.series import SandboxSeries
+from tests.support.loopback import LoopbackServer, Reply, Route, json_reply
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/shop-rg"
@@ -111,88 +111,37 @@ class AzureLoopback:
         return 200, {"values": values_out}
 
 
-def _handler(loopback: AzureLoopback) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
+def _route(loopback: AzureLoopback) -> Route:
+    def route(method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        parsed = urlparse(path)
+        body = json.loads(raw or b"{}")
+        query = parse_qs(parsed.query)
+        with loopback.lock:
+            loopback.requests.append(
+                {"path": parsed.path, "query": query, "body": body, "auth": headers.get("authorization")}
+            )
+        if method != "POST":
+            return json_reply(405, {"error": {"code": "MethodNotAllowed", "message": method}})
+        if headers.get("authorization") != f"Bearer {TOKEN}":
+            return json_reply(401, {"error": {"code": "InvalidAuthenticationToken", "message": "bad token"}})
+        if not re.fullmatch(rf"/subscriptions/{SUBSCRIPTION}/metrics:getBatch", parsed.path):
+            return json_reply(404, {"error": {"code": "NotFound", "message": f"no route {parsed.path}"}})
+        failure = loopback.next_failure()
+        if failure is not None:
+            status, extra = failure
+            code = "Throttled" if status == 429 else "ServerError"
+            status, reply_headers, payload = json_reply(
+                status, {"error": {"code": code, "message": f"loopback says {status}"}}
+            )
+            return status, {**reply_headers, **extra}, payload
+        return json_reply(*loopback.answer(query, body))
 
-        def _send(self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            payload = json.dumps(doc).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_POST(self) -> None:
-            parsed = urlparse(self.path)
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            query = parse_qs(parsed.query)
-            with loopback.lock:
-                loopback.requests.append(
-                    {"path": parsed.path, "query": query, "body": body, "auth": self.headers.get("Authorization")}
-                )
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._send(401, {"error": {"code": "InvalidAuthenticationToken", "message": "bad token"}})
-                return
-            if not re.fullmatch(rf"/subscriptions/{SUBSCRIPTION}/metrics:getBatch", parsed.path):
-                self._send(404, {"error": {"code": "NotFound", "message": f"no route {parsed.path}"}})
-                return
-            failure = loopback.next_failure()
-            if failure is not None:
-                status, headers = failure
-                self._send(
-                    status,
-                    {
-                        "error": {
-                            "code": "Throttled" if status == 429 else "ServerError",
-                            "message": f"loopback says {status}",
-                        }
-                    },
-                    headers,
-                )
-                return
-            status, doc = loopback.answer(query, body)
-            self._send(status, doc)
-
-    return Handler
+    return route
 
 
 @contextmanager
 def serve(series: SandboxSeries) -> Iterator[AzureLoopback]:
     loopback = AzureLoopback(series)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(loopback))
-    loopback.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with LoopbackServer(_route(loopback)) as server:
+        loopback.url = server.url
         yield loopback
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-class LoopbackCredential:
-    """An async token credential for tests: one fixed token, and the scopes it was asked for."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        self.scopes.append(scopes)
-        return AccessToken(TOKEN, int(datetime.now(UTC).timestamp()) + 3600)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> LoopbackCredential:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None

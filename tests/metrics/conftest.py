@@ -18,6 +18,7 @@ from opsgate.server import App
 from tests.metrics import azure_loopback
 from tests.metrics.incident import END, incident_series
 from tests.metrics.prometheus_fixture import prometheus  # noqa: F401  (session fixture)
+from tests.support.azure import StaticTokenCredential
 
 BACKENDS = ["sandbox", "prometheus", "azure"]
 
@@ -45,7 +46,9 @@ def make_backend(name: str, prometheus_url: str | None, azure_url: str | None, *
     if name == "azure":
         assert azure_url is not None
         return AzureBackend(
-            azure_settings(azure_url, **overrides), azure_loopback.LoopbackCredential(), allow_http_for_tests=True
+            azure_settings(azure_url, **overrides),
+            StaticTokenCredential(azure_loopback.TOKEN),
+            allow_http_for_tests=True,
         )
     return SandboxBackend(SandboxSettings(), series=incident_series())
 

@@ -6,15 +6,15 @@ loopback, so a typed query must give the same answer on all three.
 
 from __future__ import annotations
 
-import math
-import time
+from datetime import UTC, datetime
 
 from opsgate.sandbox.series import SandboxSeries, SandboxTimeline
 
 SEED = 11
-# Aligned to the minute and fixed for the session; Prometheus' retention is measured from the newest
-# sample, and the data end within the hour, so the backfilled blocks are always retained.
-END = math.floor(time.time() / 60) * 60.0 - 600.0
+# A fixed reference time, never the wall clock: the series have daily seasonality, so an END that
+# followed the clock made the expected figures depend on the time of day the suite ran. Prometheus runs
+# with a retention longer than the age of these blocks, so the backfilled data is always kept.
+END = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()
 DAYS = 3
 START = END - DAYS * 86_400.0
 DEPLOY = END - 90 * 60.0

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from opsgate.sandbox.series import METRICS, RESOLUTION_S, sample_times
-from tests.loopback import free_port
 from tests.metrics.incident import END, START, incident_series
+from tests.support.loopback import free_port
 
 READY_TIMEOUT_S = 60.0
 MINIMAL_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n"

@@ -22,12 +22,13 @@ from opsgate.metrics.anomaly import (
     rank_series,
     rank_series_with_skips,
 )
+from tests.conftest import DATASETS
 
 STEP = 300.0
 DAY = 288  # points per day at a five-minute step
 T0 = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[2]
-NAB = REPO / ".." / "shared" / "datasets" / "nab"
+NAB = DATASETS / "nab"
 
 FloatArray = NDArray[np.float64]
 
@@ -214,6 +215,7 @@ def _load_bench_nab() -> ModuleType:
     return module
 
 
+@pytest.mark.shared_data("nab")
 def test_nab_windows_found_and_false_positives_beat_the_rolling_z_baseline() -> None:
     bench = _load_bench_nab()
     files = bench.load_nab(NAB)

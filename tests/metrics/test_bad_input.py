@@ -13,9 +13,10 @@ from mcp_types import TextContent
 
 from opsgate.config import LocalCaller, Settings
 from opsgate.server import App
-from tests.metrics.azure_loopback import AzureLoopback, LoopbackCredential
+from tests.metrics.azure_loopback import AzureLoopback
 from tests.metrics.conftest import BACKENDS
 from tests.metrics.incident import END
+from tests.support.azure import StaticTokenCredential
 
 MODE = "2026-07-28"
 
@@ -179,5 +180,5 @@ async def test_azure_credential_is_asked_for_the_metrics_audience(metrics_app: C
 
     backend = capability.closers[0].__self__  # type: ignore[attr-defined]
     assert isinstance(backend, AzureBackend)
-    assert isinstance(backend.credential, LoopbackCredential)
+    assert isinstance(backend.credential, StaticTokenCredential)
     assert backend.credential.scopes[0] == ("https://metrics.monitor.azure.com/.default",)

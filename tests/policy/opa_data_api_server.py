@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from opsgate.policy.embedded import EmbeddedEngine
-from tests.loopback import free_port, serve_asgi
+from tests.support.loopback import free_port, serve_asgi
 
 
 @dataclass

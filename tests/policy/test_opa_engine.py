@@ -10,9 +10,9 @@ import pytest
 from opsgate.policy.decision import PolicyError
 from opsgate.policy.embedded import EmbeddedEngine
 from opsgate.policy.opa import OpaServerEngine
-from tests.loopback import free_port
 from tests.policy.cases import POLICY_DIR, load_cases
 from tests.policy.opa_data_api_server import ServerBehaviour, serve
+from tests.support.loopback import free_port
 
 CASES = load_cases()
 READ = next(c for c in CASES if c.name == "read allowed").input

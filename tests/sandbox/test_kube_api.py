@@ -1,7 +1,7 @@
 """The loopback emulation of the Kubernetes API, driven with the real `kubernetes` client.
 
 Tests that take only `kube_client`/`kube_namespace` also run against a real cluster when
-`OPSGATE_TEST_KUBECONFIG` is set (see tests/kube_fixture.py); the others need the emulation's hooks.
+`OPSGATE_TEST_KUBECONFIG` is set (see tests/support/kube.py); the others need the emulation's hooks.
 """
 
 from __future__ import annotations

@@ -74,6 +74,11 @@ async def _trail(state: Path, n: int = 6) -> Path:
     return state / "audit.db"
 
 
+def _delete_database(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
 def _verify(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     code = main(["audit", "verify", "--file", str(db)])
     return code, capsys.readouterr().out
@@ -155,8 +160,7 @@ async def test_restart_after_the_database_was_deleted_refuses(
 ) -> None:
     state = tmp_path / "state"
     db = await _trail(state)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    _delete_database(db)
     with pytest.raises(Exception, match="deleted, replaced or cut short"):
         build_app(Settings(state_dir=state), ["runbooks"])
     code, out = _verify_fresh(state, capsys, monkeypatch)

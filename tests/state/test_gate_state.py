@@ -11,13 +11,13 @@ from typing import Any
 
 from pydantic import Field
 
-from opsgate import testkit
 from opsgate.audit import digest
 from opsgate.caller import Caller
 from opsgate.config import Settings
 from opsgate.contracts import Capability, Contract, Target, ToolInput, ToolOutput
 from opsgate.gate import CallContext
 from opsgate.server import App, build_app
+from tests.support import testkit
 
 AGENT = Caller(subject="agent-a", roles=["responder"], client="pytest", authenticated=True)
 OTHER = Caller(subject="agent-b", roles=["responder"], client="pytest", authenticated=True)

@@ -87,7 +87,13 @@ class LogsService:
             end = parse_rfc3339(args.end) if args.end is not None else now
         else:
             end = parse_rfc3339(args.end) if args.end is not None else now
-            start = end - parse_duration(args.since or self.settings.default_since)
+            since = args.since or self.settings.default_since
+            span = parse_duration(since)
+            if span.total_seconds() * 1e9 > self.max_window_ns:
+                # checked before subtracting: `since=99999999d` would overflow the calendar
+                allowed = self.settings.max_window
+                raise ToolError(f"since={since} is longer than the allowed {allowed} window; narrow it")
+            start = end - span
         start_ns, end_ns = to_ns(start), to_ns(end)
         if end_ns <= start_ns:
             raise ToolError(f"window end {format_ns(end_ns)} is not after its start {format_ns(start_ns)}")

@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal, Self
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from opsgate.contracts import Page, ToolInput, ToolOutput
 from opsgate.metrics.selection import LABEL_NAME, METRIC_NAME, Aggregation, parse_matcher
 from opsgate.metrics.timewindow import DURATION_PATTERN, parse_duration
 
 NAME = r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$"
+# The longest window, `since`, baseline or span a metrics call may name: past it a typo (`99999999d`, year
+# 1 to 9999) is refused with a clear error instead of overflowing the calendar or scanning centuries.
+MAX_WINDOW_DAYS = 400
+MAX_WINDOW_S = MAX_WINDOW_DAYS * 86_400.0
+
+
+def _unix_seconds(value: Any) -> Any:
+    """An instant is RFC 3339 text or unix seconds (a JSON number), as the schema says; never a boolean."""
+    if isinstance(value, bool):
+        raise ValueError("expected an RFC 3339 time or unix seconds, not a boolean")
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{value!r} unix seconds is out of range") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not an RFC 3339 time (e.g. 2026-11-23T05:00:00Z)") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value
+
+
+# RFC 3339 text or unix seconds: the declared schema and what validation accepts are the same thing.
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_unix_seconds),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}),
+]
+
+
+def _bounded_duration(value: str | None) -> str | None:
+    if value is not None and parse_duration(value) > MAX_WINDOW_S:
+        raise ValueError(f"{value!r} is longer than the {MAX_WINDOW_DAYS}-day maximum")
+    return value
 
 
 class SeriesInput(ToolInput):
@@ -32,6 +69,11 @@ class SeriesInput(ToolInput):
     raw_query: str | None = Field(
         default=None, max_length=2000, description="Backend-native query (PromQL); only some roles may use it"
     )
+
+    @field_validator("rate_window")
+    @classmethod
+    def _rate_window(cls, value: str) -> str | None:
+        return _bounded_duration(value)
 
     @field_validator("match")
     @classmethod
@@ -64,9 +106,14 @@ class SeriesInput(ToolInput):
 
 
 class WindowInput(SeriesInput):
-    start: datetime | None = Field(default=None, description="Window start (RFC 3339 or unix seconds)")
-    end: datetime | None = Field(default=None, description="Window end; default now")
+    start: Instant | None = Field(default=None, description="Window start (RFC 3339 or unix seconds)")
+    end: Instant | None = Field(default=None, description="Window end; default now")
     since: str | None = Field(default=None, pattern=DURATION_PATTERN, description="Window = the last SINCE, e.g. 1h")
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str | None) -> str | None:
+        return _bounded_duration(value)
 
     @model_validator(mode="after")
     def _window(self) -> Self:
@@ -74,6 +121,13 @@ class WindowInput(SeriesInput):
             raise ValueError("give either `since` or `start`, not both")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end.isoformat()}) must be after start ({self.start.isoformat()})")
+        if self.start is not None:
+            end = self.end.timestamp() if self.end is not None else time.time()
+            if end - self.start.timestamp() > MAX_WINDOW_S:
+                raise ValueError(
+                    f"the window from {self.start.isoformat()} is longer than the {MAX_WINDOW_DAYS}-day maximum; "
+                    "narrow it"
+                )
         return self
 
 
@@ -82,6 +136,11 @@ class QueryInput(WindowInput):
     step: str | None = Field(default=None, pattern=DURATION_PATTERN, description="Resolution of a range; default auto")
     points: int | None = Field(default=None, ge=2, le=2000, description="Point budget per series (default 40)")
     limit: int = Field(default=10, ge=1, le=200, description="Most series to return")
+
+    @field_validator("step")
+    @classmethod
+    def _step_bound(cls, value: str | None) -> str | None:
+        return _bounded_duration(value)
 
     @model_validator(mode="after")
     def _step(self) -> Self:
@@ -121,6 +180,11 @@ class AnomaliesInput(WindowInput):
     step: str = Field(default="60s", pattern=DURATION_PATTERN, description="Resolution of the scan")
     limit: int = Field(default=10, ge=1, le=200, description="Most anomalies to return")
 
+    @field_validator("baseline", "step")
+    @classmethod
+    def _durations(cls, value: str) -> str | None:
+        return _bounded_duration(value)
+
 
 class AnomalyItem(ToolOutput):
     series: str
@@ -147,11 +211,16 @@ class AnomaliesOutput(Page[AnomalyItem]):
 
 
 class CompareInput(SeriesInput):
-    at: datetime = Field(description="The moment to compare around, e.g. a deploy time")
+    at: Instant = Field(description="The moment to compare around, e.g. a deploy time (RFC 3339 or unix seconds)")
     before: str = Field(default="30m", pattern=DURATION_PATTERN, description="Span before `at`")
     after: str = Field(default="30m", pattern=DURATION_PATTERN, description="Span after `at`")
     step: str = Field(default="60s", pattern=DURATION_PATTERN, description="Resolution")
     limit: int = Field(default=10, ge=1, le=200, description="Most series to return")
+
+    @field_validator("before", "after", "step")
+    @classmethod
+    def _durations(cls, value: str) -> str | None:
+        return _bounded_duration(value)
 
 
 class CompareItem(ToolOutput):

@@ -1,6 +1,8 @@
 """The policy decision document and its strict parsing.
 
-A decision that does not parse is a deny: the gate never guesses what a policy meant.
+A decision that does not parse is a deny: the gate never guesses what a policy meant. `allow` is
+required of every decision; `require_approval` of every decision about a write (`require_fields`),
+and when it is true it wins over `allow`.
 """
 
 from __future__ import annotations
@@ -33,12 +35,28 @@ class Decision(BaseModel):
 
     allow: bool
     reasons: list[str] = Field(default_factory=list)
-    require_approval: bool = False
+    require_approval: bool | None = Field(
+        default=None, description="Required for writes (the gate denies a write decision without it)"
+    )
     approvers: list[str] = Field(default_factory=list)
     approvals_needed: int = Field(default=0, ge=0)
     alternative: str | None = None
     rule: str | None = None
     obligations: Obligations = Field(default_factory=Obligations)
+
+
+# The fields a decision must carry, by the call's scope (a missing one makes the decision malformed).
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"read": ("allow",), "write": ("allow", "require_approval")}
+
+
+def require_fields(decision: Decision, scope: str) -> None:
+    """Raise PolicyError when the decision lacks a field the gate needs for a call of this scope."""
+    missing = [name for name in REQUIRED_FIELDS.get(scope, REQUIRED_FIELDS["write"]) if getattr(decision, name) is None]
+    if missing:
+        raise PolicyError(
+            f"policy decision is malformed: a {scope} decision needs {', '.join(missing)} (missing); "
+            "the gate never assumes a default"
+        )
 
 
 def parse_decision(raw: Any) -> Decision:

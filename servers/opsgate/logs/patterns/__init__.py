@@ -3,7 +3,6 @@
 A pure algorithm package (no I/O, no other opsgate imports) used by the logs capability.
 """
 
-from opsgate.logs.patterns.accuracy import grouping_accuracy
 from opsgate.logs.patterns.miner import MinerConfig, Template, TemplateMiner, mine
 
-__all__ = ["MinerConfig", "Template", "TemplateMiner", "grouping_accuracy", "mine"]
+__all__ = ["MinerConfig", "Template", "TemplateMiner", "mine"]

@@ -2,7 +2,8 @@
 
 Masking is generic; nothing here knows about a particular system's log format. Masked, each as one
 ``<*>``: any run of characters between delimiters that holds a digit (numbers, hex ids, IPs, UUIDs,
-versions, times, block ids), with a size or duration unit that follows it ("16.0 KB" is one value);
+versions, times, block ids) unless it is a word with a digit inside (``HTTP2``, ``TLSv13``,
+``eth1``), with a size or duration unit that follows it ("16.0 KB" is one value);
 MAC-style hex bytes; URLs; e-mail addresses; weekday and month names inside dates ("Sun Jul 10").
 The delimiters (``=``, ``:``, ``,``, brackets, quotes, ...) stay, so ``uid=0`` keeps its key: ``uid=<*>``.
 
@@ -24,8 +25,23 @@ _START = rf"(?<![^{_D}])"  # right after a delimiter or at the start
 _END = rf"(?![^{_D}])"  # right before a delimiter or at the end
 _W = r"<\*>"
 
+# A word with a digit inside it names a thing rather than holding a value: protocol, interface,
+# algorithm and format names such as HTTP2, TLSv13, IPv6, eth1, sha256, utf8, ext4. Its shape: at
+# least two letters, one of them not a hex digit (else it is an id like "cafe42"), then one to three
+# digits, then optionally lower-case letters ("log4j"). Such a word stays literal; when it does vary
+# a lot at one position the miner turns that position into a variable like any other word.
+_DIGIT_WORD = r"(?=[A-Za-z]{2})[A-Fa-f]*+[G-Zg-z][A-Za-z]*+\d{1,3}[a-z]*+"
+
 # Possessive quantifiers keep this linear: a word without a digit is given up after one scan.
-_WITH_DIGIT = re.compile(rf"{_START}[^{_D}\d]*+\d[^{_D}]*+")
+_WITH_DIGIT = re.compile(rf"{_START}(?!{_DIGIT_WORD}{_END})[^{_D}\d]*+\d[^{_D}]*+")
+# The same where a run of two or more dots ("loop...", "instruction......0") is punctuation between
+# chunks, not part of a value (a single dot joins a value: "4771.02", "10.0.0.1"). Slower, so only
+# used on messages that hold such a run.
+_CHUNK = rf"(?:[^{_D}.]|(?<!\.)\.(?!\.))"
+_CHUNK_END = rf"(?![^{_D}.]|\.(?!\.))"
+_WITH_DIGIT_DOTS = re.compile(
+    rf"(?:(?<![^{_D}])|(?<=\.\.))(?!{_DIGIT_WORD}{_CHUNK_END})(?:(?!\d){_CHUNK})*+\d{_CHUNK}*+"
+)
 
 _HEX_BYTE = rf"(?:[0-9A-Fa-f]{{2}}|{_W})"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
@@ -39,9 +55,16 @@ _DATE_WORDS = re.compile(  # weekday and month names in dates, i.e. followed by 
     rf"{_START}(?=[A-Z][a-z])(?:(?:{_WEEKDAY}\s+)?{_MONTH}|{_WEEKDAY})(?=\s+{_W})"
 )
 
-# A partial of the bound method, not a def: this runs on every line and a Python frame costs time.
-mask_digits: Callable[[str], str] = partial(_WITH_DIGIT.sub, WILDCARD)
-"""The message with each delimiter-bounded chunk that holds a digit replaced by ``<*>``."""
+_mask_chunks: Callable[[str], str] = partial(_WITH_DIGIT.sub, WILDCARD)
+_mask_dotted_chunks: Callable[[str], str] = partial(_WITH_DIGIT_DOTS.sub, WILDCARD)
+
+
+def mask_digits(message: str) -> str:
+    """The message with each delimiter-bounded chunk that holds a digit replaced by ``<*>``.
+
+    Words with a digit inside (``HTTP2``, ``eth1``) are kept; see ``_DIGIT_WORD``.
+    """
+    return _mask_dotted_chunks(message) if ".." in message else _mask_chunks(message)
 
 
 def refine(masked: str) -> str:

@@ -6,19 +6,22 @@ bucket it joins the most similar cluster when enough positions agree and no posi
 different *words* (see ``tokens``); positions holding different values become ``<*>``. Otherwise it
 starts a new cluster.
 
-Two merge rules run as clusters appear or change, and make the younger id an alias of the older one
+Three merge rules run as clusters appear or change, and make the younger id an alias of the older one
 (see ``TemplateMiner.resolve``):
 
 * clusters identical except for one position where they hold different words are kept apart while
   there are few such words (an enumeration such as GET/POST/DELETE usually names different events),
   and merged once that position has taken ``variable_word_min_values`` different words (then it is a
-  variable such as a user or host name);
+  variable such as a user or host name), or as soon as two such groups of different messages share
+  two of their words (words that fill the slots of two messages are names, not events);
 * clusters whose templates become equal once each run of variables is collapsed to one ``<*>`` are
-  merged (variable-length parameter lists).
+  merged (variable-length parameter lists), and so are clusters of different lengths where one
+  variable of the shorter template spans the longer one's extra tokens (a value holding spaces).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -93,6 +96,77 @@ def _bucket_key(tokens: list[str]) -> tuple[int, str]:
     return (len(tokens), WILDCARD if WILDCARD in first or is_value(first) else first)
 
 
+_PUNCTUATION = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum() and chr(c) != "_")
+_FIELD = re.compile(r"\w[\w.-]*[=:]")  # a key=value field or a "label:" starts a new part of a message
+
+
+def _spans(token: str) -> bool:
+    """True for a template token that may stand for several message tokens: a variable, or ``key:<*>``."""
+    return is_variable(token) or token.endswith(WILDCARD)
+
+
+def _agree(mine: str, theirs: str) -> str | None:
+    """The token covering both, when two aligned template tokens can belong to one event."""
+    if mine == theirs or fits(theirs, mine):
+        return mine
+    if fits(mine, theirs):
+        return theirs
+    if is_variable(mine) or is_variable(theirs):
+        return generalize(mine, theirs)
+    return None
+
+
+def _span_merge(short: list[str], long: list[str], threshold: float) -> list[str] | None:
+    """``short`` generalised to cover ``long`` with one spanning token absorbing the extra tokens, or None.
+
+    The extra tokens must not start a new ``key=value`` field or ``label:`` (``rhost=<*>`` and
+    ``rhost=<*> user=root`` stay two events, as do ``L2 cache: <*>`` and ``L1 I cache: <*>, L1 D
+    cache: <*>``), the absorbed run must start with a value (``Initializing <*>`` does not absorb
+    ``Initializing Cryptographic API``), and enough of ``short`` must be literal words both share.
+    """
+    extra = len(long) - len(short)
+    literal = sum(1 for token in short if not is_variable(token))
+    if literal < max(1.0, threshold * len(short)):
+        return None
+    for i, token in enumerate(short):
+        # A value that starts where a variable stands (or fits a ``key:<*>`` token) may run on.
+        if not _spans(token) or not (long[i] == token or fits(long[i], token) or is_value(long[i])):
+            continue
+        if any(_FIELD.match(t) for t in long[i + 1 : i + 1 + extra]):
+            continue
+        merged: list[str] = []
+        for mine, theirs in zip(short[:i] + short[i + 1 :], long[:i] + long[i + 1 + extra :], strict=True):
+            both = _agree(mine, theirs)
+            if both is None:
+                break
+            merged.append(both)
+        else:
+            merged.insert(i, token)
+            return merged
+    return None
+
+
+def _core(token: str) -> str:
+    """A token without the punctuation around it: ``(LOOKING`` and ``LOOKING,`` name one thing."""
+    return token.strip(_PUNCTUATION)
+
+
+def _same_message(one: _SiblingKey, other: _SiblingKey, words: set[str]) -> bool:
+    """True when two sibling groups are slots of one message rather than two messages.
+
+    They are when their templates differ only at positions holding the shared ``words`` (or the
+    slots themselves), as in ``LOOKING (n.state), LEADING (my state)``: one message whose two
+    slots take the same states.
+    """
+    first, second = one[1], other[1]
+    if len(first) != len(second):
+        return False
+    return all(
+        a in (b, WILDCARD) or b == WILDCARD or _core(a) in words or _core(b) in words
+        for a, b in zip(first, second, strict=True)
+    )
+
+
 class TemplateMiner:
     """Groups log messages into templates online; ``add`` returns the template id of each message.
 
@@ -108,7 +182,9 @@ class TemplateMiner:
         self._counts: list[int] = []
         self._buckets: dict[tuple[int, str], list[_Cluster]] = {}
         self._by_shape: dict[tuple[str, ...], int] = {}
+        self._by_head: dict[str, list[_Cluster]] = {}
         self._siblings: dict[_SiblingKey, list[tuple[int, int]]] = {}
+        self._slot_words: dict[str, set[_SiblingKey]] = {}
         self._cache: dict[str, int] = {}
 
     @property
@@ -222,6 +298,7 @@ class TemplateMiner:
         self._parent.append(cluster.id)
         self._counts.append(0)
         self._buckets.setdefault(cluster.bucket, []).append(cluster)
+        self._by_head.setdefault(cluster.bucket[1], []).append(cluster)
         self._changed(cluster)
         for sibling, position in siblings:
             if self._parent[cluster.id] != cluster.id:
@@ -249,6 +326,53 @@ class TemplateMiner:
         if other != cluster.id:
             # The alias stays in its bucket: lines of its length keep landing on it, not on new clusters.
             self._alias(cluster.id, other, unbucket=False)
+            return
+        self._merge_covered(cluster)
+        self._merge_spans(cluster)
+
+    def _merge_covered(self, cluster: _Cluster) -> None:
+        """Merge the clusters of ``cluster``'s bucket that its (just generalised) template now covers.
+
+        ``Server environment:os.name=Linux`` became a cluster of its own while the other template
+        read ``Server environment:java.version=<*>``; once that one reads ``Server environment:<*>``
+        it covers the first, and a line of either now belongs to one event.
+        """
+        if WILDCARD not in " ".join(cluster.tokens):
+            return
+        template, parent = cluster.tokens, self._parent
+        for other in list(self._buckets.get(cluster.bucket, ())):
+            if other is cluster or parent[other.id] != other.id:
+                continue
+            if all(
+                mine in (theirs, WILDCARD) or fits(theirs, mine)
+                for mine, theirs in zip(template, other.tokens, strict=True)
+            ):
+                self._alias(other.id, cluster.id, unbucket=False)
+                keep = self._clusters[self.resolve(cluster.id)]
+                if keep is not cluster:
+                    keep.tokens = list(template)
+                    keep.version += 1
+
+    def _merge_spans(self, cluster: _Cluster) -> None:
+        """Merge ``cluster`` with a cluster of another length when one variable spans the difference.
+
+        ``Server environment:<*>`` and ``Server environment:java.vendor=Oracle Corporation`` are one
+        event whose value holds a space: the shorter template's variable absorbs the longer one's
+        extra tokens, and the shorter template (with every literal word both share) survives.
+        """
+        parent = self._parent
+        for other in self._by_head.get(cluster.bucket[1], ()):
+            if other is cluster or parent[other.id] != other.id or len(other.tokens) == len(cluster.tokens):
+                continue
+            short, long = (other, cluster) if len(other.tokens) < len(cluster.tokens) else (cluster, other)
+            merged = _span_merge(short.tokens, long.tokens, self._config.similarity_threshold)
+            if merged is None:
+                continue
+            self._alias(short.id, long.id, unbucket=False)
+            keep = self._clusters[self.resolve(short.id)]
+            keep.tokens = merged
+            self._changed(keep)
+            return
 
     def _join_siblings(self, cluster: _Cluster, sibling: _Cluster, position: int) -> None:
         """Record two clusters that differ by the word at ``position``; merge the group once it is large."""
@@ -262,6 +386,35 @@ class TemplateMiner:
         live = self._live_siblings(members)
         if len(live) >= self._config.variable_word_min_values:
             self._merge_siblings(live, position)
+            return
+        self._share_words(key, live)
+
+    def _share_words(self, key: _SiblingKey, live: list[int]) -> None:
+        """Merge two sibling groups whose differing words overlap: those words are names, not events.
+
+        ``session opened for user cyrus`` / ``... news`` and ``session closed for user cyrus`` /
+        ``... news`` take the same words at their differing position; words that fill the slot of two
+        different messages are entities (users, hosts, queues), while an enumeration such as
+        GET/POST/DELETE belongs to one message.
+        """
+        words = {self._clusters[i].tokens[key[0]] for i in live}
+        seen: dict[_SiblingKey, int] = {}
+        vocabulary = {_core(word) for word in words}
+        for word in words:
+            groups = self._slot_words.setdefault(word, set())
+            for other in groups:
+                if other != key:
+                    seen[other] = seen.get(other, 0) + 1
+            groups.add(key)
+        for other, shared in seen.items():
+            if shared < 2:
+                continue
+            other_live = self._live_siblings(self._siblings[other])
+            both = vocabulary | {_core(self._clusters[i].tokens[other[0]]) for i in other_live}
+            if len(other_live) >= 2 and not _same_message(key, other, both):
+                self._merge_siblings(live, key[0])
+                self._merge_siblings(other_live, other[0])
+                return
 
     def _live_siblings(self, members: list[tuple[int, int]]) -> list[int]:
         """Ids of the entries whose cluster survives unchanged; stale entries are dropped."""
@@ -274,7 +427,10 @@ class TemplateMiner:
         for member in members:
             if member != keep.id:
                 self._alias(member, keep.id)
-        keep.tokens[position] = WILDCARD
+        word = keep.tokens[position]
+        for member in members:
+            word = generalize(word, self._clusters[member].tokens[position])
+        keep.tokens[position] = word
         self._changed(keep)
 
     def _alias(self, one: int, other: int, *, unbucket: bool = True) -> None:

@@ -1,13 +1,60 @@
-"""A tiny threaded HTTP server on 127.0.0.1 for the loopback Loki and Log Analytics servers."""
+"""Loopback servers for tests, in background threads on 127.0.0.1.
+
+- `serve_asgi` / `serve_http`: ASGI apps under uvicorn: opsgate over Streamable HTTP, and the stand-ins
+  for servers that cannot be had here (an OPA Data API, an OIDC issuer).
+- `LoopbackServer`: a tiny threaded HTTP server answering `route(method, path, headers, body)`, for
+  the stand-ins of backend HTTP APIs (Loki, Log Analytics, Azure Monitor metrics).
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from opsgate.config import Settings
+from opsgate.server import App, http_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_asgi(app: ASGIApp, port: int, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` until the block ends; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"loopback server on {host}:{port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def serve_http(app: App, settings: Settings) -> Iterator[str]:
+    """opsgate's Streamable HTTP app; yields the MCP endpoint URL."""
+    with serve_asgi(http_app(app, settings), settings.http.port, settings.http.host) as base:
+        yield base + settings.http.path
+
 
 Reply = tuple[int, dict[str, str], bytes]
 Route = Callable[[str, str, dict[str, str], bytes], Reply]

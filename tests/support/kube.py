@@ -25,8 +25,7 @@ template behave as on the emulation, readiness does not. Tests that need the emu
 (fault injection, pod-log lines, bad images, fast rollouts) request `kube_api`, which is skipped
 against a real cluster because a real cluster offers none of those hooks.
 
-The lead registers this module in `tests/conftest.py` with `pytest_plugins = ["tests.kube_fixture"]`
-(or `["kube_fixture"]` when `tests/` is on `sys.path`).
+`tests/conftest.py` registers this module with `pytest_plugins = ["tests.support.kube"]`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages the test suite needs (a real Prometheus, a newer Node for the MCP conformance suite).
+# System packages the test suite needs (a real Prometheus, PostgreSQL, a newer Node for the MCP conformance suite).
 # Installs only what is missing; needs root (or sudo) on a fresh Debian/Ubuntu machine.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# PostgreSQL server binaries for the shared-state tests (tests/support/postgres.py starts a cluster on loopback)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -335,11 +335,14 @@ class AuditLog:
             )
         keys = self.cp.public_keys if self.cp is not None else {}
 
+        if self.cp is None and self.store.checkpoints():
+            warnings.append("no public keys given: checkpoint signatures not checked (use `opsgate audit verify`)")
+
         def check(entry: dict[str, Any], where: str) -> None:
             if entry.get("type") != "checkpoint":
                 return
             seq = entry.get("seq")
-            problem = check_entry(entry, keys)
+            problem = check_entry(entry, keys) if self.cp is not None else None
             if problem is not None:
                 problems.append(f"{where} checkpoint at record {seq}: {problem}")
                 return

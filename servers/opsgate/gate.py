@@ -384,7 +384,7 @@ class Gate:
             )
         else:
             text = (
-                f"{name}: {record.get('error') or 'refused'} (and the audit trail could not record this: {error}; "
+                f"{record.get('error') or name + ': refused'} (and the audit trail could not record this: {error}; "
                 "writes are refused until it is healthy)"
             )
         meta = {**_result_meta(record), META_PREFIX + "outcome": "audit_failed", META_PREFIX + "audit_error": error}

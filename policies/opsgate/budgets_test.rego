@@ -37,3 +37,17 @@ test_strongest_denial_decides_and_all_reasons_listed if {
 	d.rule == "write.budget.target_1h"
 	count(d.reasons) == 3
 }
+
+test_budget_that_is_not_a_number_denies if {
+	d := data.opsgate.decision with input as with_autonomy(prod_write, "autonomous") with data.opsgate_config.budgets.rollback_deployment.target_1h as "3"
+	d.allow == false
+	d.rule == "policy.check_failed"
+}
+
+test_missing_counts_deny_real_writes if {
+	doc := with_autonomy(prod_write, "autonomous")
+	no_counts := object.union(object.remove(doc, ["context"]), {"context": object.remove(doc.context, ["recent"])})
+	d := data.opsgate.decision with input as no_counts
+	d.allow == false
+	d.rule == "policy.check_failed"
+}

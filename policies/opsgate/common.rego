@@ -1,4 +1,8 @@
 # Shared facts about the call that every rule file reads.
+#
+# Facts are computed in helper rules and stay undefined when they cannot be computed (malformed input,
+# data the rules cannot read, a builtin that errors). Checks never pass on `not <fact>`: see the
+# verdicts in decision.rego.
 package opsgate
 
 import rego.v1
@@ -9,12 +13,15 @@ authenticated if input.caller.authenticated == true
 
 known_autonomy := {"read-only", "advised", "approved", "autonomous"}
 
-autonomy := object.get(object.get(input, "context", {}), "autonomy", config.default_autonomy)
+_context := object.get(input, "context", {})
+
+autonomy := object.get(_context, "autonomy", config.default_autonomy) if is_object(_context)
 
 is_read if input.scope == "read"
 
 is_write if input.scope == "write"
 
+# Anything but an explicit `dry_run: true` is a real write.
 dry_run if input.args.dry_run == true
 
 real_write if {
@@ -22,20 +29,37 @@ real_write if {
 	not dry_run
 }
 
-environment := object.get(object.get(input, "target", {}), "environment", "")
+# Undefined when the target is malformed: checks that need it then have no verdict.
+environment := env if {
+	target := object.get(input, "target", {})
+	is_object(target)
+	env := object.get(target, "environment", "")
+	is_string(env)
+}
 
 production if environment in config.production_environments
 
 # An unknown environment is not known to be safe, so it counts as production.
 production if environment == ""
 
-caller_roles := {r | some r in object.get(input.caller, "roles", [])}
+production if not is_string(environment)
+
+caller_roles := {r | some r in object.get(input.caller, "roles", [])} if is_object(input.caller)
 
 approver_roles := {r | some r in config.approver_roles}
 
 has_approval if is_object(input.approval)
 
-now_ns := time.parse_rfc3339_ns(input.context.now)
+# RFC 3339 with a zone, as time.parse_rfc3339_ns reads it; checked first so a malformed time is
+# undefined (never a builtin error) on every engine.
+rfc3339 := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
+
+parse_time_ns(ts) := time.parse_rfc3339_ns(ts) if {
+	is_string(ts)
+	regex.match(rfc3339, ts)
+}
+
+now_ns := parse_time_ns(input.context.now)
 
 now_ns := time.now_ns() if not input.context.now
 

@@ -3,12 +3,19 @@
 # Rule files add to two sets: `denials` (each with a priority, the lower the stronger) and `grants`.
 # Any denial wins over every grant; with neither, the default deny applies. Priorities are distinct per
 # rule so the winning rule is the same on every engine.
+#
+# Fail closed on the policy's own errors. Every denial check that applies to a call (`checks`) must
+# reach a verdict, "deny" or "pass", from facts it could compute. A check whose body errors or meets
+# input or data it cannot read has no verdict: allow then is impossible, and the call is denied with
+# `policy.check_failed` naming the check. A grant needs every applicable check to have passed.
 package opsgate
 
 import rego.v1
 
 # Only the rule files that can apply to this call are evaluated (an evaluation costs per rule).
-denials := caller_denials | _scope_denials
+_rule_denials := caller_denials | _scope_denials
+
+denials := _rule_denials | check_failures
 
 _scope_denials := read_denials if is_read
 else := write_denials | approval_denials if is_write
@@ -17,6 +24,49 @@ else := set()
 grants := read_grants if is_read
 else := write_grants | approval_grants if is_write
 else := set()
+
+# The denial checks that apply to this call; each rule file names its own.
+checks := caller_checks | _scope_checks
+
+_scope_checks := read_checks if is_read
+else := write_checks if is_write
+else := set()
+
+caller_checks := {"caller.unauthenticated", "autonomy.unknown"}
+
+verdicts contains ["caller.unauthenticated", _authenticated_verdict]
+
+verdicts contains ["autonomy.unknown", _autonomy_verdict]
+
+_authenticated_verdict := "pass" if authenticated
+else := "deny"
+
+_autonomy_verdict := "pass" if autonomy in known_autonomy
+else := "deny"
+
+# Each check's verdict by name (a check with two different verdicts makes the evaluation fail: deny).
+verdict := {name: v | some [name, v] in verdicts}
+
+_denied_rules := {d.rule | some d in _rule_denials}
+
+# A check without a verdict (its body errored or was undefined).
+check_failures contains deny(5, "policy.check_failed", sprintf("policy check %v could not be evaluated (malformed input or policy data); denied to fail closed", [name]), "report this to the policy owners; `opsgate check` validates the policy data") if {
+	some name in checks
+	not verdict[name]
+}
+
+# A check that said deny but whose denial could not be built (its reason errored).
+check_failures contains deny(6, "policy.check_failed", sprintf("policy check %v denied but its reason could not be built; denied to fail closed", [name]), "report this to the policy owners") if {
+	some name in checks
+	verdict[name] == "deny"
+	not name in _denied_rules
+}
+
+_checks_passed if {
+	every name in checks {
+		verdict[name] == "pass"
+	}
+}
 
 _denials_sorted := sort([[d.priority, d.rule, d.reason, d.alternative, d.require_approval, d.approvers, d.approvals_needed] | some d in denials])
 
@@ -30,6 +80,8 @@ _obligations(dry_run_only) := {
 	"confirmation_ok": confirmation_ok,
 }
 
+# The allow branch needs positive evidence: no denial, every check passed, a grant. When the denials
+# themselves cannot be computed, neither the first nor the second branch applies: default deny.
 decision := {
 	"allow": false,
 	"reasons": [r[2] | some r in _denials_sorted],
@@ -51,6 +103,8 @@ decision := {
 	"rule": _grants_sorted[0][1],
 	"obligations": _obligations(_grants_sorted[0][3]),
 } if {
+	count(denials) == 0
+	_checks_passed
 	count(grants) > 0
 } else := {
 	"allow": false,
@@ -82,9 +136,9 @@ grant(priority, rule, reason, dry_run_only) := {
 }
 
 caller_denials contains deny(10, "caller.unauthenticated", "the caller is not authenticated; every tool needs an authenticated caller", "authenticate to the opsgate server (a bearer token on HTTP, or run it over stdio)") if {
-	not authenticated
+	verdict["caller.unauthenticated"] == "deny"
 }
 
 caller_denials contains deny(20, "autonomy.unknown", sprintf("autonomy level %q is not one of read-only, advised, approved, autonomous", [autonomy]), "fix context.autonomy in the opsgate configuration") if {
-	not autonomy in known_autonomy
+	verdict["autonomy.unknown"] == "deny"
 }

@@ -40,6 +40,28 @@ test_unknown_autonomy_denied if {
 
 test_missing_autonomy_defaults_to_approved if {
 	doc := object.remove(prod_write, ["context"])
-	d := data.opsgate.decision with input as object.union(doc, {"context": {"now": now}})
+	d := data.opsgate.decision with input as object.union(doc, {"context": {"now": now, "recent": prod_write.context.recent}})
 	d.rule == "write.prod.requires_approval"
+}
+
+test_context_that_is_not_an_object_denies if {
+	d := data.opsgate.decision with input as object.union(read_input, {"context": "approved"})
+	d.allow == false
+}
+
+test_check_without_verdict_names_the_check if {
+	d := data.opsgate.decision with input as read_input with data.opsgate_config.max_points as null
+	d.allow == false
+	d.rule == "policy.check_failed"
+	contains(d.reasons[0], "read.point_budget_exceeded")
+}
+
+test_every_applicable_check_reaches_a_verdict if {
+	every doc in [read_input, prod_write, rollback_input("staging", true)] {
+		checks := data.opsgate.checks with input as doc
+		verdicts := data.opsgate.verdict with input as doc
+		every name in checks {
+			verdicts[name] in {"pass", "deny"}
+		}
+	}
 }

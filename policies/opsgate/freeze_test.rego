@@ -33,3 +33,31 @@ test_freeze_windows_come_from_data if {
 	d.rule == "write.freeze"
 	contains(d.reasons[0], "black friday")
 }
+
+# Fail closed: a window the rules cannot evaluate denies every real write (the schema refuses such data
+# at load; this is for data that reaches OPA some other way).
+test_freeze_window_with_plain_dates_denies_real_writes if {
+	windows := [{"start": "2026-11-01", "end": "2026-12-31", "environments": ["prod"], "reason": "november"}]
+	d := data.opsgate.decision with input as with_autonomy(prod_write, "autonomous") with data.opsgate_config.freeze_windows as windows
+	d.allow == false
+	d.rule == "policy.check_failed"
+	contains(d.reasons[0], "write.freeze")
+}
+
+test_freeze_window_without_zone_denies_even_in_other_environments if {
+	windows := [{"start": "2026-11-01T00:00:00", "end": "2026-12-31T00:00:00", "environments": ["dev"], "reason": "x"}]
+	d := data.opsgate.decision with input as with_autonomy(prod_write, "autonomous") with data.opsgate_config.freeze_windows as windows
+	d.allow == false
+}
+
+test_unparseable_now_denies_real_writes if {
+	doc := object.union(with_autonomy(prod_write, "autonomous"), {"context": object.union(with_autonomy(prod_write, "autonomous").context, {"now": "2026-11-23"})})
+	d := data.opsgate.decision with input as doc
+	d.allow == false
+}
+
+test_broken_freeze_window_does_not_stop_dry_runs if {
+	windows := [{"start": "2026-11-01", "end": "2026-12-31", "environments": ["prod"], "reason": "november"}]
+	d := data.opsgate.decision with input as rollback_input("prod", true) with data.opsgate_config.freeze_windows as windows
+	d.allow == true
+}

@@ -3,9 +3,49 @@ package opsgate
 
 import rego.v1
 
-raw_query if {
+read_checks := {"read.raw_query.role_required", "read.point_budget_exceeded"}
+
+verdicts contains ["read.raw_query.role_required", _raw_query_verdict] if is_read
+
+verdicts contains ["read.point_budget_exceeded", _points_verdict] if is_read
+
+# Facts: true or false when they can be computed, undefined when not.
+
+# A raw query is any `raw_query` that is not null or blank (a non-string one counts as raw).
+raw_query_requested := false if {
+	is_object(input.args)
+	object.get(input.args, "raw_query", null) == null
+} else := false if {
 	is_string(input.args.raw_query)
-	trim_space(input.args.raw_query) != ""
+	trim_space(input.args.raw_query) == ""
+} else := true if {
+	is_object(input.args)
+}
+
+raw_query_roles := {r | some r in config.raw_query_roles}
+
+has_raw_query_role := count(caller_roles & raw_query_roles) > 0
+
+estimated_points := object.get(object.get(input, "facts", {}), "estimated_points", 0)
+
+_raw_query_verdict := "pass" if {
+	raw_query_requested == false
+} else := "pass" if {
+	raw_query_requested == true
+	has_raw_query_role == true
+} else := "deny" if {
+	raw_query_requested == true
+	has_raw_query_role == false
+}
+
+_points_verdict := "deny" if {
+	is_number(estimated_points)
+	is_number(config.max_points)
+	estimated_points > config.max_points
+} else := "pass" if {
+	is_number(estimated_points)
+	is_number(config.max_points)
+	estimated_points <= config.max_points
 }
 
 read_grants contains grant(100, "read.allowed", sprintf("%v is a read; authenticated callers may read", [input.tool]), false) if {
@@ -13,13 +53,10 @@ read_grants contains grant(100, "read.allowed", sprintf("%v is a read; authentic
 	authenticated
 }
 
-read_denials contains deny(40, "read.raw_query.role_required", sprintf("raw backend queries need one of the roles %v; the caller has %v", [sort(config.raw_query_roles), sort(caller_roles)]), "use the typed filter fields (service, selector, severity, text) instead of raw_query") if {
-	is_read
-	raw_query
-	count(caller_roles & {r | some r in config.raw_query_roles}) == 0
+read_denials contains deny(40, "read.raw_query.role_required", sprintf("raw backend queries need one of the roles %v; the caller has %v", [sort(raw_query_roles), sort(caller_roles)]), "use the typed filter fields (service, selector, severity, text) instead of raw_query") if {
+	verdict["read.raw_query.role_required"] == "deny"
 }
 
-read_denials contains deny(41, "read.point_budget_exceeded", sprintf("the query would return about %v points, over the limit of %v", [input.facts.estimated_points, config.max_points]), "narrow the window or raise the step") if {
-	is_read
-	input.facts.estimated_points > config.max_points
+read_denials contains deny(41, "read.point_budget_exceeded", sprintf("the query would return about %v points, over the limit of %v", [estimated_points, config.max_points]), "narrow the window or raise the step") if {
+	verdict["read.point_budget_exceeded"] == "deny"
 }

@@ -57,3 +57,16 @@ test_reads_allowed_under_read_only if {
 	d := data.opsgate.decision with input as with_autonomy(read_input, "read-only")
 	d.allow == true
 }
+
+test_raw_query_that_is_not_a_string_counts_as_raw if {
+	d := data.opsgate.decision with input as object.union(read_input, {"args": {"raw_query": ["up"]}})
+	d.allow == false
+	d.rule == "read.raw_query.role_required"
+}
+
+test_point_limit_that_is_not_a_number_denies if {
+	doc := object.union(read_input, {"facts": {"estimated_points": 50000}})
+	d := data.opsgate.decision with input as doc with data.opsgate_config.max_points as "11000"
+	d.allow == false
+	d.rule == "policy.check_failed"
+}

@@ -3,6 +3,18 @@ package opsgate
 
 import rego.v1
 
+write_checks := {
+	"write.read_only",
+	"write.advised.dry_run_only",
+	"write.freeze",
+	"write.budget.target_1h",
+	"write.budget.global_1m",
+}
+
+verdicts contains ["write.read_only", _read_only_verdict] if is_write
+
+verdicts contains ["write.advised.dry_run_only", _advised_verdict] if is_write
+
 # Confirmation (a click in the client) is enough for dry runs and outside production, never for a
 # production write.
 confirmation_ok if {
@@ -17,9 +29,22 @@ confirmation_ok if {
 
 default confirmation_ok := false
 
-write_denials contains deny(50, "write.read_only", sprintf("%v changes the system and autonomy is read-only", [input.tool]), "use the read tools; a human can make this change") if {
-	is_write
+_read_only_verdict := "deny" if {
 	autonomy == "read-only"
+} else := "pass" if {
+	autonomy in known_autonomy
+}
+
+_advised_verdict := "pass" if {
+	dry_run
+} else := "deny" if {
+	autonomy == "advised"
+} else := "pass" if {
+	autonomy in known_autonomy
+}
+
+write_denials contains deny(50, "write.read_only", sprintf("%v changes the system and autonomy is read-only", [input.tool]), "use the read tools; a human can make this change") if {
+	verdict["write.read_only"] == "deny"
 }
 
 write_denials contains d if {
@@ -28,8 +53,7 @@ write_denials contains d if {
 }
 
 real_write_denials contains deny(70, "write.advised.dry_run_only", sprintf("autonomy is advised: %v may only run as a dry run", [input.tool]), "call again with dry_run=true") if {
-	real_write
-	autonomy == "advised"
+	verdict["write.advised.dry_run_only"] == "deny"
 }
 
 write_grants contains grant(110, "write.dry_run.allowed", sprintf("%v is a dry run; it changes nothing", [input.tool]), true) if {

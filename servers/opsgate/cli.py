@@ -14,6 +14,7 @@ from typing import Any
 
 from opsgate import approvals_cli
 from opsgate.config import ConfigError, Settings, load_settings
+from opsgate.policy.decision import PolicyError
 from opsgate.sandbox import demo_cli
 
 
@@ -80,12 +81,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- check ---------------------------------------------------------------------------------------
 
 
+def check_policy_data(settings: Settings) -> str:
+    """Validate the local policy data against its published schema (raises PolicyError naming the entry).
+
+    The embedded engine refuses to start on data that fails this; with OPA the data lives in OPA's
+    bundle, so the local policy folder is checked when it has a data file.
+    """
+    from opsgate.policy.data_schema import SCHEMA_FILE_NAME
+    from opsgate.policy.embedded import DATA_FILE_NAMES, load_policy_data
+
+    policy = settings.policy
+    if policy.engine == "opa" and not any((policy.dir / name).is_file() for name in DATA_FILE_NAMES):
+        return f"not checked (engine opa, no data file in {policy.dir}; check the bundle against {SCHEMA_FILE_NAME})"
+    config = load_policy_data(policy.dir, policy.data)["opsgate_config"]
+    return (
+        f"ok ({len(config.get('freeze_windows', []))} freeze window(s), {len(config['budgets'])} budget(s); "
+        f"matches {SCHEMA_FILE_NAME})"
+    )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from opsgate.server import build_app
 
     settings = _settings(args)
     ok = True
     print(f"config: ok (audit at {settings.audit_file}, policy engine {settings.policy.engine})")
+    try:
+        print(f"policy data: {check_policy_data(settings)}")
+    except PolicyError as exc:
+        print(f"FAIL: {exc}")
+        return 1
     try:
         app = build_app(settings, args.capabilities or ["all"])
     except Exception as exc:
@@ -183,7 +208,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from opsgate.policy.decision import PolicyError
     from opsgate.policy.testing import eval_decision, run_policy_tests
 
     settings = _settings(args)
@@ -295,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, PolicyError) as exc:
         print(f"opsgate: {exc}", file=sys.stderr)
         return 2
     return code

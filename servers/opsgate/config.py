@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -170,10 +170,33 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def config_problems(exc: ValidationError, prefix: str = "") -> str:
+    """`key.path: what is wrong` for each problem; an unknown key (a typo) is named as such."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        key = ".".join([prefix, *(str(p) for p in err["loc"])] if prefix else [str(p) for p in err["loc"]])
+        message = "unknown key (a typo?)" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{key}: {message}")
+    return "; ".join(problems)
+
+
+def load_section(section: str, raw: Any, model: type[SectionT]) -> SectionT:
+    """A capability's `[section]` parsed into its own settings model; ConfigError names the key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid [{section}] configuration: expected a table, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid [{section}] configuration: {config_problems(exc, section)}") from None
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `config_file` (or `$OPSGATE_CONFIG`), the environment and `overrides`."""
-    from pydantic import ValidationError
-
     path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     settings_cls: type[Settings] = Settings
     if path is not None:
@@ -190,5 +213,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except ValidationError as exc:
         where = str(path) if path else "environment"
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ConfigError(f"invalid configuration ({where}): {problems}") from None
+        raise ConfigError(f"invalid configuration ({where}): {config_problems(exc)}") from None

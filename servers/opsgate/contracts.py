@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from mcp_types import ContentBlock, Tool, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from opsgate.gate import CallContext
+from opsgate.context import CallContext as CallContext
+from opsgate.context import ProgressFn as ProgressFn
+from opsgate.context import Target as Target
 
 Scope = Literal["read", "write"]
 Risk = Literal["low", "medium", "high"]
@@ -43,6 +44,25 @@ class ToolOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class WriteInput(ToolInput):
+    """Base for every write tool's input: the fields the gate reads, declared once.
+
+    A write is a dry run unless the caller says `dry_run=false`; a real write may carry the id of a
+    human approval. Subclasses may narrow these fields (a description, an id pattern), never drop them.
+    """
+
+    dry_run: bool = Field(default=True, description="Preview only; false applies the change")
+    approval_id: str | None = Field(default=None, max_length=64, description="Approval id for a real write")
+
+
+class WriteOutput(ToolOutput):
+    """Base for every write tool's output: whether the change was applied, and whether it failed after
+    being applied (the limiter and the audit record count both)."""
+
+    applied: bool = Field(description="True when the change was made")
+    failed: bool = Field(default=False, description="True when the change was made but did not succeed")
+
+
 class Page(ToolOutput, Generic[ItemT]):
     """The shared result envelope: items, whether more exist, and who answered."""
 
@@ -51,16 +71,6 @@ class Page(ToolOutput, Generic[ItemT]):
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page")
     limit: int = Field(description="The item limit that was applied (the smaller of the request and policy)")
     backend: str = Field(description="The backend that answered")
-
-
-class Target(BaseModel):
-    """What a call acts on; the gate fills a missing environment from configuration."""
-
-    model_config = ConfigDict(frozen=True)
-
-    environment: str | None = None
-    namespace: str | None = None
-    service: str | None = None
 
 
 class ToolError(Exception):
@@ -75,8 +85,8 @@ class BackendUnavailable(ToolError):
     """The backend could not be reached or timed out; counts as a failure for the circuit breaker."""
 
 
-Handler = Callable[[InT, "CallContext"], Awaitable[OutT]]
-FactsFn = Callable[[InT, "CallContext"], Awaitable[dict[str, Any]]]
+Handler = Callable[[InT, CallContext], Awaitable[OutT]]
+FactsFn = Callable[[InT, CallContext], Awaitable[dict[str, Any]]]
 
 
 _SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
@@ -107,10 +117,9 @@ def _no_target(_: BaseModel) -> Target:
 
 
 def _default_summary(output: BaseModel) -> str:
-    items = getattr(output, "items", None)
-    if isinstance(items, list):
-        more = " (truncated; more available)" if getattr(output, "truncated", False) else ""
-        return f"{len(items)} item(s){more}."
+    if isinstance(output, Page):
+        more = " (truncated; more available)" if output.truncated else ""
+        return f"{len(output.items)} item(s){more}."
     return "Done."
 
 
@@ -139,6 +148,12 @@ class Contract(Generic[InT, OutT]):
     def __post_init__(self) -> None:
         if not _TOOL_NAME.fullmatch(self.name):
             raise ValueError(f"tool name {self.name!r} must be snake_case `capability_verb`")
+        if self.scope == "write":
+            # the gate reads `dry_run`, `approval_id`, `applied` and `failed` of every write: declared, not guessed
+            if not issubclass(self.input_model, WriteInput):
+                raise ValueError(f"write tool {self.name!r}: its input model must extend contracts.WriteInput")
+            if not issubclass(self.output_model, WriteOutput):
+                raise ValueError(f"write tool {self.name!r}: its output model must extend contracts.WriteOutput")
 
     @property
     def annotations(self) -> ToolAnnotations:

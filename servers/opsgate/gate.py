@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
@@ -49,14 +49,19 @@ from opsgate import telemetry
 from opsgate.audit import AuditLog, digest, redact_for_storage
 from opsgate.caller import Caller, resolve_caller
 from opsgate.config import Settings
+from opsgate.context import CallContext as CallContext
+from opsgate.context import ProgressFn as ProgressFn
 from opsgate.contracts import (
     UNTRUSTED_NOTE,
     BackendUnavailable,
     Capability,
     Contract,
+    Page,
     ResourceProvider,
     Target,
     ToolError,
+    WriteInput,
+    WriteOutput,
 )
 from opsgate.limits import Limiter
 from opsgate.policy.decision import Decision, PolicyError, require_fields
@@ -80,28 +85,6 @@ INPUT_REQUIRED_VERSION = "2026-07-28"
 _AUDIT_BACKLOG_MAX = 10000
 # The client capability each embedded input request needs.
 _INPUT_CAPABILITY = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
-
-
-class ProgressFn(Protocol):
-    async def __call__(self, progress: float, total: float | None = None, message: str | None = None) -> None: ...
-
-
-async def _no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
-    return None
-
-
-@dataclass
-class CallContext:
-    """What a handler may use of the call beyond its arguments."""
-
-    call_id: str
-    caller: Caller
-    target: Target
-    request_id: str | None
-    decision: Decision | None = None
-    progress: ProgressFn = _no_progress
-    mcp: ServerRequestContext[Any, Any] | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -420,7 +403,6 @@ class Gate:
                 f"invalid arguments for {name}: {size} bytes is over the {self.settings.max_argument_bytes} byte limit",
                 "invalid",
             )
-        approval_id = arguments.get(APPROVAL_ARG) if contract.scope == "write" else None
         try:
             # strict, as JSON: `limit=true` or `limit="5"` is an error, not 1 or 5
             args = contract.input_model.model_validate_json(encoded, strict=True)
@@ -428,6 +410,8 @@ class Gate:
             record["args_digest"] = digest(arguments)
             record["args"] = _stored_args(arguments, record)
             raise Denied(_validation_message(name, exc), "invalid") from None
+        write_args = args if isinstance(args, WriteInput) else None
+        approval_id = write_args.approval_id if write_args is not None else None
         args_doc = args.model_dump(mode="json", exclude={APPROVAL_ARG})
         record["args"] = _stored_args(args_doc, record)
         record["args_digest"] = digest({"tool": name, "args": args_doc})
@@ -465,7 +449,7 @@ class Gate:
             target=target,
             caller=caller,
             facts=facts,
-            approval_id=approval_id if isinstance(approval_id, str) and approval_id else None,
+            approval_id=approval_id or None,
         )
 
         # 3. approval presented with the call (validated by the hook, judged by the policy)
@@ -480,7 +464,7 @@ class Gate:
             record["approval"] = approval
 
         # 4. a real write reserves its limits before anything is decided or run (see opsgate.limits)
-        real_write = contract.scope == "write" and getattr(args, "dry_run", False) is not True
+        real_write = write_args is not None and not write_args.dry_run
         reservation: Reservation | None = None
         recent: dict[str, int] | None = None
         if real_write:
@@ -546,7 +530,7 @@ class Gate:
                 record["approval"] = extra
                 raise Denied(message, "pending_approval", {"approval": extra, **_denial_meta(decision)})
             raise Denied(_denial_text(name, decision), "denied", _denial_meta(decision))
-        if decision.obligations.dry_run_only and getattr(args, "dry_run", True) is not True:
+        if decision.obligations.dry_run_only and real_write:
             raise Denied(f"{name}: policy allows only dry runs here; call again with dry_run=true", "denied")
 
         # 6. call rate: per caller, under a global ceiling
@@ -585,8 +569,9 @@ class Gate:
         if isinstance(output, InputRequiredResult):
             # the handler asks the client first; nothing was done, so the limiter records nothing
             raise _InputRequired(_interim_result(name, output, record, mcp_ctx))
-        applied = contract.scope == "write" and bool(getattr(output, "applied", not getattr(args, "dry_run", False)))
-        failed = "failed" in type(output).model_fields and output.failed is True
+        written = output if isinstance(output, WriteOutput) else None
+        applied = written is not None and written.applied
+        failed = written is not None and written.failed
         if contract.scope == "write":
             record["applied"] = applied
         if real_write:
@@ -714,11 +699,9 @@ class Gate:
         obligations = decision.obligations
         data = output.model_dump(mode="json")
         notes: list[str] = []
-        items = data.get("items")
-        if obligations.max_items is not None and isinstance(items, list) and len(items) > obligations.max_items:
-            data["items"] = items[: obligations.max_items]
-            if "truncated" in data:
-                data["truncated"] = True
+        if isinstance(output, Page) and obligations.max_items is not None and len(output.items) > obligations.max_items:
+            data["items"] = data["items"][: obligations.max_items]
+            data["truncated"] = True
             notes.append(f"policy caps results at {obligations.max_items} items")
         redacted = 0
         if obligations.redact:

@@ -58,7 +58,11 @@ def test_policy_test_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "facts": {},
         "caller": {"subject": "agent", "roles": ["responder"], "client": "x", "authenticated": True},
         "approval": None,
-        "context": {"now": "2026-11-23T05:00:00Z", "autonomy": "approved", "recent": {}},
+        "context": {
+            "now": "2026-11-23T05:00:00Z",
+            "autonomy": "approved",
+            "recent": {"rollback_deployment": {"target_1h": 0, "global_1m": 0}},
+        },
     }
     path = tmp_path / "input.json"
     path.write_text(json.dumps(doc))

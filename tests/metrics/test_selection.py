@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from opsgate.durations import format_duration, parse_duration
 from opsgate.metrics.aggregate import counter_rate, evaluate
 from opsgate.metrics.backends.base import Series
 from opsgate.metrics.contracts import CompareInput, QueryInput
 from opsgate.metrics.selection import Matcher, Selection, parse_matcher
-from opsgate.metrics.timewindow import format_duration, parse_duration
 
 
 def test_typed_fields_render_as_promql() -> None:

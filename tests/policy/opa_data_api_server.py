@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from opsgate.policy.decision import PolicyError
 from opsgate.policy.embedded import EmbeddedEngine
 from tests.support.loopback import free_port, serve_asgi
 
@@ -38,6 +39,8 @@ class ServerBehaviour:
     fail_first: int = 0
     requests: int = 0
     paths: list[str] = field(default_factory=list)
+    # decides instead of the engine the server started with (e.g. one loaded with broken data)
+    engine: EmbeddedEngine | None = None
 
 
 def build_app(engine: EmbeddedEngine, behaviour: ServerBehaviour) -> Starlette:
@@ -69,7 +72,12 @@ def build_app(engine: EmbeddedEngine, behaviour: ServerBehaviour) -> Starlette:
             return PlainTextResponse('{"result": {"allow": tru', media_type="application/json")
         if mode == "undefined" or path.replace("/", ".") != "opsgate.decision":
             return JSONResponse({})
-        decision: dict[str, Any] = engine.evaluate(body.get("input"))
+        try:
+            decision: dict[str, Any] | None = (behaviour.engine or engine).evaluate(body.get("input"))
+        except PolicyError as exc:  # as OPA answers an evaluation error
+            return JSONResponse({"code": "internal_error", "message": str(exc)}, status_code=500)
+        if decision is None:
+            return JSONResponse({})
         if mode == "missing_allow":
             decision = {k: v for k, v in decision.items() if k != "allow"}
         if mode == "allow_string":

@@ -13,12 +13,15 @@ from opsgate.policy.embedded import load_policy_data, policy_modules, policy_tes
 class RealOpa:
     """OPA's own evaluator loaded with the same policy files and data as the embedded engine."""
 
-    def __init__(self, policy_dir: Path, with_tests: bool = False) -> None:
+    def __init__(
+        self, policy_dir: Path, with_tests: bool = False, data: dict[str, Any] | None = None, *, validate: bool = True
+    ) -> None:
+        """`data` is merged over the folder's data file; `validate=False` loads data that fails the schema."""
         self._engine = OpaEngine()
         modules = policy_modules(policy_dir) + (policy_test_modules(policy_dir) if with_tests else [])
         for name, source in modules:
             self._engine.add_policy(name, source)
-        self._engine.add_data(load_policy_data(policy_dir))
+        self._engine.add_data(load_policy_data(policy_dir, data, validate=validate))
 
     def document(self, path: str, policy_input: Any = None) -> Any:
         """`data.<path>` (dotted), or None when undefined."""

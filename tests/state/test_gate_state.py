@@ -14,7 +14,7 @@ from pydantic import Field
 from opsgate.audit import digest
 from opsgate.caller import Caller
 from opsgate.config import Settings
-from opsgate.contracts import Capability, Contract, Target, ToolInput, ToolOutput
+from opsgate.contracts import Capability, Contract, Target, ToolInput, WriteInput, WriteOutput
 from opsgate.gate import CallContext
 from opsgate.server import App, build_app
 from tests.support import testkit
@@ -38,7 +38,7 @@ class ProbeInput(ToolInput):
     blob: str = Field(default="", max_length=20000)
 
 
-class ProbeOutput(ToolOutput):
+class ProbeOutput(WriteOutput):
     applied: bool = False
 
 
@@ -48,8 +48,8 @@ def probes(on_write: Callable[[], None] = lambda: None) -> Capability:
     async def broken_read(args: ProbeInput, ctx: CallContext) -> ProbeOutput:
         raise RuntimeError("backend exploded")
 
-    class WriteIn(ProbeInput):
-        dry_run: bool = True
+    class WriteIn(ProbeInput, WriteInput):
+        pass
 
     async def write(args: WriteIn, ctx: CallContext) -> ProbeOutput:
         if not args.dry_run:
@@ -121,7 +121,7 @@ async def test_failing_reads_do_not_lock_out_a_write_on_the_target(tmp_path: Pat
         assert failed.is_error and "internal error" in _text(failed)
     write = await app.gate.call_tool("probe_write", {**target, "dry_run": False}, AGENT)
     assert not write.is_error, _text(write)
-    assert write.structured_content == {"applied": True}
+    assert write.structured_content["applied"] is True
     await app.aclose()
 
 

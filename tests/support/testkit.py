@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
+from opsgate import contracts
 from opsgate.contracts import Capability, Contract, Target, ToolInput, ToolOutput
 from opsgate.gate import CallContext
 
@@ -26,16 +27,13 @@ class NoArgs(ToolInput):
     pass
 
 
-class WriteInput(ToolInput):
+class WriteInput(contracts.WriteInput):
     namespace: str = Field(pattern=r"^[a-z0-9-]{1,63}$")
     service: str = Field(pattern=r"^[a-z0-9-]{1,63}$")
     value: int = Field(ge=0, le=1000)
-    dry_run: bool = True
-    approval_id: str | None = Field(default=None, max_length=64, description="Approval id for a real write")
 
 
-class WriteOutput(ToolOutput):
-    applied: bool
+class WriteOutput(contracts.WriteOutput):
     value: int
 
 

@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from opsgate.contracts import Page, ToolInput, ToolOutput
+from opsgate.durations import parse_duration
 from opsgate.logs.safe_regex import RegexError, validate
 from opsgate.logs.selector import SelectorError, parse_selector
 from opsgate.logs.severity import Severity
-from opsgate.logs.timeparse import parse_duration, parse_rfc3339
+from opsgate.logs.timeparse import parse_rfc3339
 
 NAME = r"^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$"
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"

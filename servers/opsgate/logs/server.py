@@ -6,12 +6,12 @@ from typing import Any
 
 from opsgate.config import ConfigError, Settings
 from opsgate.contracts import Capability, Contract, Target
+from opsgate.durations import parse_duration
 from opsgate.gate import CallContext
 from opsgate.logs.backends import LogBackend
 from opsgate.logs.contracts import LogFilter, PatternsInput, PatternsOutput, QueryInput, QueryOutput
 from opsgate.logs.service import LogsService
 from opsgate.logs.settings import LogsSettings, load
-from opsgate.logs.timeparse import parse_duration
 
 
 def make_backend(config: LogsSettings, **injected: Any) -> LogBackend:
@@ -80,7 +80,7 @@ def capability(config: LogsSettings, backend: LogBackend) -> Capability:
         return await service.patterns(args)
 
     async def facts(args: LogFilter, ctx: CallContext) -> dict[str, Any]:
-        window = parse_duration(args.since or config.default_since).total_seconds() if args.start is None else None
+        window = parse_duration(args.since or config.default_since) if args.start is None else None
         return {"backend": backend.name, "window_seconds": window, "raw_query": args.raw_query is not None}
 
     timeout = config.timeout_s + 5

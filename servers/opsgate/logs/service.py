@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from opsgate.contracts import ToolError
+from opsgate.durations import parse_duration
 from opsgate.logs.backends import LogBackend
 from opsgate.logs.contracts import (
     LogFilter,
@@ -26,7 +27,7 @@ from opsgate.logs.records import LogRecord
 from opsgate.logs.selector import parse_selector
 from opsgate.logs.settings import LogsSettings
 from opsgate.logs.severity import RANK, SEVERITIES
-from opsgate.logs.timeparse import format_ns, parse_duration, parse_rfc3339, to_ns
+from opsgate.logs.timeparse import NS_PER_S, format_ns, parse_rfc3339, to_ns
 
 
 def _clip(text: str, limit: int) -> str:
@@ -75,7 +76,7 @@ class LogsService:
     def __init__(self, settings: LogsSettings, backend: LogBackend) -> None:
         self.settings = settings
         self.backend = backend
-        self.max_window_ns = to_ns(datetime.fromtimestamp(0, UTC) + parse_duration(settings.max_window))
+        self.max_window_ns = round(parse_duration(settings.max_window) * NS_PER_S)
 
     def now(self) -> datetime:
         return self.settings.now or datetime.now(UTC)
@@ -88,7 +89,7 @@ class LogsService:
         else:
             end = parse_rfc3339(args.end) if args.end is not None else now
             since = args.since or self.settings.default_since
-            span = parse_duration(since)
+            span = timedelta(seconds=parse_duration(since))
             if span.total_seconds() * 1e9 > self.max_window_ns:
                 # checked before subtracting: `since=99999999d` would overflow the calendar
                 allowed = self.settings.max_window

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from opsgate.config import ConfigError
+from opsgate.config import ConfigError, load_section
+from opsgate.durations import parse_duration
 from opsgate.logs.backends.azure import AzureSettings
 from opsgate.logs.backends.files import FilesSettings
 from opsgate.logs.backends.kubernetes import KubernetesSettings
 from opsgate.logs.backends.loki import LokiSettings
-from opsgate.logs.timeparse import parse_duration
 
 BACKENDS = ("files", "kubernetes", "loki", "azure")
 EXAMPLES_NOW = datetime.fromisoformat("2026-11-23T05:00:00+00:00")
@@ -46,13 +46,7 @@ def load(section: dict[str, Any]) -> LogsSettings:
     backend = section.get("backend", "files")
     if backend not in BACKENDS:
         raise ConfigError(f"[logs] backend = {backend!r} is not a logs backend; choose one of {', '.join(BACKENDS)}")
-    try:
-        parsed = LogsSettings.model_validate(section)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"logs.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"invalid [logs] configuration: {problems}") from None
+    parsed = load_section("logs", section, LogsSettings)
     if parsed.now is None and parsed.backend == "files" and "sources" not in section.get("files", {}):
         parsed = parsed.model_copy(update={"now": EXAMPLES_NOW})
     return parsed

@@ -1,4 +1,4 @@
-"""Times and durations as callers and logs write them, as integer nanoseconds since the epoch (UTC)."""
+"""Times as callers and logs write them, as integer nanoseconds since the epoch (UTC)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 NS_PER_S = 1_000_000_000
-_DURATION = re.compile(r"^\s*(\d{1,9})\s*(ms|s|m|h|d|w)\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _FRACTION = re.compile(r"([.,])(\d+)")
 _EPOCH_NS_MIN = 10**17  # 1973 in ns: smaller integers are taken as seconds or milliseconds
-
-
-def parse_duration(text: str) -> timedelta:
-    """`15m`, `2h`, `1d`, `30s`, `500ms`, `1w` -> timedelta; ValueError naming the format otherwise."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. '15m'")
-    value = int(match.group(1)) * _UNIT_S[match.group(2)]
-    if value <= 0:
-        raise ValueError(f"invalid duration {text!r}: must be positive")
-    return timedelta(seconds=value)
 
 
 def parse_rfc3339(text: str) -> datetime:

@@ -14,9 +14,8 @@ from typing import Any
 
 import anyio
 import numpy as np
-from pydantic import ValidationError
 
-from opsgate.config import ConfigError, Settings
+from opsgate.config import Settings, load_section
 from opsgate.contracts import Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.metrics import analysis
@@ -115,11 +114,7 @@ def _label_key(s: Series) -> str:
 
 
 def build(settings: Settings) -> Capability:
-    try:
-        config = MetricsSettings.model_validate(settings.metrics)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid [metrics] configuration: {problems}") from None
+    config = load_section("metrics", settings.metrics, MetricsSettings)
     return build_capability(config, make_backend(config))
 
 

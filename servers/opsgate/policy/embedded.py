@@ -24,6 +24,7 @@ from typing import Any
 import regorus
 import yaml
 
+from opsgate.policy.data_schema import validate_policy_data
 from opsgate.policy.decision import Decision, PolicyError, parse_decision
 from opsgate.policy.engine import DECISION_PATH
 
@@ -55,15 +56,32 @@ def policy_test_modules(policy_dir: Path) -> list[tuple[str, str]]:
     ]
 
 
-def load_policy_data(policy_dir: Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`policy_dir/data.json` (or .yaml/.yml), deep-merged with `extra` (extra wins)."""
+def load_policy_data(
+    policy_dir: Path, extra: Mapping[str, Any] | None = None, *, validate: bool = True
+) -> dict[str, Any]:
+    """`policy_dir/data.json` (or .yaml/.yml), deep-merged with `extra` (extra wins).
+
+    The merged document is checked against the published schema (`opsgate.policy.data_schema`): data
+    the rules cannot read raises PolicyError naming the entry. `validate=False` exists only for the
+    tests that prove the Rego rules deny on bad data by themselves.
+    """
     base: dict[str, Any] = {}
+    source = f"in {policy_dir} (no data.json)"
     for name in DATA_FILE_NAMES:
         path = policy_dir / name
         if path.is_file():
             base = _read_data_file(path)
+            source = str(path)
             break
-    return _deep_merge(base, dict(extra or {}))
+    merged = _deep_merge(base, dict(extra or {}))
+    if validate and ("opsgate_config" in merged or _reads_opsgate_config(policy_dir)):
+        validate_policy_data(merged, source + (" merged with [policy.data]" if extra else ""))
+    return merged
+
+
+def _reads_opsgate_config(policy_dir: Path) -> bool:
+    """Whether any policy module reads `data.opsgate_config` (a folder of other rules needs no data)."""
+    return any("data.opsgate_config" in source for _, source in policy_modules(policy_dir))
 
 
 def policy_revision(modules: list[tuple[str, str]], data: Mapping[str, Any]) -> str:
@@ -112,10 +130,10 @@ class EmbeddedEngine:
     # the gate does not wrap it in a timer that could never fire.
     bounded_inline = True
 
-    def __init__(self, policy_dir: Path, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, policy_dir: Path, data: dict[str, Any] | None = None, *, validate_data: bool = True) -> None:
         self.policy_dir = Path(policy_dir)
         self._modules = policy_modules(self.policy_dir)
-        self._data = load_policy_data(self.policy_dir, data)
+        self._data = load_policy_data(self.policy_dir, data, validate=validate_data)
         self._data_json = json.dumps(self._data)
         self._revision = policy_revision(self._modules, self._data)
         # The interpreter reports parse and compile errors with their file and line; the VM is compiled

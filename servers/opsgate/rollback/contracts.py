@@ -7,7 +7,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from opsgate.contracts import Page, ToolInput, ToolOutput
+from opsgate.contracts import Page, ToolInput, ToolOutput, WriteInput, WriteOutput
 
 NAMESPACE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -91,7 +91,7 @@ class ChangesOutput(Page[ChangeItem]):
     since: datetime
 
 
-class RollbackInput(DeploymentRef):
+class RollbackInput(DeploymentRef, WriteInput):
     to_revision: int | None = Field(default=None, ge=1, description="Target revision; default: the previous one")
     dry_run: bool = Field(default=True, description="Preview only (server-side dry run); false applies it")
     reason: str | None = Field(default=None, min_length=3, max_length=500, description="Why (required to apply)")
@@ -124,7 +124,7 @@ class DryRunOutcome(ToolOutput):
     message: str
 
 
-class RollbackOutput(ToolOutput):
+class RollbackOutput(WriteOutput):
     namespace: str
     deployment: str
     from_revision: int | None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsgate.config import Settings
+from opsgate.config import Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.rollback.backends.kubernetes import JsonObject, KubernetesBackend, label_selector
@@ -368,7 +368,7 @@ def _summarize_rollback(out: RollbackOutput) -> str:
 
 
 def build(settings: Settings) -> Capability:
-    config = RollbackSettings.model_validate(settings.rollback)
+    config = load_section("rollback", settings.rollback, RollbackSettings)
     closers: list[Any] = []
     configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
     api_url = config.api_url

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from opsgate.config import REPO_ROOT, Settings
+from opsgate.config import REPO_ROOT, Settings, load_section
 from opsgate.contracts import Capability, Contract, ResourceEntry, ResourceProvider, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.runbooks.contracts import (
@@ -84,7 +84,7 @@ class RunbookResources(ResourceProvider):
 
 
 def build(settings: Settings) -> Capability:
-    config = RunbookSettings.model_validate(settings.runbooks)
+    config = load_section("runbooks", settings.runbooks, RunbookSettings)
     store = RunbookStore(config.dir)
 
     async def search(args: SearchInput, ctx: CallContext) -> SearchOutput:

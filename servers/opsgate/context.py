@@ -1,0 +1,48 @@
+"""What a handler receives beside its arguments: the call's context and target.
+
+A small module of its own so that `contracts` (what a tool is) and `gate` (how a call runs) both use it
+without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mcp.server.context import ServerRequestContext
+from pydantic import BaseModel, ConfigDict
+
+from opsgate.caller import Caller
+from opsgate.policy.decision import Decision
+
+
+class Target(BaseModel):
+    """What a call acts on; the gate fills a missing environment from configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    environment: str | None = None
+    namespace: str | None = None
+    service: str | None = None
+
+
+class ProgressFn(Protocol):
+    async def __call__(self, progress: float, total: float | None = None, message: str | None = None) -> None: ...
+
+
+async def no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+    return None
+
+
+@dataclass
+class CallContext:
+    """What a handler may use of the call beyond its arguments."""
+
+    call_id: str
+    caller: Caller
+    target: Target
+    request_id: str | None
+    decision: Decision | None = None
+    progress: ProgressFn = no_progress
+    mcp: ServerRequestContext[Any, Any] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)

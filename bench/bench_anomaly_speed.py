@@ -1,8 +1,17 @@
-"""Speed of ``rank_series`` over 1,000 synthetic series of 1,440 points, next to a rolling z-score.
+"""Speed of ``metrics_anomalies`` over 1,000 series of 1,440 points, next to a rolling z-score.
 
 Each series is five days at a five-minute step with a daily cycle, noise, and (for one in five)
-an injected spike, level shift or dip in the last day. The baseline is the plain rolling z-score
-(one-day trailing mean and standard deviation, |z| > 4) run over the same series in the same process.
+an injected spike, level shift or dip in the last day. The series sit on three time grids (one in
+three shifted by 100 s, one in three by 200 s: different scrape phases), as series from different
+sources do. Printed, in one run:
+
+- ``metrics_anomalies`` end to end through the gate: a real opsgate app (policy, audit, limits) with
+  the metrics capability over a backend serving these series, called through an in-process MCP
+  client, window = the last hour; wall time and the process CPU time (this machine is shared: CPU
+  time is the steadier figure);
+- the detector alone (``rank_series``), new and, in the same process, the one before issue 13
+  (commit ``BASELINE_COMMIT``, read with ``git show``; skipped without git history);
+- the plain rolling z-score (one-day trailing mean and standard deviation, |z| > 4) over the same series.
 
 Run: ``python bench/bench_anomaly_speed.py [--series 1000] [--points 1440] [--repeats 5]``
 """
@@ -10,26 +19,44 @@ Run: ``python bench/bench_anomaly_speed.py [--series 1000] [--points 1440] [--re
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+import anyio
 import numpy as np
+from mcp import Client
 from numpy.typing import NDArray
 
+from opsgate.config import Settings
 from opsgate.metrics.anomaly import rank_series
+from opsgate.metrics.backends.base import Series
+from opsgate.metrics.selection import Selection
+from opsgate.metrics.server import build_capability
+from opsgate.metrics.settings import MetricsSettings
+from opsgate.server import build_app
 
+REPO = Path(__file__).resolve().parents[1]
+BASELINE_COMMIT = "89375463c6fc33030721368e53db83772f88b7bd"  # main before issue 13's detector changes
 STEP = 300.0
 DAY_POINTS = int(86_400 / STEP)
+T0 = 1_700_000_000.0
 
-Series = dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
+Named = dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
 
 
-def make_series(count: int, points: int, seed: int = 7) -> tuple[Series, set[str]]:
+def make_series(count: int, points: int, seed: int = 7) -> tuple[Named, set[str]]:
     rng = np.random.default_rng(seed)
-    t: NDArray[np.float64] = 1_700_000_000.0 + STEP * np.arange(points, dtype=np.float64)
+    grids = [T0 + offset + STEP * np.arange(points, dtype=np.float64) for offset in (0.0, 100.0, 200.0)]
     phase = 2 * np.pi * np.arange(points) / DAY_POINTS
-    out: Series = {}
+    out: Named = {}
     injected: set[str] = set()
     for i in range(count):
         level = rng.uniform(10, 1000)
@@ -46,8 +73,29 @@ def make_series(count: int, points: int, seed: int = 7) -> tuple[Series, set[str
             else:
                 v[at : at + 24] -= 0.7 * level
             injected.add(name)
-        out[name] = (t, v)
+        out[name] = (grids[i % 3], v)
     return out, injected
+
+
+class FixedBackend:
+    """A metrics backend that answers every range query with the given series (whatever step was asked)."""
+
+    name = "bench"
+
+    def __init__(self, named: Named) -> None:
+        self._series = [Series({"series": name}, t, v, metric="bench_metric") for name, (t, v) in named.items()]
+
+    async def query_range(self, selection: Selection, start: float, end: float, step: float) -> list[Series]:
+        return self._series
+
+    async def query_instant(self, selection: Selection, at: float) -> list[Series]:
+        return []
+
+    def describe(self, selection: Selection) -> str:
+        return "bench series"
+
+    async def aclose(self) -> None:
+        return None
 
 
 def rolling_z_flags(values: NDArray[np.float64], window: int = DAY_POINTS, limit: float = 4.0) -> int:
@@ -64,13 +112,58 @@ def rolling_z_flags(values: NDArray[np.float64], window: int = DAY_POINTS, limit
     return int(np.count_nonzero((n >= window) & (np.abs(z) > limit)))
 
 
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    runs = []
+def load_baseline() -> ModuleType | None:
+    """The anomaly package at ``BASELINE_COMMIT`` as module ``baseline_anomaly``, or None without git."""
+    target = Path(tempfile.mkdtemp(prefix="opsgate-baseline-")) / "baseline_anomaly"
+    target.mkdir()
+    try:
+        for name in ("__init__", "_config", "_events", "_grid", "_model", "_robust"):
+            source = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:servers/opsgate/metrics/anomaly/{name}.py"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            (target / f"{name}.py").write_text(source)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    sys.path.insert(0, str(target.parent))
+    return importlib.import_module("baseline_anomaly")
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and median process-CPU seconds of ``repeats`` runs (after one warm-up run)."""
+    fn()
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        runs.append(time.perf_counter() - t0)
-    return runs
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+async def through_gate(named: Named, end: float, repeats: int) -> tuple[float, float, dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as state:
+        capability = build_capability(
+            MetricsSettings(key_metrics=["bench_metric"]), FixedBackend(named), clock=lambda: end
+        )
+        app = build_app(Settings(state_dir=Path(state)), (), capabilities=[capability])
+        args = {"since": "1h", "step": "300s", "baseline": "5d", "limit": 50}
+        wall: list[float] = []
+        cpu: list[float] = []
+        out: dict[str, Any] = {}
+        async with Client(app.server, mode="2026-07-28") as client:
+            for i in range(repeats + 1):  # the first call warms caches and is not counted
+                w0, c0 = time.perf_counter(), time.process_time()
+                result = await client.call_tool("metrics_anomalies", args)
+                if i:
+                    wall.append(time.perf_counter() - w0)
+                    cpu.append(time.process_time() - c0)
+                assert not result.is_error, result.content
+                out = result.structured_content or {}
+        await app.aclose()
+    return statistics.median(wall), statistics.median(cpu), out
 
 
 def main() -> None:
@@ -81,26 +174,33 @@ def main() -> None:
     args = parser.parse_args()
 
     series, injected = make_series(args.series, args.points)
-    last_day = (float(next(iter(series.values()))[0][-DAY_POINTS]), float("inf"))
+    end = max(float(t[-1]) for t, _ in series.values())
+    last_hour = (end - 3600.0, end)
+    last_day = (end - 86_400.0, end)
 
-    ranked = rank_series(series, None)  # warm-up run, also used for the recall check below
-    flagged = {name for name, _ in ranked}
-    in_window = {name for name, _ in rank_series(series, last_day)}
+    gate_wall, gate_cpu, out = anyio.run(through_gate, series, end, args.repeats)
+    new_wall, new_cpu = timed(lambda: rank_series(series, last_hour), args.repeats)
+    baseline = load_baseline()
+    old: tuple[float, float] | None = None
+    if baseline is not None:
+        old = timed(lambda: baseline.rank_series(series, last_hour), args.repeats)
+    z_wall, z_cpu = timed(lambda: [rolling_z_flags(v) for _, v in series.values()], args.repeats)
 
-    ours_all = timed(lambda: rank_series(series, None), args.repeats)
-    ours_window = timed(lambda: rank_series(series, last_day), args.repeats)
-    base = timed(lambda: [rolling_z_flags(v) for _, v in series.values()], args.repeats)
-
-    print(f"{args.series} series x {args.points} points, {args.repeats} runs each (median seconds)")
-    print(f"  rank_series, whole series     : {statistics.median(ours_all):.3f} s")
-    print(f"  rank_series, window=last day  : {statistics.median(ours_window):.3f} s")
-    print(f"  rolling z-score baseline      : {statistics.median(base):.3f} s")
-    print(f"  ratio rank_series / baseline  : {statistics.median(ours_all) / statistics.median(base):.1f}x")
-    hits = len(injected & in_window)
+    print(f"{args.series} series x {args.points} points on 3 time grids, {args.repeats} runs each (medians)")
+    print(f"{'':46s} {'wall s':>8s} {'CPU s':>8s}")
+    print(f"{'metrics_anomalies through the gate (MCP)':46s} {gate_wall:8.3f} {gate_cpu:8.3f}   goal < 0.5 s")
+    print(f"{'detector alone (rank_series), window 1 h':46s} {new_wall:8.3f} {new_cpu:8.3f}")
+    if old is not None:
+        print(f"{'detector before issue 13 (' + BASELINE_COMMIT[:10] + ')':46s} {old[0]:8.3f} {old[1]:8.3f}")
+    else:
+        print("detector before issue 13: unavailable (no git history in this checkout)")
+    print(f"{'rolling z-score (numpy)':46s} {z_wall:8.3f} {z_cpu:8.3f}")
+    print(f"ratio detector / rolling z-score (CPU): {new_cpu / z_cpu:.1f}x")
+    hits = {name for name, _ in rank_series(series, last_day)}
     print(
-        f"  injected anomalies found in last-day window: {hits}/{len(injected)}; "
-        f"series flagged without injection: {len(in_window - injected)}; "
-        f"series with any anomaly over the whole span: {len(flagged)}"
+        f"injected anomalies found in the last day: {len(injected & hits)}/{len(injected)}; "
+        f"series flagged without injection: {len(hits - injected)}; "
+        f"through the gate: {out.get('series_scanned')} series scanned, {len(out.get('items', []))} anomalies listed"
     )
 
 

@@ -7,23 +7,33 @@ windows is a false positive. Both detectors use one configuration for every file
 Baseline: plain rolling z-score, mean and population standard deviation of the previous day of
 points (288 at NAB's five-minute step; no score until a full day is there), flag when |z| > 4.
 
+The last line runs the detector as it was before issue 13 (commit ``BASELINE_COMMIT``, read with
+``git show`` from this checkout) on the same files, in the same run.
+
 Run: ``python bench/bench_nab.py``
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import json
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from opsgate.metrics.anomaly import DetectorConfig, flag_points
 
-NAB = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "nab"
+REPO = Path(__file__).resolve().parents[1]
+NAB = REPO / ".." / "shared" / "datasets" / "nab"
+BASELINE_COMMIT = "89375463c6fc33030721368e53db83772f88b7bd"  # main before issue 13's detector changes
 GROUPS = ("realAWSCloudwatch", "artificialWithAnomaly", "artificialNoAnomaly")
 DAY = 86_400.0
 
@@ -101,13 +111,32 @@ def baseline_tally(f: NabFile) -> Tally:
     return tally(f.times, rolling_z_flags(f.values, round(DAY / step)), f.windows)
 
 
-def detector_tally(f: NabFile, config: DetectorConfig | None = None) -> Tally:
+def detector_tally(f: NabFile, config: DetectorConfig | None = None, flag: Any = None) -> Tally:
     cfg = config or DetectorConfig()
-    result = flag_points(f.times, f.values, cfg)
+    result = flag_points(f.times, f.values, cfg) if flag is None else flag(f.times, f.values)
     points = tally(result.times, result.flags, f.windows)
     false_events = sum(1 for a in result.anomalies if not any(a.end >= lo and a.start <= hi for lo, hi in f.windows))
     in_warmup = sum(1 for lo, _ in f.windows if lo < result.judged_from)
     return Tally(points.windows, points.found, points.false_points, false_events, in_warmup)
+
+
+def _detector_before_issue_13() -> Any:
+    """``flag_points`` of the anomaly package at ``BASELINE_COMMIT`` (read with ``git show``), or None."""
+    target = Path(tempfile.mkdtemp(prefix="opsgate-baseline-")) / "baseline_anomaly"
+    target.mkdir()
+    try:
+        for name in ("__init__", "_config", "_events", "_grid", "_model", "_robust"):
+            source = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:servers/opsgate/metrics/anomaly/{name}.py"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            (target / f"{name}.py").write_text(source)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    sys.path.insert(0, str(target.parent))
+    return importlib.import_module("baseline_anomaly").flag_points
 
 
 def totals(tallies: list[Tally]) -> Tally:
@@ -147,9 +176,16 @@ def main() -> None:
     print(f"rolling z-score  : {b.found}/{b.windows} windows found, {b.false_points} false-positive points")
     ratio = o.false_points / b.false_points if b.false_points else float("nan")
     print(
-        f"false-positive points, opsgate / baseline: {ratio:.3f}  (goal <= 0.200);"
+        f"false-positive points, opsgate / baseline: {ratio:.3f}  (goal <= 0.100);"
         f" windows found: {o.found} vs {b.found} (goal >=)"
     )
+    old = _detector_before_issue_13()
+    if old is not None:
+        t = totals([detector_tally(f, flag=old) for f in files])
+        print(
+            f"detector before issue 13 ({BASELINE_COMMIT[:10]}): {t.found}/{t.windows} windows found, "
+            f"{t.false_points} false-positive points"
+        )
     print(
         "windows starting inside the detector's warm-up (two days; a quarter of a shorter series): "
         f"{o.windows_in_warmup} (counted as findable all the same)"

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import re2
 
 MASK_FORMAT = "[REDACTED:{kind}]"
 POLICY_KIND = "policy"
@@ -380,229 +381,39 @@ _RULES = _build_rules()
 
 
 # -- extra patterns from the policy ------------------------------------------------------------------
+#
+# Policy-supplied patterns run on RE2 (google-re2), as the caller-supplied log filters do: it matches in
+# time linear in the text for every pattern it accepts, so a pattern like `(a+)+$` costs what `a+` does
+# and no analysis of the pattern has to be trusted. What RE2 cannot run in linear time (backreferences,
+# lookaround) it refuses, and so do we, by name.
 
-_sre = importlib.import_module("re._parser")
-_UNBOUNDED = _sre.MAXREPEAT
-_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT))
-
-_ALL = frozenset(range(128))
-_DIGITS = frozenset(range(ord("0"), ord("9") + 1))
-_WORD = frozenset(ord(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-_SPACE = frozenset(ord(c) for c in " \t\n\r\f\v")
-
-
-@dataclass(frozen=True, slots=True)
-class _CharSet:
-    """Characters an item can consume: ASCII code points plus 'some non-ASCII'."""
-
-    ascii: frozenset[int] = field(default_factory=frozenset)
-    non_ascii: bool = False
-
-    def __or__(self, other: _CharSet) -> _CharSet:
-        return _CharSet(self.ascii | other.ascii, self.non_ascii or other.non_ascii)
-
-    def overlaps(self, other: _CharSet) -> bool:
-        return bool(self.ascii & other.ascii) or (self.non_ascii and other.non_ascii)
-
-    def complement(self) -> _CharSet:
-        return _CharSet(_ALL - self.ascii, True)
+MAX_EXTRA_PATTERN_LENGTH = 1024
+_RE2_MAX_MEM = 8 << 20
 
 
-_ANY_CHAR = _CharSet(_ALL, True)
-_CATEGORIES = {
-    "CATEGORY_DIGIT": _CharSet(_DIGITS, True),
-    "CATEGORY_WORD": _CharSet(_WORD, True),
-    "CATEGORY_SPACE": _CharSet(_SPACE, True),
-}
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = _RE2_MAX_MEM
+    return options
 
 
-def _category(name: str) -> _CharSet:
-    if name.startswith("CATEGORY_NOT_"):
-        return _CATEGORIES.get("CATEGORY_" + name[13:], _ANY_CHAR).complement()
-    return _CATEGORIES.get(name, _ANY_CHAR)
-
-
-def _in_set(items: list[tuple[Any, Any]]) -> _CharSet:
-    out = _CharSet()
-    negate = False
-    for op, av in items:
-        name = str(op)
-        if name == "NEGATE":
-            negate = True
-        elif name == "LITERAL":
-            out = out | _CharSet(frozenset({av}) if av < 128 else frozenset(), av >= 128)
-        elif name == "RANGE":
-            lo, hi = av
-            out = out | _CharSet(frozenset(range(lo, min(hi, 127) + 1)), hi >= 128)
-        elif name == "CATEGORY":
-            out = out | _category(str(av))
-        else:
-            out = _ANY_CHAR
-    return out.complement() if negate else out
-
-
-def _charset(items: Iterable[tuple[Any, Any]]) -> _CharSet:
-    """Every character a parsed (sub)pattern can consume."""
-    out = _CharSet()
-    for op, av in items:
-        name = str(op)
-        if name == "LITERAL":
-            out = out | _CharSet(frozenset({av}) if av < 128 else frozenset(), av >= 128)
-        elif name == "IN":
-            out = out | _in_set(av)
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            out = out | _charset(av[2])
-        elif name == "SUBPATTERN":
-            out = out | _charset(av[3])
-        elif name == "ATOMIC_GROUP":
-            out = out | _charset(av)
-        elif name == "BRANCH":
-            for branch in av[1]:
-                out = out | _charset(branch)
-        elif name in ("AT", "ASSERT", "ASSERT_NOT"):
-            continue
-        else:
-            out = out | _ANY_CHAR
-    return out
-
-
-def _first_chars(items: list[tuple[Any, Any]]) -> _CharSet:
-    for op, av in items:
-        name = str(op)
-        if name in ("AT", "ASSERT", "ASSERT_NOT"):
-            continue
-        if name == "SUBPATTERN":
-            return _first_chars(list(av[3]))
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] == 0:
-            return _ANY_CHAR  # optional first item: anything after it may come first
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            return _first_chars(list(av[2]))
-        return _charset([(op, av)])
-    return _CharSet()
-
-
-def _min_width(items: Iterable[tuple[Any, Any]]) -> int:
-    sub = _sre.SubPattern(_sre.State(), list(items))
-    return int(sub.getwidth()[0])
-
-
-def _variable_repeats(items: Iterable[tuple[Any, Any]]) -> Iterable[tuple[Any, Any]]:
-    for op, av in items:
-        name = str(op)
-        if name in ("MAX_REPEAT", "MIN_REPEAT") and av[0] != av[1]:
-            yield op, av
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            yield from _variable_repeats(av[2])
-        elif name == "SUBPATTERN":
-            yield from _variable_repeats(av[3])
-        elif name == "BRANCH":
-            # `(a|aa)+` parses as `a(?:|a)`: an empty or ambiguous alternative acts like `a?` (`(?:[^"\\]|\\.)*`
-            # is fine: its alternatives start with different characters).
-            firsts = [_first_chars(list(branch)) for branch in av[1]]
-            empty = any(_min_width(branch) == 0 for branch in av[1])
-            ambiguous = any(firsts[a].overlaps(firsts[b]) for a in range(len(firsts)) for b in range(a))
-            if empty or ambiguous:
-                yield op, (0, 0, [(op, av)])
-            for branch in av[1]:
-                yield from _variable_repeats(branch)
-
-
-def _backtracking_hazard(items: Iterable[tuple[Any, Any]]) -> str | None:
-    """Name the construct that lets a backtracking engine take exponential time, if any."""
-    for op, av in items:
-        name = str(op)
-        if name in ("MAX_REPEAT", "MIN_REPEAT"):
-            _low, high, body = av
-            body_items = list(body)
-            if high == _UNBOUNDED or high > 16:
-                # Nested quantifier: safe only when a mandatory delimiter the inner repeat cannot
-                # consume separates iterations, as in `(?:[a-z]+\.)+`.
-                for _, inner in _variable_repeats(body_items):
-                    inner_set = _charset(inner[2])
-                    delimited = any(
-                        _min_width([item]) > 0 and not _charset([item]).overlaps(inner_set)
-                        for item in _flatten(body_items)
-                    )
-                    if not delimited:
-                        return "a quantified group contains another quantifier over the same characters"
-                for branch_op, branch_av in _flatten(body_items):
-                    if str(branch_op) == "BRANCH":
-                        firsts = [_first_chars(list(b)) for b in branch_av[1]]
-                        for a in range(len(firsts)):
-                            for b in range(a + 1, len(firsts)):
-                                if firsts[a].overlaps(firsts[b]):
-                                    return "a quantified alternation has branches that can start alike"
-                if _min_width(body_items) == 0 and list(_variable_repeats(body_items)):
-                    return "a quantified group can match the empty string"
-            found = _backtracking_hazard(body_items)
-            if found:
-                return found
-        elif name == "SUBPATTERN":
-            found = _backtracking_hazard(av[3])
-            if found:
-                return found
-        elif name == "BRANCH":
-            for branch in av[1]:
-                found = _backtracking_hazard(branch)
-                if found:
-                    return found
-        elif name in ("ASSERT", "ASSERT_NOT"):
-            found = _backtracking_hazard(av[1])
-            if found:
-                return found
-    return None
-
-
-def _flatten(items: Iterable[tuple[Any, Any]]) -> Iterable[tuple[Any, Any]]:
-    """Top-level items of a sequence, looking through plain groups."""
-    for op, av in items:
-        if str(op) == "SUBPATTERN":
-            yield from _flatten(av[3])
-        else:
-            yield op, av
-
-
-def _literal_run(items: list[tuple[Any, Any]], start: int) -> str:
-    chars = []
-    for op, av in items[start:]:
-        if str(op) != "LITERAL" or av >= 128:
-            break
-        chars.append(chr(av))
-    return "".join(chars).lower()
-
-
-def _required_literals(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
-    """Lowercase literals one of which every match contains, for a cheap `in` check; None if unknown."""
-    best: frozenset[str] | None = None
-    flat = list(_flatten(items))
-    for index, (op, av) in enumerate(flat):
-        name = str(op)
-        found: frozenset[str] | None = None
-        if name == "LITERAL" and (index == 0 or str(flat[index - 1][0]) != "LITERAL"):
-            run = _literal_run(flat, index)
-            found = frozenset({run}) if run else None
-        elif name == "BRANCH":
-            branches = [_required_literals(list(b)) for b in av[1]]
-            if all(branches):
-                found = frozenset().union(*(b for b in branches if b))
-        if found and (best is None or min(map(len, found)) > min(map(len, best))):
-            best = found
-    return best
-
-
-def compile_extra_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a policy's redaction pattern, or raise ValueError naming it and the problem."""
+def compile_extra_pattern(pattern: str) -> Any:
+    """Compile a policy's redaction pattern with RE2, or raise ValueError naming it and the problem."""
     if not isinstance(pattern, str) or not pattern:
         raise ValueError(f"redaction pattern {pattern!r} must be a non-empty string")
+    if len(pattern) > MAX_EXTRA_PATTERN_LENGTH:
+        raise ValueError(f"redaction pattern {pattern[:40]!r}... is over {MAX_EXTRA_PATTERN_LENGTH} characters")
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid redaction pattern {pattern!r}: {exc}") from None
-    if compiled.fullmatch(""):
+        compiled = re2.compile(pattern, _re2_options())
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+        raise ValueError(
+            f"invalid redaction pattern {pattern!r} (RE2 syntax: no backreferences or lookaround): {detail}"
+        ) from None
+    if compiled.fullmatch("") is not None:
         raise ValueError(f"redaction pattern {pattern!r} matches the empty string")
-    hazard = _backtracking_hazard(_sre.parse(pattern, compiled.flags))
-    if hazard:
-        raise ValueError(f"redaction pattern {pattern!r} risks catastrophic backtracking: {hazard}")
     return compiled
 
 
@@ -628,10 +439,7 @@ class Redactor:
 
     def __init__(self, extra_patterns: Sequence[str] = ()) -> None:
         self._rules = list(_RULES)
-        self._extra = [
-            (compiled, _required_literals(list(_sre.parse(compiled.pattern, compiled.flags))))
-            for compiled in map(compile_extra_pattern, extra_patterns)
-        ]
+        self._extra = [compile_extra_pattern(p) for p in extra_patterns]
         by_trigger: dict[str, list[int]] = {}
         for index, rule in enumerate(self._rules):
             for trigger in rule.triggers:
@@ -660,12 +468,7 @@ class Redactor:
         if "[redacted:" in low:
             covered.extend(m.span() for m in _MASK_RE.finditer(text))
         out: list[Span] = []
-        ascii_text = low.isascii()
-        for pattern, literals in self._extra:
-            # Non-ASCII text skips the literal check: IGNORECASE folds a few letters (the long s, U+017F)
-            # that lower() keeps as they are.
-            if literals is not None and ascii_text and not any(lit in low for lit in literals):
-                continue
+        for pattern in self._extra:
             for m in pattern.finditer(text):
                 start, end = m.span()
                 if start == end:

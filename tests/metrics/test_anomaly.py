@@ -226,10 +226,10 @@ def test_nab_windows_found_and_false_positives_beat_the_rolling_z_baseline() -> 
     # The baseline as specified: 27 windows and about 650 false-positive points.
     assert base.found == 27
     assert 600 <= base.false_points <= 700
-    # Measured: 27 windows, 57 false-positive points. Floors and ceilings leave room for small changes.
-    assert ours.found >= 25
-    assert ours.false_points <= 100
-    assert ours.false_points * 5 <= base.false_points
+    # Measured: 27 windows, 63 false-positive points. The issue-13 goal: windows found >= the rolling
+    # z-score's, with at most a tenth of its false-positive points.
+    assert ours.found >= base.found
+    assert ours.false_points * 10 <= base.false_points
 
 
 def test_one_day_at_one_minute_finds_a_spike() -> None:
@@ -264,3 +264,50 @@ def test_arbitrary_values_either_judge_or_say_too_short(values: FloatArray, gaps
         assert a.start <= a.peak_time <= a.end
         assert a.direction in ("up", "down")
         assert np.isfinite(a.score)
+
+
+# -- failure modes seen on unseen data (issue 13): each of these failed before the fix ---------------
+
+
+def test_a_counter_at_zero_ticking_up_does_not_outrank_latency_quadrupling() -> None:
+    rng = np.random.default_rng(51)
+    n = 5 * DAY
+    t = T0 + STEP * np.arange(n, dtype=np.float64)
+    p99 = 0.2 + rng.normal(0, 0.02, n)
+    p99[n - 30 : n - 18] *= 4  # an hour of p99 latency four times its usual
+    zero = np.zeros(n)
+    zero[n - 25] = 3.0  # one stray count on a series sitting at zero
+    counts = rng.poisson(0.2, n).astype(np.float64)  # a sparse counter: mostly 0, sometimes 1 or 2
+    counts[n - 25] = 3.0
+    ranked = rank_series({"p99": (t, p99), "zero": (t, zero), "counts": (t, counts)}, None)
+    assert ranked[0][0] == "p99"
+    p99_score = ranked[0][1].score
+    assert all(a.score < p99_score / 2 for name, a in ranked if name != "p99")
+    assert all(abs(a.magnitude) <= DetectorConfig().spike_z for name, a in ranked if name == "zero")
+    assert "counts" not in {name for name, _ in ranked}  # 3 on a counter of resolution 1 is z = 3
+
+
+@pytest.mark.parametrize("step_minutes", [30, 60])
+def test_a_series_sampled_every_30_to_60_minutes_does_not_flood(step_minutes: int) -> None:
+    rng = np.random.default_rng(step_minutes)
+    step = step_minutes * 60.0
+    per_day = round(86_400 / step)
+    n = 28 * per_day
+    t = T0 + step * np.arange(n, dtype=np.float64)
+    daily = 1 + 0.4 * np.sin(2 * np.pi * np.arange(n) / per_day)
+    v = 100 * daily * rng.lognormal(0, 0.25, n)  # bursty, as request counts and latencies are
+    assert len(detect(t, v)) <= 2
+    v[20 * per_day + 3 : 20 * per_day + 9] *= 4  # and a real six-point surge is still found
+    assert any(abs(a.start - t[20 * per_day + 3]) <= 2 * step for a in detect(t, v))
+
+
+def test_one_large_spike_does_not_hide_the_next_for_a_week() -> None:
+    rng = np.random.default_rng(61)
+    n = 7 * DAY
+    t = T0 + STEP * np.arange(n, dtype=np.float64)
+    v = 50 + rng.normal(0, 1, n)
+    v[3 * DAY] = 500.0  # a huge spike ...
+    v[4 * DAY] = 75.0  # ... then a day later one of 25 sigma, far beyond anything normal
+    v[5 * DAY] = 75.0  # ... and a third as large as the second: recurring, so now part of the range
+    peaks = [a.peak_time for a in detect(t, v)]
+    assert t[3 * DAY] in peaks and t[4 * DAY] in peaks

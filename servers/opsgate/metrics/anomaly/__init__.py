@@ -7,13 +7,18 @@ Model: ``value = daily profile + level + noise``.
   after removing the one-day moving average). The profile is causal: per phase, the median over the
   previous days of each day's deviation from its own median.
 * Level and scale come from a trailing one-day window of the deseasonalised series (median and
-  interquartile range, the scale floored at 1% of the level so flat or quantised series do not turn
-  noise into huge scores).
+  interquartile range). The scale is floored at 1% of the level and at the series' resolution (the
+  smallest step between its values: 1 for a counter), so flat or quantised series do not turn noise
+  into huge scores; a series whose window never moved at all (a counter sitting at zero) reports
+  ``|z|`` of at most ``spike_z``: its departure is certain, but it has no size to outrank others by.
 * A point is flagged as a *spike* when its robust z exceeds ``spike_z`` and it breaks the range the
-  series has shown over the past week, or as part of a *sustained* deviation when its 30-minute
-  median does both (with ``sustained_z``). "Breaks the past week's range" is what keeps routine
-  bursts of bursty metrics quiet, and what makes a level shift flag at its onset rather than for
-  every point until the baseline catches up.
+  series has shown over the past week, or as part of a *sustained* deviation when its short median
+  (30 minutes, and at least ``min_sustained_points`` points, so that series sampled every 30-60
+  minutes are not judged on single points) does both (with ``sustained_z``). "Breaks the past
+  week's range" is what keeps routine bursts of bursty metrics quiet, and what makes a level shift
+  flag at its onset rather than for every point until the baseline catches up. The range of single
+  points leaves out the points already flagged (an extreme reached twice counts), so one large
+  anomaly does not hide the next one for a week.
 * Flags closer than ``merge_gap_seconds`` form one :class:`Anomaly`.
 
 Everything is causal (a point is judged against data before it), with a warm-up of two baseline
@@ -127,6 +132,52 @@ def detect(timestamps: np.ndarray, values: np.ndarray, config: DetectorConfig | 
     return flag_points(timestamps, values, config).anomalies
 
 
+def _regular_step(t: FloatArray) -> float | None:
+    """The step of finite, strictly increasing, evenly spaced timestamps; None for any other timeline."""
+    if t.size < 2 or not np.isfinite(t[0]) or not np.isfinite(t[-1]):
+        return None
+    d = np.diff(t)
+    step = float(d[0])
+    if step <= 0 or float(np.abs(d - step).max()) > 1e-9 * max(step, abs(float(t[-1]))):
+        return None
+    return step
+
+
+def _prepare_all(
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]], cfg: DetectorConfig
+) -> tuple[list[tuple[str, _Prepared]], dict[str, str]]:
+    """Every series laid on its grid, or the reason it cannot be judged.
+
+    Series usually share their timestamps (one query, one step): a timeline is checked once, and a
+    series on a regular timeline with finite values is used as it is, without cleaning or copying.
+    """
+    needed = max(cfg.min_points, cfg.min_history_points + 1)
+    timelines: dict[tuple[int, float, float], list[tuple[FloatArray, float | None]]] = {}
+    prepared: list[tuple[str, _Prepared]] = []
+    skipped: dict[str, str] = {}
+    for name, (ts, vs) in series.items():
+        t = np.asarray(ts, dtype=np.float64).ravel()
+        v = np.asarray(vs, dtype=np.float64).ravel()
+        step: float | None = None
+        if t.size >= needed and t.shape == v.shape:
+            known = timelines.setdefault((t.size, float(t[0]), float(t[-1])), [])
+            for seen, seen_step in known:
+                if seen is t or np.array_equal(seen, t):
+                    step = seen_step
+                    break
+            else:
+                step = _regular_step(t)
+                known.append((t, step))
+        try:
+            if step is not None and bool(np.isfinite(v).all()):
+                prepared.append((name, _Prepared(t, v, step)))
+            else:
+                prepared.append((name, _prepare(t, v, cfg)))
+        except (InsufficientDataError, ValueError) as exc:
+            skipped[name] = str(exc)
+    return prepared, skipped
+
+
 def rank_series_with_skips(
     series: Mapping[str, tuple[np.ndarray, np.ndarray]],
     window: tuple[float, float] | None,
@@ -134,21 +185,17 @@ def rank_series_with_skips(
 ) -> Ranking:
     """Anomalies overlapping ``window`` across many series, most severe first, and the series skipped.
 
-    Series that share a time grid are scored together in one vectorised pass.
+    Series with the same step and length are scored together in one vectorised pass, whatever their
+    start (series on different time grids, e.g. offset by a scrape phase, still share the pass).
     """
     cfg = config or DetectorConfig()
-    skipped: dict[str, str] = {}
-    groups: dict[tuple[float, float, int], list[tuple[str, _Prepared]]] = {}
-    for name, (ts, vs) in series.items():
-        try:
-            p = _prepare(ts, vs, cfg)
-        except (InsufficientDataError, ValueError) as exc:
-            skipped[name] = str(exc)
-            continue
-        groups.setdefault((float(p.times[0]), p.step, p.grid.size), []).append((name, p))
+    prepared, skipped = _prepare_all(series, cfg)
+    groups: dict[tuple[float, int], list[tuple[str, _Prepared]]] = {}
+    for name, p in prepared:
+        groups.setdefault((p.step, p.grid.size), []).append((name, p))
 
     found: list[tuple[str, Anomaly]] = []
-    for (_, step, _), members in groups.items():
+    for (step, _), members in groups.items():
         sc = score(np.stack([p.grid for _, p in members]), step, cfg)
         flagged_rows = np.flatnonzero(sc.flags.any(axis=-1))
         for row in flagged_rows.tolist():

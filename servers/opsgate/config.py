@@ -96,7 +96,8 @@ class AuditSettings(BaseModel):
     )
     public_keys: list[Path] = Field(default_factory=list, description="extra public keys verify accepts (rotation)")
     export_file: Path | None = Field(
-        default=None, description="append-only JSONL of checkpoints; default <state_dir>-audit-export/checkpoints.jsonl"
+        default=None,
+        description="append-only JSONL of checkpoints (default beside the state dir, see audit_export_file)",
     )
     syslog: bool = False
     checkpoint_every: int = Field(default=100, ge=1)
@@ -142,8 +143,10 @@ class Settings(BaseSettings):
 
     @property
     def audit_export_file(self) -> Path:
+        """One export per trail: `<state_dir>-audit-export/<trail>.checkpoints.jsonl` unless configured."""
+        trail = "postgresql" if self.state_url else self.audit_file.stem
         return self.audit.export_file or (
-            self.state_dir.parent / f"{self.state_dir.name}-audit-export" / "checkpoints.jsonl"
+            self.state_dir.parent / f"{self.state_dir.name}-audit-export" / f"{trail}.checkpoints.jsonl"
         )
 
     def environment_of(self, namespace: str | None) -> str:

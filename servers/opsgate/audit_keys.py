@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import syslog
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,10 +50,24 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     private_dir(path.parent)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    # written whole to a private temporary name, then linked into place: processes starting together
+    # agree on one key (the first link wins; the others read it)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    public_path(path).write_bytes(public_pem(key.public_key()))
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return load_or_create_signing_key(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    pub = public_path(path)
+    pub_tmp = pub.with_name(f".{pub.name}.{secrets.token_hex(4)}")
+    pub_tmp.write_bytes(public_pem(key.public_key()))
+    pub_tmp.replace(pub)
     return key
 
 

@@ -60,9 +60,7 @@ def _row(name: str, samples: list[float], base: float | None = None) -> float:
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Limits high enough that every timed call runs the whole pipeline (not a rate-limit refusal).
-        settings = Settings(
-            state_dir=Path(tmp), limits=LimitSettings(per_tool_per_minute=10**9, writes_per_minute=10**9)
-        )
+        settings = Settings(state_dir=Path(tmp), limits=LimitSettings(per_tool_per_minute=10**9))
         app = build_app(settings, [], capabilities=[testkit.build()])
         bare = MCPServer("bare")
 

@@ -23,12 +23,13 @@ import anyio
 import numpy as np
 from mcp import Client
 from mcp_types import TextContent
+from tests.metrics.series_backend import SeriesBackend, SeriesSettings
 
 from opsgate.config import Settings
 from opsgate.metrics.anomaly import rank_series
-from opsgate.metrics.backends.sandbox import SandboxBackend, SandboxSettings
 from opsgate.metrics.selection import Selection, series_name
-from opsgate.metrics.settings import KEY_METRICS
+from opsgate.metrics.server import build_capability
+from opsgate.metrics.settings import KEY_METRICS, MetricsSettings
 from opsgate.sandbox.series import SERVICES, SandboxSeries, SandboxTimeline
 from opsgate.server import build_app
 
@@ -39,10 +40,15 @@ def _text_size(result: Any) -> int:
     return sum(len(block.text.encode()) for block in result.content if isinstance(block, TextContent))
 
 
+def _capability(series: SeriesSettings) -> Any:
+    """The metrics capability over the in-process series backend (no HTTP between it and the data)."""
+    return build_capability(MetricsSettings(), SeriesBackend(series))
+
+
 async def response_sizes(state: Path) -> bool:
     now = time.time()
-    settings = Settings(state_dir=state / "sizes", metrics={"sandbox": {"deploy_at": now - 1800}})
-    app = build_app(settings, ("metrics",))
+    settings = Settings(state_dir=state / "sizes")
+    app = build_app(settings, (), capabilities=[_capability(SeriesSettings(deploy_at=now - 1800))])
     calls: list[tuple[str, dict[str, Any]]] = [
         ("metrics_query", {"metric": "latency_p99_seconds"}),
         ("metrics_query", {"metric": "latency_p99_seconds", "namespace": "shop", "since": "24h"}),
@@ -69,9 +75,9 @@ async def response_sizes(state: Path) -> bool:
 async def anomalies_at_scale(state: Path, runs: int) -> None:
     now = float(int(time.time() // 60) * 60)
     pods = 50
-    sandbox = {"pods_per_service": pods, "deploy_at": now - 1800}
-    settings = Settings(state_dir=state / "scale", metrics={"sandbox": sandbox})
-    app = build_app(settings, ("metrics",))
+    settings = Settings(state_dir=state / "scale")
+    series = SeriesSettings(pods_per_service=pods, deploy_at=now - 1800)
+    app = build_app(settings, (), capabilities=[_capability(series)])
     args = {"since": "59m", "end": now, "baseline": "23h", "step": "60s"}  # 1,440 points a series
     gate_s: list[float] = []
     async with Client(app.server, mode="2026-07-28") as client:
@@ -86,7 +92,7 @@ async def anomalies_at_scale(state: Path, runs: int) -> None:
 
     # the parts, on the same series
     timeline = SandboxTimeline(deploy_at=now - 1800)
-    backend = SandboxBackend(SandboxSettings(), series=SandboxSeries(7, timeline, SERVICES, pods))
+    backend = SeriesBackend(SeriesSettings(), series=SandboxSeries(7, timeline, SERVICES, pods))
     start, end = now - 86_400 + 60, now
     fetch_s, detect_s = [], []
     named: dict[str, tuple[np.ndarray, np.ndarray]] = {}

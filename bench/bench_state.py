@@ -44,7 +44,7 @@ def _median_us(fn: Callable[[], object], n: int) -> float:
 
 
 def _settings(root: Path, url: str | None, name: str) -> Settings:
-    big = LimitSettings(per_tool_per_minute=10**9, global_per_minute=10**9, writes_per_minute=10**9)
+    big = LimitSettings(per_tool_per_minute=10**9, global_per_minute=10**9)
     return Settings(
         state_dir=root / name,
         state_url=url,

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# System packages the test suite needs (a real Prometheus, PostgreSQL, a newer Node for the MCP conformance suite).
+# System packages the test suite needs (a real Prometheus and Alertmanager, kubectl, PostgreSQL, a newer Node
+# for the MCP conformance suite).
 # Installs only what is missing; needs root (or sudo) on a fresh Debian/Ubuntu machine.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+# Debian's kubernetes-client conflicts with an already installed kubectl package: only when kubectl is absent.
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 # PostgreSQL server binaries for the shared-state tests (tests/support/postgres.py starts a cluster on loopback)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then

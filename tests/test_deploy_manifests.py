@@ -264,10 +264,7 @@ def _off_cluster_env(tmp_path: Path, kubeconfig: Path) -> dict[str, str]:
 @pytest.fixture
 def cluster_kubeconfig(tmp_path: Path) -> Iterator[Path]:
     with SandboxWorld() as world:
-        path = tmp_path / "kubeconfig"
-        assert world._server is not None
-        world._server.write_kubeconfig(path)
-        yield path
+        yield world.write_kubeconfig(tmp_path / "kubeconfig")
 
 
 def test_rollback_calls_fit_a_foundry_toolbox_call(

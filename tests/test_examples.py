@@ -102,6 +102,30 @@ def test_the_claude_mcp_add_line_writes_the_same_config() -> None:
     assert hosted and all(shlex.split(h)[-3].endswith(Settings().http.path) for h in hosted)
 
 
+def test_the_hosted_claude_mcp_add_line_keeps_the_key_out_of_the_config() -> None:
+    """Double quotes let the shell expand the key into a shared .mcp.json; single quotes keep `${VAR}`,
+    which Claude Code expands when it connects."""
+    readme = (EXAMPLES / "README.md").read_text()
+    hosted = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith("claude mcp add") and "--header" in ln]
+    assert hosted
+    for line in hosted:
+        words = shlex.split(line)  # what the shell hands to `claude`
+        header = words[words.index("--header") + 1]
+        assert header == "Authorization: Bearer ${OPSGATE_API_KEY}", header
+        assert "'Authorization: Bearer ${OPSGATE_API_KEY}'" in line
+
+
+@pytest.mark.parametrize("value", ["", "${OPSGATE_CONFIG:-}", "${OPSGATE_CONFIG}"])
+async def test_an_empty_or_unexpanded_config_variable_does_not_kill_the_server(tmp_path: Path, value: str) -> None:
+    """Claude Code expands `${OPSGATE_CONFIG:-}` in .mcp.json; other clients pass it literally."""
+    entry = _json(EXAMPLES / "claude-code" / ".mcp.json")["mcpServers"]["opsgate"]
+    params = _stdio_params({**entry, "env": {}}, tmp_path)
+    params.env = {**(params.env or {}), "OPSGATE_CONFIG": value}
+    with anyio.fail_after(60):
+        tools = await _tools_over_stdio(params)
+    assert "logs_query" in tools
+
+
 # -- Copilot CLI ---------------------------------------------------------------------------------------
 
 
@@ -222,7 +246,7 @@ def test_foundry_tool_lists_match_the_server(live_tools: dict[str, Any]) -> None
 def test_foundry_call_limit_check_uses_the_servers_own_timeouts(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
     config.write_text(
-        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+        f'state_dir = "{tmp_path}"\n[rollback]\napi_url = "http://127.0.0.1:9"\nwait_s = 30\nrequest_timeout_s = 8\n'
     )
     timeouts = register_toolbox.local_timeouts(str(config))
     assert set(timeouts) == set(register_toolbox.READ_TOOLS + register_toolbox.WRITE_TOOLS)
@@ -266,7 +290,7 @@ def test_foundry_registration_sends_the_documented_body(foundry_endpoint: str, l
 def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
     config = tmp_path / "hosted.toml"
     config.write_text(
-        f'state_dir = "{tmp_path}"\n[rollback]\nbackend = "sandbox"\nwait_s = 30\nrequest_timeout_s = 8\n'
+        f'state_dir = "{tmp_path}"\n[rollback]\napi_url = "http://127.0.0.1:9"\nwait_s = 30\nrequest_timeout_s = 8\n'
     )
     script = EXAMPLES / "foundry" / "register_toolbox.py"
     args = ["--server-url", "https://opsgate.example.com/mcp", "--auth", "key", "--connection", "opsgate-key"]
@@ -286,12 +310,10 @@ def test_foundry_print_body_runs_without_azure(tmp_path: Path) -> None:
 
 def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path) -> None:
     with SandboxWorld() as world:
-        kubeconfig = tmp_path / "kubeconfig"
-        assert world._server is not None
-        world._server.write_kubeconfig(kubeconfig)
+        kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(demo_config(tmp_path, kubeconfig))
-        server = f"{sys.executable} -m opsgate.sandbox.demo_server --config {config} --kube-api {world.api_url}"
+        config.write_text(demo_config(tmp_path, world, kubeconfig))
+        server = f"{sys.executable} -m opsgate --config {config} serve all"
         agent = subprocess.Popen(
             [sys.executable, str(EXAMPLES / "custom-agent" / "agent.py"), "--namespace", "shop", "--service",
              "checkout", "--apply", "--server-command", server, "--approval-poll", "0.2", "--approval-wait", "60"],

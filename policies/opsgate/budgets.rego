@@ -1,10 +1,17 @@
-# Per-target and global budgets for real writes (counts come from the gate in context.recent).
+# Write budgets: per target (an interval between writes, a count per hour) and across targets (a count
+# per minute), per tool from data.opsgate_config.budgets (`default` for tools not named).
+#
+# This data is the one place budgets are configured. The counts come from the gate (context.recent);
+# a real write over budget is denied here with its reason, and an allowed real write carries its
+# budget in obligations.budget, against which the gate reserves the write before it runs.
 #
 # A real write whose counts or budget are missing or not numbers cannot be checked, so it is denied
 # (policy.check_failed), never waved through.
 package opsgate
 
 import rego.v1
+
+verdicts contains ["write.budget.target_interval", _interval_verdict] if is_write
 
 verdicts contains ["write.budget.target_1h", _budget_verdict("target_1h")] if is_write
 
@@ -14,9 +21,18 @@ budget := object.get(config.budgets, input.tool, config.budgets["default"])
 
 recent := input.context.recent[input.tool]
 
-recent_target_1h := recent.target_1h
-
-recent_global_1m := recent.global_1m
+# The budget an allowed real write is reserved against (null for reads and dry runs).
+write_budget := b if {
+	real_write
+	is_number(budget.target_interval_s)
+	is_number(budget.target_1h)
+	is_number(budget.global_1m)
+	b := {
+		"target_interval_s": budget.target_interval_s,
+		"target_1h": budget.target_1h,
+		"global_1m": budget.global_1m,
+	}
+} else := null
 
 _budget_verdict(key) := "pass" if {
 	dry_run
@@ -30,10 +46,30 @@ _budget_verdict(key) := "pass" if {
 	recent[key] < budget[key]
 }
 
-real_write_denials contains deny(60, "write.budget.target_1h", sprintf("%v already ran %v times on this target in the last hour (budget %v)", [input.tool, recent_target_1h, budget.target_1h]), "escalate to a human; the budget resets within the hour") if {
+# target_last_s: seconds since this tool last wrote to this target, null when not within the hour.
+_interval_verdict := "pass" if {
+	dry_run
+} else := "deny" if {
+	is_number(recent.target_last_s)
+	is_number(budget.target_interval_s)
+	recent.target_last_s < budget.target_interval_s
+} else := "pass" if {
+	is_number(recent.target_last_s)
+	is_number(budget.target_interval_s)
+	recent.target_last_s >= budget.target_interval_s
+} else := "pass" if {
+	is_null(recent.target_last_s)
+	is_number(budget.target_interval_s)
+}
+
+real_write_denials contains deny(59, "write.budget.target_interval", sprintf("%v ran on this target %v s ago; the budget allows one every %v s", [input.tool, round(recent.target_last_s), budget.target_interval_s]), sprintf("wait %v s, or escalate to a human", [ceil(budget.target_interval_s - recent.target_last_s)])) if {
+	verdict["write.budget.target_interval"] == "deny"
+}
+
+real_write_denials contains deny(60, "write.budget.target_1h", sprintf("%v already ran %v times on this target in the last hour (budget %v)", [input.tool, recent.target_1h, budget.target_1h]), "escalate to a human; the budget resets within the hour") if {
 	verdict["write.budget.target_1h"] == "deny"
 }
 
-real_write_denials contains deny(61, "write.budget.global_1m", sprintf("%v ran %v times in the last minute across all targets (budget %v)", [input.tool, recent_global_1m, budget.global_1m]), "wait a minute before the next change") if {
+real_write_denials contains deny(61, "write.budget.global_1m", sprintf("%v ran %v times in the last minute across all targets (budget %v)", [input.tool, recent.global_1m, budget.global_1m]), "wait a minute before the next change") if {
 	verdict["write.budget.global_1m"] == "deny"
 }

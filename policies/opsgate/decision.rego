@@ -78,6 +78,7 @@ _obligations(dry_run_only) := {
 	"redact_patterns": config.redact_patterns,
 	"dry_run_only": dry_run_only,
 	"confirmation_ok": confirmation_ok,
+	"budget": write_budget,
 }
 
 # The allow branch needs positive evidence: no denial, every check passed, a grant. When the denials

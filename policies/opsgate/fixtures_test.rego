@@ -20,7 +20,7 @@ rollback_input(env, dry_run) := {
 	"args": {"namespace": "shop", "deployment": "checkout", "to_revision": 6, "dry_run": dry_run},
 	"target": {"environment": env, "namespace": "shop", "service": "checkout"},
 	"facts": {"from_revision": 7}, "caller": caller, "approval": null,
-	"context": {"now": now, "autonomy": "approved", "recent": {"rollback_deployment": {"target_1h": 0, "global_1m": 0}}},
+	"context": {"now": now, "autonomy": "approved", "recent": {"rollback_deployment": {"target_1h": 0, "global_1m": 0, "target_last_s": null}}},
 }
 
 prod_write := rollback_input("prod", false)

@@ -7,6 +7,7 @@ write_checks := {
 	"write.read_only",
 	"write.advised.dry_run_only",
 	"write.freeze",
+	"write.budget.target_interval",
 	"write.budget.target_1h",
 	"write.budget.global_1m",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from opsgate import approvals_cli
-from opsgate.config import ConfigError, Settings, load_settings
+from opsgate.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from opsgate.evaluation import cli as eval_cli
 from opsgate.policy.decision import PolicyError
 from opsgate.sandbox import demo_cli
 
@@ -46,9 +48,22 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        return _serve(args, stack)
+
+
+def _serve(args: argparse.Namespace, stack: Any) -> int:
     from opsgate.server import build_app, http_app
 
-    settings = _settings(args)
+    if args.config is None and not os.environ.get(CONFIG_ENV):
+        # no configuration at all: serve the sandbox's default scenario, one world behind every backend
+        from opsgate.sandbox.compose import default_world_sections
+
+        settings = load_settings(None, **default_world_sections(stack))
+    else:
+        settings = _settings(args)
     if args.host:
         settings.http.host = args.host
     if args.port:
@@ -70,11 +85,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"opsgate: {exc}", file=sys.stderr)
         return 2
     if not http:
+        # a stdio client shows the server's stderr in its log: keep the backends' request lines out of it
+        for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         app.server.run("stdio")
         return 0
     import uvicorn
 
-    uvicorn.run(http_app(app, settings), host=settings.http.host, port=settings.http.port, log_level="warning")
+    from opsgate.http_guard import guarded_protocol
+
+    uvicorn.run(
+        http_app(app, settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level="warning",
+        http=guarded_protocol(settings.http.max_connections, settings.http.header_timeout_s),
+    )
     return 0
 
 
@@ -311,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox)
     approvals_cli.register(sub)
     demo_cli.register(sub)
+    eval_cli.register(sub)
     return parser
 
 

@@ -9,11 +9,12 @@ itself, so the core never needs to know their shape.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,21 +71,45 @@ class HttpSettings(BaseModel):
     roles_claim: str = "roles"
     write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
     metrics_require_auth: bool = True
+    # Bounds against connection floods (opsgate.http_guard): open connections, and how long a connection
+    # may take to send a request's headers. Keep max_connections well under the open-files limit.
+    max_connections: int = Field(default=512, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+
+
+# Write budgets live in the policy data (one source, reviewed with the policies): these keys moved there.
+_MOVED_TO_POLICY = {
+    "writes_per_minute": "global_1m",
+    "per_target_write_interval_s": "target_interval_s",
+}
 
 
 class LimitSettings(BaseModel):
-    """Rate limits and breakers; policy data may tighten them further.
+    """Per-caller rate limits under a global ceiling, and breakers (protecting the server and backends).
 
     `per_tool_per_minute` holds per caller (subject) and tool; `global_per_minute` is the ceiling over
-    every caller and tool of this process. Write limits are reserved in the shared state store.
+    every caller and tool of this process. Write budgets are not here: they are policy data
+    (`opsgate_config.budgets` in policies/data.json), reserved in the shared state store before a write runs.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     per_tool_per_minute: int = Field(default=600, ge=1)
     global_per_minute: int = Field(default=6000, ge=1)
-    writes_per_minute: int = Field(default=5, ge=1)
-    per_target_write_interval_s: float = Field(default=600, ge=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, budget_key in _MOVED_TO_POLICY.items():
+                if key in data:
+                    raise ValueError(
+                        f"limits.{key} moved to the policy data: set opsgate_config.budgets.<tool>.{budget_key} "
+                        "in policies/data.json (or under [policy.data]); write budgets have one source"
+                    )
+        return data
 
 
 class AuditSettings(BaseModel):
@@ -132,6 +157,8 @@ class Settings(BaseSettings):
     logs: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     rollback: dict[str, Any] = Field(default_factory=dict)
+    workloads: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def audit_file(self) -> Path:
@@ -173,6 +200,21 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
+def _config_from_env() -> Path | None:
+    """`$OPSGATE_CONFIG`; empty means unset. A client config's `"${OPSGATE_CONFIG:-}"` reaches us literally
+    from clients that do not expand variables: that is unset too (with a warning), not a missing file."""
+    value = os.environ.get(CONFIG_ENV, "").strip()
+    if not value:
+        return None
+    if value.startswith("${") and value.endswith("}"):
+        print(
+            f"opsgate: warning: {CONFIG_ENV}={value} was not expanded by the client; serving without a config file",
+            file=sys.stderr,
+        )
+        return None
+    return Path(value)
+
+
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
@@ -200,7 +242,7 @@ def load_section(section: str, raw: Any, model: type[SectionT]) -> SectionT:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `config_file` (or `$OPSGATE_CONFIG`), the environment and `overrides`."""
-    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    path = config_file or _config_from_env()
     settings_cls: type[Settings] = Settings
     if path is not None:
         if not path.is_file():

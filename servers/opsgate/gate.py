@@ -463,10 +463,8 @@ class Gate:
                 raise Denied(f"{name}: approval {call.approval_id} cannot be used: {exc}", "denied") from None
             record["approval"] = approval
 
-        # 4. a real write reserves its limits before anything is decided or run (see opsgate.limits)
+        # 4. a real write is refused early while the audit store fails or its target's breaker is open
         real_write = write_args is not None and not write_args.dry_run
-        reservation: Reservation | None = None
-        recent: dict[str, int] | None = None
         if real_write:
             if not self.audit_healthy():
                 raise Denied(
@@ -475,20 +473,18 @@ class Gate:
                 )
             try:
                 refusal = self.limiter.breaker_refusal(call.target_key)
-                if refusal is not None:
-                    raise Denied(f"{name}: {refusal}", "rate_limited")
-                reservation, recent = self.limiter.reserve(name, call.target_key)
             except StateUnavailable as exc:
                 raise Denied(f"{name}: the state store is unavailable, so writes fail closed: {exc}", "error") from None
-            if reservation.refused is not None:
-                raise Denied(f"{name}: {reservation.refused}", "rate_limited")
+            if refusal is not None:
+                raise Denied(f"{name}: {refusal}", "rate_limited")
+        reserved: list[Reservation] = []
         applied = False
         try:
             result, applied = await self._decide_and_execute(
-                contract, name, args, call, ctx, approval, recent, real_write, record, mcp_ctx
+                contract, name, args, call, ctx, approval, real_write, record, mcp_ctx, reserved
             )
         finally:
-            if reservation is not None:
+            for reservation in reserved:
                 # an error mid-write leaves `applied` unknown (None): its events stay taken
                 keep = applied or ("applied" in record and record["applied"] is None)
                 try:
@@ -505,13 +501,13 @@ class Gate:
         call: GatedCall,
         ctx: CallContext,
         approval: dict[str, Any] | None,
-        recent: dict[str, int] | None,
         real_write: bool,
         record: dict[str, Any],
         mcp_ctx: ServerRequestContext[Any, Any] | None,
+        reserved: list[Reservation],
     ) -> tuple[CallToolResult, bool]:
-        # 5. decide (fail closed)
-        policy_input = self._policy_input(contract, call, approval, recent)
+        # 5. decide (fail closed); the counts the policy sees include writes still running
+        policy_input = self._policy_input(contract, call, approval)
         decision = await self._decide(policy_input, record)
         ctx.decision = decision
         if not decision.allow and decision.require_approval and approval is None and self.approvals is not None:
@@ -522,7 +518,7 @@ class Gate:
             if confirmed is not None:
                 approval = confirmed
                 record["approval"] = approval
-                decision = await self._decide(self._policy_input(contract, call, approval, recent), record)
+                decision = await self._decide(self._policy_input(contract, call, approval), record)
                 ctx.decision = decision
         if not decision.allow:
             if decision.require_approval and self.approvals is not None:
@@ -532,11 +528,24 @@ class Gate:
             raise Denied(_denial_text(name, decision), "denied", _denial_meta(decision))
         if decision.obligations.dry_run_only and real_write:
             raise Denied(f"{name}: policy allows only dry runs here; call again with dry_run=true", "denied")
+        if real_write and decision.obligations.budget is None:
+            # budgets are policy data: an allowed real write without one cannot be held to any (fail closed)
+            reason = "the policy allowed a real write without a write budget"
+            raise Denied(f"{name}: denied (fail closed): {reason}", "denied")
 
-        # 6. call rate: per caller, under a global ceiling
+        # 6. limits: the call rate per caller (under a global ceiling); a real write reserves its budget
+        # atomically in the shared state, so writes the policy allowed concurrently cannot outrun it
         refusal = self.limiter.admit(name, call.caller.subject)
         if refusal is not None:
             raise Denied(f"{name}: {refusal}", "rate_limited")
+        if real_write and decision.obligations.budget is not None:
+            try:
+                reservation = self.limiter.reserve(name, call.target_key, decision.obligations.budget)
+            except StateUnavailable as exc:
+                raise Denied(f"{name}: the state store is unavailable, so writes fail closed: {exc}", "error") from None
+            if reservation.refused is not None:
+                raise Denied(f"{name}: {reservation.refused}", "rate_limited")
+            reserved.append(reservation)
 
         # 7. execute
         if approval is not None and self.approvals is not None:
@@ -594,11 +603,7 @@ class Gate:
             logger.exception("could not record a failed write on %s", call.target_key)
 
     def _policy_input(
-        self,
-        contract: Contract[Any, Any],
-        call: GatedCall,
-        approval: dict[str, Any] | None,
-        recent: dict[str, int] | None = None,
+        self, contract: Contract[Any, Any], call: GatedCall, approval: dict[str, Any] | None
     ) -> dict[str, Any]:
         return self._policy_document(
             tool=contract.name,
@@ -610,12 +615,12 @@ class Gate:
             facts=call.facts,
             caller=call.caller,
             approval=approval,
-            recent={contract.name: recent if recent is not None else self._recent(contract, call)},
+            recent={contract.name: self._recent(contract, call)},
         )
 
-    def _recent(self, contract: Contract[Any, Any], call: GatedCall) -> dict[str, int]:
+    def _recent(self, contract: Contract[Any, Any], call: GatedCall) -> dict[str, int | float | None]:
         if contract.scope != "write":
-            return {"target_1h": 0, "global_1m": 0}
+            return {"target_1h": 0, "global_1m": 0, "target_last_s": None}
         try:
             return self.limiter.recent(contract.name, call.target_key)
         except StateUnavailable as exc:

@@ -75,7 +75,7 @@ def called_tools(body: bytes) -> list[str]:
     """Names of the tools a JSON-RPC message (or batch) calls; unparsable bodies call none."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # a 5,000-deep body is not a call, and not a 500 either
         return []
     messages = message if isinstance(message, list) else [message]
     names: list[str] = []
@@ -165,6 +165,82 @@ class WriteScopeMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class AuthChallengeMiddleware:
+    """Every 401 says which credential is expected, and tells a missing one from a rejected one.
+
+    The SDK answers any unauthenticated request with the same "Authentication required"; a client (or
+    a person reading its log) then cannot tell a forgotten header from a wrong key. This rewrites 401
+    responses: no `Authorization: Bearer` header -> "no credential" naming what to send; a credential
+    that did not verify -> "not recognised" (API key) or "rejected" (OAuth token). The challenge names
+    the protected-resource metadata only when OAuth (OIDC) is configured: with API keys only there is
+    no authorization server, and a client that found one would try OAuth instead of asking for the key.
+    """
+
+    def __init__(self, app: ASGIApp, *, oidc_issuer: str | None, resource_metadata_url: str | None) -> None:
+        self.app = app
+        self.oidc_issuer = oidc_issuer
+        self.resource_metadata_url = resource_metadata_url if oidc_issuer else None
+
+    def expected(self) -> str:
+        if self.oidc_issuer:
+            return f"an opsgate API key or an OAuth access token from {self.oidc_issuer}"
+        return "an opsgate API key (from `opsgate keys new`)"
+
+    def challenge(self, scope: Scope) -> tuple[str, str, str]:
+        """(error code, description, WWW-Authenticate value) for an unauthenticated request."""
+        header = ""
+        for name, value in scope.get("headers") or []:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        parts = ['realm="opsgate"']
+        if not token:
+            error = "missing_credential"
+            description = f"no credential: send the header `Authorization: Bearer <token>` with {self.expected()}"
+        else:
+            error = "invalid_token"
+            parts.append('error="invalid_token"')
+            if token.startswith(KEY_PREFIX) or not self.oidc_issuer or token.count(".") != 2:
+                description = "the API key is not recognised (wrong, revoked or mistyped); expected " + self.expected()
+            else:
+                description = "the access token was rejected (expired, or not issued for this server by its issuer)"
+        parts.append(f'error_description="{description.replace(chr(34), chr(39))}"')
+        if self.resource_metadata_url:
+            parts.append(f'resource_metadata="{self.resource_metadata_url}"')
+        return error, description, "Bearer " + ", ".join(parts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message.get("status") == 401:
+                replaced = True
+                error, description, www_authenticate = self.challenge(scope)
+                body = json.dumps({"error": error, "error_description": description}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", www_authenticate.encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+            if replaced:
+                return  # the inner app's own 401 body
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
 
 
 def _replay(chunks: list[bytes], pending: Message | None, receive: Receive, *, more: bool = False) -> Receive:

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from opsgate import __version__
 from opsgate.config import HttpSettings
 from opsgate.contracts import Contract
-from opsgate.http_auth import WriteScopeMiddleware, resource_url
+from opsgate.http_auth import AuthChallengeMiddleware, WriteScopeMiddleware, resource_url
 
 
 def health_route(tool_count: Callable[[], int]) -> Route:
@@ -58,7 +58,10 @@ def metrics_route(*, require_auth: bool, resource_metadata_url: str | None) -> R
 
 def add_hosted_routes(starlette: Starlette, h: HttpSettings, contracts: Mapping[str, Contract[Any, Any]]) -> None:
     """Health, metrics, the protected-resource metadata with scopes, and write-scope step-up."""
-    metadata_url = str(build_resource_metadata_url(AnyHttpUrl(resource_url(h)))) if h.require_auth else None
+    # OAuth protected-resource metadata only names a real authorization server: with API keys only
+    # there is none, and publishing one sends clients into a failing OAuth flow instead of asking for the key.
+    oauth = h.require_auth and bool(h.oidc_issuer)
+    metadata_url = str(build_resource_metadata_url(AnyHttpUrl(resource_url(h)))) if oauth else None
     routes = starlette.router.routes
     if h.require_auth:
         issuer = AnyHttpUrl(h.oidc_issuer or resource_url(h).removesuffix(h.path))
@@ -70,7 +73,11 @@ def add_hosted_routes(starlette: Starlette, h: HttpSettings, contracts: Mapping[
         )
         paths = {r.path for r in metadata}
         routes[:] = [r for r in routes if getattr(r, "path", None) not in paths]
-        routes.extend(metadata)
+        if oauth:
+            routes.extend(metadata)
+        starlette.user_middleware.insert(
+            0, Middleware(AuthChallengeMiddleware, oidc_issuer=h.oidc_issuer, resource_metadata_url=metadata_url)
+        )
     routes.append(health_route(lambda: len(contracts)))
     routes.append(
         metrics_route(require_auth=h.require_auth and h.metrics_require_auth, resource_metadata_url=metadata_url)

@@ -2,13 +2,15 @@
 
 - Call rates (every call): per caller subject and tool, and a ceiling over all callers, in memory
   per process (they protect this process and its backends).
-- Real writes (`dry_run` false) take one event on each write counter *before* the policy decides and
-  before anything runs, atomically in the shared state store (`opsgate.state`): the per-target
-  interval, the per-target hour (the policy's `target_1h`) and writes per minute overall. A write the
-  policy refuses, or one that applied nothing, releases its events; an applied write keeps them. So
-  writes started concurrently, on one replica or several, cannot outrun a limit, and a restart
-  forgets nothing. The counts taken before this write feed the policy (`context.recent`), so budgets
-  in policy data see in-flight writes too.
+- Write budgets are policy data (`opsgate_config.budgets`, the one source): the policy sees the counts
+  (`context.recent`: this tool's writes on the target in the hour, all writes in the minute, seconds
+  since this tool last wrote to the target; in-flight writes included) and denies a write over budget
+  with its reason. An allowed real write carries its budget (`decision.obligations.budget`), and before
+  anything runs it *reserves* one event on each counter of that budget, atomically in the shared state
+  store (`opsgate.state`), or is refused: so writes that passed the policy concurrently, on one
+  replica or several, cannot outrun it, and a restart forgets nothing. An applied write keeps its
+  events; one that applied nothing releases them; one that ended in an error keeps them (it may have
+  changed something). The store only knows counters with limits (`Counter`), not where they came from.
 - Breakers: consecutive failures of real writes per target open it for `breaker_cooldown_s`; an
   open breaker refuses real writes on that target. Reads never open it and are never refused by it, so
   failing reads cannot lock out `rollback_deployment` or `rollout_status`.
@@ -23,6 +25,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 
 from opsgate.config import LimitSettings
+from opsgate.policy.decision import WriteBudget
 from opsgate.state.base import Counter, LimitStore, Reservation
 
 HOUR = 3600.0
@@ -78,48 +81,56 @@ class Limiter:
 
     # -- write limits -------------------------------------------------------------------------
 
-    def write_counters(self, tool: str, target_key: str) -> list[Counter]:
-        s = self.settings
+    def write_counters(self, tool: str, target_key: str, budget: WriteBudget | None) -> list[Counter]:
+        """The counters a real write of `tool` on `target_key` takes, limited by `budget` when given."""
         key = f"write:{tool}:{target_key}"
+        if budget is None:
+            return [Counter(key, HOUR), Counter(ALL_WRITES, MINUTE)]
         counters = [
-            Counter(key, HOUR),
+            Counter(
+                key,
+                HOUR,
+                budget.target_1h,
+                f"budget: at most {budget.target_1h} {tool} per {target_key} per hour"
+                " (including writes still running); next slot in {wait_s:.0f}s",
+            ),
             Counter(
                 ALL_WRITES,
                 MINUTE,
-                s.writes_per_minute,
-                f"rate limit: at most {s.writes_per_minute} write calls per minute overall;"
+                budget.global_1m,
+                f"budget: at most {budget.global_1m} writes per minute overall (including writes still running);"
                 " next slot in {wait_s:.0f}s",
             ),
         ]
-        if s.per_target_write_interval_s > 0:
+        if budget.target_interval_s > 0:
             counters.append(
                 Counter(
                     key,
-                    s.per_target_write_interval_s,
+                    budget.target_interval_s,
                     1,
-                    f"budget: one {tool} per {target_key} every {s.per_target_write_interval_s:.0f}s"
+                    f"budget: one {tool} per {target_key} every {budget.target_interval_s:.0f}s"
                     " (including writes still running); next allowed in {wait_s:.0f}s",
                 )
             )
         return counters
 
-    @staticmethod
-    def _recent(tool: str, target_key: str, counts: dict[tuple[str, float], int]) -> dict[str, int]:
+    def recent(self, tool: str, target_key: str) -> dict[str, int | float | None]:
+        """Counts the policy sees: this tool's writes on this target in the last hour, all writes in a
+        minute, and the seconds since this tool last wrote to this target (None: not within the hour)."""
+        now = self._clock()
+        counters = self.write_counters(tool, target_key, None)
+        counts = self.store.counts(counters, now)
+        last = self.store.latest(counters[0].key, now - HOUR)
         return {
-            "target_1h": counts.get((f"write:{tool}:{target_key}", HOUR), 0),
+            "target_1h": counts.get((counters[0].key, HOUR), 0),
             "global_1m": counts.get((ALL_WRITES, MINUTE), 0),
+            "target_last_s": None if last is None else round(max(0.0, now - last), 3),
         }
 
-    def recent(self, tool: str, target_key: str) -> dict[str, int]:
-        """Counts the policy sees: this tool's writes on this target in the last hour, all writes in a minute."""
-        counters = self.write_counters(tool, target_key)[:2]
-        return self._recent(tool, target_key, self.store.counts(counters, self._clock()))
-
-    def reserve(self, tool: str, target_key: str) -> tuple[Reservation, dict[str, int]]:
-        """Take this real write's events (or refuse); the counts before it, for the policy."""
+    def reserve(self, tool: str, target_key: str, budget: WriteBudget) -> Reservation:
+        """Take this real write's events under `budget` (or refuse, taking nothing)."""
         holder = "rsv_" + secrets.token_hex(10)
-        reservation = self.store.reserve(self.write_counters(tool, target_key), holder, self._clock())
-        return reservation, self._recent(tool, target_key, reservation.counts)
+        return self.store.reserve(self.write_counters(tool, target_key, budget), holder, self._clock())
 
     def settle(self, reservation: Reservation, *, applied: bool) -> None:
         if reservation.refused is not None:

@@ -26,7 +26,7 @@ from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
 from opsgate.state import State, open_audit, open_state
 
-CAPABILITIES = ("runbooks", "logs", "metrics", "rollback")
+CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads")
 
 INSTRUCTIONS = (
     "opsgate gives you logs, metrics, rollout history/rollback and runbooks for incident work. Every call is "

@@ -42,14 +42,7 @@ SERVICE_INTERFACES = frozenset({"opsgate.interfaces"} | {f"opsgate.{c}.service" 
 # Known violations being removed (issue 10: "metrics and rollback import the sandbox and the sandbox
 # imports metrics"). The sandbox's owner deletes each entry as the import goes; an entry that no
 # longer matches an import fails the test, so the list can only shrink.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("opsgate.metrics.backends.sandbox", "opsgate.sandbox.series"),
-        ("opsgate.rollback.server", "opsgate.sandbox.kube_api"),
-        ("opsgate.sandbox.demo_server", "opsgate.metrics.server"),
-        ("opsgate.sandbox.demo_server", "opsgate.metrics.settings"),
-    }
-)
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 TEST_ONLY_MODULES = ("testkit", "conformance_fixtures", "accuracy")
 TEST_FRAMEWORKS = frozenset({"tests", "pytest", "hypothesis", "_pytest"})

@@ -61,7 +61,7 @@ def test_policy_test_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "context": {
             "now": "2026-11-23T05:00:00Z",
             "autonomy": "approved",
-            "recent": {"rollback_deployment": {"target_1h": 0, "global_1m": 0}},
+            "recent": {"rollback_deployment": {"target_1h": 0, "global_1m": 0, "target_last_s": None}},
         },
     }
     path = tmp_path / "input.json"

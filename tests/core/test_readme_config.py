@@ -18,7 +18,7 @@ def test_readme_toml_example_is_a_valid_config(tmp_path: Path) -> None:
     settings = load_settings(config)
     assert settings.policy.engine == "embedded"
     assert settings.http.api_keys[0].subject == "agent@foundry"
-    assert settings.limits.per_target_write_interval_s == 600
+    assert settings.limits.breaker_failures == 3
     assert settings.environment_of("shop") == "prod"
 
 

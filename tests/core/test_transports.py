@@ -79,11 +79,12 @@ async def test_http_session_with_api_key(http_settings: Settings, mode: str) -> 
             found = await client.call_tool("runbook_search", {"query": "5xx errors"})
             assert not found.is_error
             assert found.structured_content["items"][0]["id"] == "high-5xx-error-rate"
-        # no key: 401 with the resource-metadata pointer, and nothing reaches the gate
+        # no key: 401 naming the API key it expects (no OAuth metadata: none is configured); nothing reaches the gate
         async with httpx.AsyncClient() as plain:
             response = await plain.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
             assert response.status_code == 401
-            assert "resource_metadata" in response.headers.get("www-authenticate", "")
+            assert "resource_metadata" not in response.headers.get("www-authenticate", "")
+            assert "API key" in response.json()["error_description"]
             wrong = await plain.post(url, json={}, headers={"Authorization": "Bearer ogk_wrong"})
             assert wrong.status_code == 401
     records = [r.record for r in app.gate.audit.records()]

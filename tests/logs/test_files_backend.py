@@ -9,9 +9,11 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opsgate.logs.backends import filescan
 from opsgate.logs.backends.files import FilesBackend, FileSource, FilesSettings
 from opsgate.logs.backends.filescan import backward, bracket, forward
 from opsgate.logs.contracts import PatternsInput, QueryInput
@@ -162,3 +164,47 @@ def test_raw_query_is_refused_by_files() -> None:
         assert "no native query language" in str(exc)
     else:
         raise AssertionError("raw_query was accepted by the files backend")
+
+
+def _unordered_file(path: Path, lines: int, seed: int) -> list[tuple[int, str]]:
+    """JSON lines (and a few logfmt and continuation lines) in a shuffled order; (time, text) of each."""
+    rng = random.Random(seed)
+    rows: list[tuple[int, str]] = []
+    for n in range(lines):
+        ts = T0 + rng.randrange(0, 3600) * S + rng.randrange(0, 1000) * 1_000_000
+        word = rng.choice(["timeout", "TimeOut", "ok", "retry", "done"])
+        if n % 17 == 0:
+            rows.append((ts, f'ts={_stamp(ts)} level=warn msg="{word} in logfmt {n}"'))
+        else:
+            rows.append((ts, json.dumps({"ts": _stamp(ts), "level": "info", "msg": f"{word} call {n}"})))
+    rng.shuffle(rows)
+    text = "\n".join(r[1] + ("\n    at Frame.run(Frame.java:1)" if i % 29 == 0 else "") for i, r in enumerate(rows))
+    path.write_text(text + "\n")
+    return rows
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), limit=st.sampled_from([1, 7, 60]), order=st.sampled_from(["newest", "oldest"]))
+def test_unordered_file_answers_exactly_what_sorting_everything_would(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, limit: int, order: str
+) -> None:
+    """A file not in time order is read through its block time index, newest (or oldest) blocks first,
+    stopping early; the answer equals sorting every matching line."""
+    base = tmp_path_factory.mktemp("unordered")
+    path = base / "api.jsonl"
+    rows = _unordered_file(path, 600, seed)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(filescan, "BLOCK", 2048)  # many blocks, so pruning has something to skip
+        backend = FilesBackend(FilesSettings(sources=[FileSource(path=str(path), time_ordered=False)]))
+        start, end = T0 + 600 * S, T0 + 3000 * S
+        query = LogQuery(start_ns=start, end_ns=end, text="timeout", order=order)  # type: ignore[arg-type]
+        got = [(r.ts_ns, r.message) for r in backend._fetch(query, limit, float("inf"))]
+        again = [(r.ts_ns, r.message) for r in backend._fetch(query, limit, float("inf"))]
+    expected = sorted(
+        ((ts, text) for ts, text in rows if start <= ts <= end and "timeout" in text.lower()),
+        key=lambda r: r[0],
+        reverse=order == "newest",
+    )[:limit]
+    assert [ts for ts, _ in got] == [ts for ts, _ in expected]
+    assert again == got  # the second query reads the cached index
+    assert all("timeout" in message.lower() for _, message in got)

@@ -1,4 +1,5 @@
-"""Metrics fixtures: one app per backend (sandbox, real Prometheus, the real Azure SDK against loopback)."""
+"""Metrics fixtures: one app per backend: the sandbox's Prometheus-compatible API, a real Prometheus, the real
+Azure SDK against loopback; all three serve the same incident series."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from opsgate.config import Settings
 from opsgate.metrics.backends.azure import AzureBackend, AzureSettings
 from opsgate.metrics.backends.base import MetricsBackend
 from opsgate.metrics.backends.prometheus import PrometheusBackend, PrometheusSettings
-from opsgate.metrics.backends.sandbox import SandboxBackend, SandboxSettings
 from opsgate.metrics.server import build_capability
 from opsgate.metrics.settings import MetricsSettings
+from opsgate.sandbox.promapi import PromApiServer
+from opsgate.sandbox.series import ShopSource
 from opsgate.server import App
 from tests.metrics import azure_loopback
 from tests.metrics.incident import END, incident_series
@@ -21,6 +23,14 @@ from tests.metrics.prometheus_fixture import prometheus  # noqa: F401  (session 
 from tests.support.azure import StaticTokenCredential
 
 BACKENDS = ["sandbox", "prometheus", "azure"]
+BACKEND_NAMES = {"sandbox": "prometheus", "prometheus": "prometheus", "azure": "azure"}  # the sandbox speaks Prometheus
+
+
+@pytest.fixture(scope="session")
+def sandbox_prometheus() -> Iterator[str]:
+    """The sandbox's Prometheus-compatible API over the incident series (what the sandbox world serves)."""
+    with PromApiServer(ShopSource(incident_series()), clock=lambda: END) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +60,7 @@ def make_backend(name: str, prometheus_url: str | None, azure_url: str | None, *
             StaticTokenCredential(azure_loopback.TOKEN),
             allow_http_for_tests=True,
         )
-    return SandboxBackend(SandboxSettings(), series=incident_series())
+    raise ValueError(f"no metrics backend {name!r} in the tests")
 
 
 @pytest.fixture
@@ -62,10 +72,13 @@ async def metrics_app(
 
     def build(backend: str, settings: Settings | None = None, **overrides: Any) -> App:
         prometheus_url = request.getfixturevalue("prometheus") if backend == "prometheus" else None
+        if backend == "sandbox":
+            prometheus_url = request.getfixturevalue("sandbox_prometheus")
         azure_url = request.getfixturevalue("azure_endpoint").url if backend == "azure" else None
+        kind = "prometheus" if backend == "sandbox" else backend
         capability = build_capability(
-            MetricsSettings.model_validate({"backend": backend}),
-            make_backend(backend, prometheus_url, azure_url, **overrides),
+            MetricsSettings.model_validate({"backend": kind}),
+            make_backend(kind, prometheus_url, azure_url, **overrides),
             lambda: END,
         )
         kw: dict[str, Any] = {"capabilities": [capability]}

@@ -15,7 +15,7 @@ from mcp import Client
 
 from opsgate.sandbox.series import LATENCY_FACTOR
 from opsgate.server import App
-from tests.metrics.conftest import BACKENDS
+from tests.metrics.conftest import BACKEND_NAMES, BACKENDS
 from tests.metrics.incident import DEPLOY, END, SERVICES, incident_series
 
 WINDOW = {"start": END - 7200, "end": END}
@@ -43,7 +43,7 @@ async def test_range_query_returns_the_generated_values(
     app = metrics_app(backend)
     args = {"metric": "latency_p99_seconds", "namespace": "shop", "aggregation": "max", "by": ["service"]}
     out = await _call(app, wire_mode, "metrics_query", {**args, **WINDOW, "step": "1m", "points": 200})
-    assert out["backend"] == backend and out["kind"] == "range" and out["step_s"] == 60
+    assert out["backend"] == BACKEND_NAMES[backend] and out["kind"] == "range" and out["step_s"] == 60
     assert out["query"].endswith('max by (service) (latency_p99_seconds{namespace="shop"})') or backend == "azure"
     assert sorted(s["labels"]["service"] for s in out["items"]) == sorted(SERVICES)
     expected = _expected("latency_p99_seconds", WINDOW["start"] + 60.0 * np.arange(121))

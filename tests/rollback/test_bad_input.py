@@ -96,8 +96,10 @@ async def test_a_revision_that_never_becomes_ready_opens_the_breaker(
 ) -> None:
     for revision in (6, 5):
         kube_api.cluster.faults.mark_image_bad(f"registry.example.com/shop/checkout:v{revision}")
-    limits = {"breaker_failures": 2, "per_target_write_interval_s": 0, "breaker_cooldown_s": 300}
-    app = make_rollback_app(autonomy="autonomous", limits=limits)
+    limits = {"breaker_failures": 2, "breaker_cooldown_s": 300}
+    # write budgets are policy data: no interval between rollbacks of one target here
+    budgets = {"opsgate_config": {"budgets": {"rollback_deployment": {"target_interval_s": 0}}}}
+    app = make_rollback_app(autonomy="autonomous", limits=limits, policy={"data": budgets})
     async with Client(app.server, mode=wire_mode) as client:
         for revision in (6, 5):
             failed = await client.call_tool("rollback_deployment", {**REAL, "to_revision": revision})

@@ -29,8 +29,10 @@ async def test_three_concurrent_rollbacks_of_one_deployment_apply_exactly_once(
     assert len(applied) == 1, [text(r) for r in results]
     assert len(refused) == 2
     for r in refused:
-        assert (r.meta or {})["opsgate/outcome"] == "rate_limited"  # type: ignore[attr-defined]
-        assert "including writes still running" in text(r)
+        # refused by the policy (it sees the running write in its counts) or, when both were allowed on
+        # the same counts, by the reservation
+        assert (r.meta or {})["opsgate/outcome"] in ("denied", "rate_limited")  # type: ignore[attr-defined]
+        assert "budget" in text(r)
     started = [r.record for r in app.gate.audit.records() if r.record["outcome"] == "started"]
     assert len(started) == 1
     assert app.gate.audit.verify().ok

@@ -82,17 +82,20 @@ async def test_history_dry_run_approval_apply_and_budget(
         newest = changes.structured_content["items"][0]
         assert (newest["deployment"], newest["revision"], newest["current"]) == ("checkout", 8, True)
 
-        # a second rollback inside the budget window is refused before anyone is asked to approve it
+        # a second rollback inside the budget window is denied by the policy's budget (policy data, the
+        # one place budgets are set), before any human is asked to approve it
         second = {**REF, "dry_run": False, "reason": "again", "to_revision": 5}
         budget = await client.call_tool("rollback_deployment", second)
-        assert budget.is_error and "budget: one rollback_deployment" in text(budget)
-        assert (budget.meta or {})["opsgate/outcome"] == "rate_limited"
+        assert budget.is_error and "(rule write.budget.target_interval)" in text(budget)
+        assert "the budget allows one every 600 s" in text(budget)
+        assert (budget.meta or {})["opsgate/outcome"] == "denied"
+        assert "opsgate/approval" not in (budget.meta or {})
     assert running_image(kube_api) == IMAGE.format(6)
     if wire_mode == "legacy":
         assert seen and seen[-1][0] == seen[-1][1] == 3.0
     outcomes = [r.record["outcome"] for r in rollback_app.gate.audit.records()]
     # the approved real rollback leaves a durable "started" record before it patches, then its outcome
-    assert outcomes == ["ok", "ok", "pending_approval", "started", "ok", "ok", "ok", "rate_limited"]
+    assert outcomes == ["ok", "ok", "pending_approval", "started", "ok", "ok", "ok", "denied"]
     capsys.readouterr()
     assert cli.main(["audit", "verify", "--file", str(rollback_app.gate.audit.path)]) == 0
     assert "hash chain intact" in capsys.readouterr().out

@@ -524,3 +524,84 @@ def test_written_kubeconfig_loads_with_the_official_loader(kube_kubeconfig: Path
     client = kubernetes.config.new_client_from_config(config_file=str(kube_kubeconfig))  # type: ignore[no-untyped-call]
     names = [d.metadata.name for d in AppsV1Api(client).list_namespaced_deployment(kube_namespace).items if d.metadata]
     assert "checkout" in names
+
+
+# --- pod behaviours, events.k8s.io, watches -------------------------------------------------------
+
+
+def _one_per_kind_and_reason(items: list[dict[str, Any]], ref: str) -> list[dict[str, Any]]:
+    chosen: dict[tuple[str, str, str, bool], dict[str, Any]] = {}
+    for item in items:
+        key = (item[ref]["kind"], item["reason"], item["type"], "series" in item or int(item.get("count") or 1) > 1)
+        chosen.setdefault(key, item)
+    return list(chosen.values())
+
+
+def test_pod_behaviours_give_the_statuses_and_events_a_kubelet_would(
+    kube_api: KubeApiServer, kube_namespace: str
+) -> None:
+    """OOMKilled restarts, an image that does not pull, a config error and flapping readiness: every
+    pod and event validates against the official schemas and the kubernetes client reads them."""
+    from opsgate.sandbox.kube.kubelet import PodBehavior
+
+    cluster = kube_api.cluster
+    cluster.behaviors.add(
+        PodBehavior(image="registry.example.com/shop/payments:v3", exits="OOMKilled", run_seconds=120)
+    )
+    cluster.behaviors.add(
+        PodBehavior(image="registry.example.com/shop/checkout:v7", waiting="CreateContainerConfigError", share=0.5)
+    )
+    cluster.tick()
+    core = CoreV1Api(kube_api.api_client())
+    payments = core.list_namespaced_pod(kube_namespace, label_selector="app=payments").items
+    for pod in payments:
+        status = pod.status.container_statuses[0]
+        assert status.restart_count > 0
+        assert status.last_state.terminated.reason == "OOMKilled" and status.last_state.terminated.exit_code == 137
+    checkout = core.list_namespaced_pod(kube_namespace, label_selector="app=checkout").items
+    reasons = {
+        (p.status.container_statuses[0].state.waiting.reason if p.status.container_statuses[0].state.waiting else None)
+        for p in checkout
+    }
+    assert "CreateContainerConfigError" in reasons and None in reasons, "share=0.5 must split the pods"
+    for pod in payments + checkout:
+        assert pod.metadata is not None
+        validate_served(raw(core.read_namespaced_pod, pod.metadata.name, kube_namespace))
+    listed = raw(core.list_namespaced_event, kube_namespace)
+    for item in _one_per_kind_and_reason(listed["items"], "involvedObject"):  # validation is slow: one of each
+        validate_served({**item, "apiVersion": "v1", "kind": "Event"})
+    back_offs = [e for e in listed["items"] if e["reason"] == "BackOff" and e["involvedObject"]["kind"] == "Pod"]
+    assert back_offs and all(e["count"] >= 1 and e["firstTimestamp"] <= e["lastTimestamp"] for e in back_offs)
+    events_api = kubernetes.client.EventsV1Api(kube_api.api_client())
+    new_style = raw(events_api.list_namespaced_event, kube_namespace)
+    assert new_style["kind"] == "EventList" and new_style["apiVersion"] == "events.k8s.io/v1"
+    for item in _one_per_kind_and_reason(new_style["items"], "regarding"):
+        validate_served({**item, "apiVersion": "events.k8s.io/v1", "kind": "Event"})
+    typed = events_api.list_namespaced_event(kube_namespace, field_selector="regarding.kind=Pod,type=Warning").items
+    assert typed and all(e.regarding.kind == "Pod" and e.type == "Warning" for e in typed)
+
+
+def test_a_watch_streams_typed_changes_from_a_resource_version(kube_api: KubeApiServer, kube_namespace: str) -> None:
+    import kubernetes.watch
+
+    apps = AppsV1Api(kube_api.api_client())
+    listed = apps.list_namespaced_deployment(kube_namespace, field_selector="metadata.name=payments")
+    assert listed.metadata is not None
+    apps.patch_namespaced_deployment(
+        "payments", kube_namespace, {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}
+    )
+    seen: list[tuple[str, str]] = []
+    watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+    for event in watch.stream(
+        apps.list_namespaced_deployment,
+        kube_namespace,
+        field_selector="metadata.name=payments",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=10,
+    ):
+        obj = event["object"]
+        seen.append((event["type"], obj.metadata.name))
+        reason = next((c.reason for c in obj.status.conditions or [] if c.type == "Progressing"), None)
+        if reason == "NewReplicaSetAvailable" and obj.status.observed_generation == obj.metadata.generation:
+            watch.stop()  # type: ignore[no-untyped-call]
+    assert seen and {kind for kind, _ in seen} == {"MODIFIED"} and {name for _, name in seen} == {"payments"}

@@ -4,6 +4,7 @@ after a real write."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from tests.support import testkit
 
 AGENT = Caller(subject="agent-a", roles=["responder"], client="pytest", authenticated=True)
 OTHER = Caller(subject="agent-b", roles=["responder"], client="pytest", authenticated=True)
+# write budgets are policy data: no interval between writes of one target (the hour's count still holds)
+NO_INTERVAL = {"opsgate_config": {"budgets": {"default": {"target_interval_s": 0}}}}
 WRITE = {"namespace": "shop", "service": "checkout", "value": 1, "dry_run": False}
 
 
@@ -114,7 +117,7 @@ async def test_the_global_ceiling_holds_over_all_callers(tmp_path: Path) -> None
 
 
 async def test_failing_reads_do_not_lock_out_a_write_on_the_target(tmp_path: Path) -> None:
-    app = _app(tmp_path / "state", probes(), limits={"breaker_failures": 3, "per_target_write_interval_s": 0})
+    app = _app(tmp_path / "state", probes(), limits={"breaker_failures": 3}, policy={"data": NO_INTERVAL})
     target = {"namespace": "shop", "service": "checkout"}
     for _ in range(5):
         failed = await app.gate.call_tool("probe_read", target, AGENT)
@@ -132,7 +135,7 @@ async def test_the_per_target_interval_survives_a_restart(tmp_path: Path) -> Non
     await app.aclose()
     restarted = _app(state)
     again = await restarted.gate.call_tool("testkit_write", WRITE, AGENT)
-    assert again.is_error and _outcome(again) == "rate_limited" and "budget: one testkit_write" in _text(again)
+    assert again.is_error and _outcome(again) == "denied" and "write.budget.target_interval" in _text(again)
     # a dry run is not a write: it is not refused and takes nothing
     assert not (await restarted.gate.call_tool("testkit_write", {**WRITE, "dry_run": True}, AGENT)).is_error
     await restarted.aclose()
@@ -178,7 +181,7 @@ async def test_audit_failure_after_a_real_write_says_it_was_applied_and_refuses_
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages}")
 
-    app = _app(tmp_path / "state", probes(disk_fills_up), limits={"per_target_write_interval_s": 0})
+    app = _app(tmp_path / "state", probes(disk_fills_up), policy={"data": NO_INTERVAL})
     holder["app"] = app
     target = {"namespace": "shop", "service": "checkout", "blob": "x" * 12000}
     result = await app.gate.call_tool("probe_write", {**target, "dry_run": False}, AGENT)
@@ -193,7 +196,6 @@ async def test_audit_failure_after_a_real_write_says_it_was_applied_and_refuses_
 
     # space comes back: the kept record is appended first, and writes run again
     app.gate.audit.store._db.execute("PRAGMA max_page_count = 1073741823")  # type: ignore[attr-defined]
-    app.gate.settings.limits.per_target_write_interval_s = 0
     again = await app.gate.call_tool("probe_write", {**target, "blob": "", "dry_run": False}, AGENT)
     assert not again.is_error, _text(again)
     assert applied == [1, 1]
@@ -215,3 +217,40 @@ def test_limits_db_is_shared_by_processes_on_one_state_dir(tmp_path: Path) -> No
     a.release("r1")
     assert b.reserve(counter, "r3", 1002.0).refused is None
     assert sqlite3.connect(tmp_path / "limits.db").execute("SELECT count(*) FROM limit_events").fetchone()[0] == 1
+
+
+class _Together:
+    """A policy engine wrapper: real writes get their decision only once `n` of them have one, so every
+    write decides on the same counts (none of the others has reserved yet)."""
+
+    def __init__(self, engine: Any, shared: dict[str, Any]) -> None:
+        self.engine, self.shared = engine, shared
+        self.name, self.revision = engine.name, engine.revision
+
+    async def decide(self, policy_input: dict[str, Any]) -> Any:
+        decision = await self.engine.decide(policy_input)
+        if policy_input["args"].get("dry_run") is False:
+            self.shared["waiting"] += 1
+            if self.shared["waiting"] >= self.shared["n"]:
+                self.shared["go"].set()
+            await self.shared["go"].wait()
+        return decision
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+
+
+async def test_writes_the_policy_allowed_together_cannot_outrun_the_budget(tmp_path: Path) -> None:
+    """Two servers on one state dir decide on the same counts (both allowed); the reservation lets one run."""
+    state = tmp_path / "state"
+    a, b = _app(state), _app(state)
+    shared: dict[str, Any] = {"n": 2, "waiting": 0, "go": asyncio.Event()}
+    for app in (a, b):
+        app.gate.engine = _Together(app.gate.engine, shared)  # type: ignore[assignment]
+    results = await asyncio.gather(*(app.gate.call_tool("testkit_write", WRITE, AGENT) for app in (a, b)))
+    ran = [r for r in results if not r.is_error]
+    refused = [r for r in results if r.is_error]
+    assert len(ran) == 1 and len(refused) == 1
+    assert _outcome(refused[0]) == "rate_limited" and "including writes still running" in _text(refused[0])
+    for app in (a, b):
+        await app.aclose()

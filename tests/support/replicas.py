@@ -58,6 +58,13 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value) if isinstance(value, Path) else value)
 
 
+def _inline(value: Any) -> str:
+    """A TOML inline table (or value) for `value`."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_inline(v)}" for k, v in value.items()) + " }"
+    return _toml(value)
+
+
 def write_config(
     root: Path,
     name: str,
@@ -68,6 +75,7 @@ def write_config(
     autonomy: str,
     limits: dict[str, Any],
     wait_s: float,
+    budgets: dict[str, Any] | None = None,
 ) -> Path:
     lines = [
         f"state_dir = {_toml(root / name)}",
@@ -76,6 +84,7 @@ def write_config(
         "[policy]",
         'engine = "embedded"',
         f"dir = {_toml(REPO / 'policies')}",
+        *([f"data = {{ opsgate_config = {{ budgets = {_inline(budgets)} }} }}"] if budgets else []),
         "[audit]",
         f"signing_key = {_toml(root / 'secret' / 'ed25519.pem')}",
         "[limits]",
@@ -117,6 +126,7 @@ def replicas(
     autonomy: str = "autonomous",
     limits: dict[str, Any] | None = None,
     wait_s: float = 5.0,
+    budgets: dict[str, Any] | None = None,
 ) -> Iterator[list[Replica]]:
     limits = {"per_tool_per_minute": 100000, "global_per_minute": 100000, **(limits or {})}
     started: list[Replica] = []
@@ -124,7 +134,9 @@ def replicas(
         for i in range(n):
             name = f"replica-{'abc'[i]}"
             port = free_port()
-            config = write_config(root, name, port, pg_url, kube_url, autonomy=autonomy, limits=limits, wait_s=wait_s)
+            config = write_config(
+                root, name, port, pg_url, kube_url, autonomy=autonomy, limits=limits, wait_s=wait_s, budgets=budgets
+            )
             proc = subprocess.Popen(
                 [*OPSGATE, "--config", str(config), "serve", "rollback", "runbooks", "--transport", "http"],
                 env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "servers"), str(REPO)])},

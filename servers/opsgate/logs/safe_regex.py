@@ -51,6 +51,10 @@ class SafeRegex:
     def search_bytes(self, data: bytes) -> bool:
         return self._bytes.search(data) is not None
 
+    def finditer_bytes(self, data: bytes) -> Any:
+        """Matches in UTF-8 `data` (RE2 match objects: `.start()`, `.end()`)."""
+        return self._bytes.finditer(data)
+
 
 def _message(exc: Exception) -> str:
     detail = exc.args[0] if exc.args else exc

@@ -46,13 +46,9 @@ def make_backend(config: MetricsSettings) -> MetricsBackend:
         from opsgate.metrics.backends.prometheus import PrometheusBackend
 
         return PrometheusBackend(config.prometheus)
-    if config.backend == "azure":
-        from opsgate.metrics.backends.azure import AzureBackend
+    from opsgate.metrics.backends.azure import AzureBackend
 
-        return AzureBackend(config.azure)
-    from opsgate.metrics.backends.sandbox import SandboxBackend
-
-    return SandboxBackend(config.sandbox)
+    return AzureBackend(config.azure)
 
 
 def selection_of(args: SeriesInput, metric: str | None = None) -> Selection:

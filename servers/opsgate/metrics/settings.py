@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.metrics.backends.azure import AzureSettings
 from opsgate.metrics.backends.prometheus import PrometheusSettings
-from opsgate.metrics.backends.sandbox import SandboxSettings
 
 KEY_METRICS = ["latency_p99_seconds", "error_ratio", "request_rate", "cpu_usage_cores", "memory_usage_bytes"]
 
@@ -16,7 +15,7 @@ KEY_METRICS = ["latency_p99_seconds", "error_ratio", "request_rate", "cpu_usage_
 class MetricsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["prometheus", "azure", "sandbox"] = "sandbox"
+    backend: Literal["prometheus", "azure"] = "prometheus"
     key_metrics: list[str] = Field(
         default_factory=lambda: list(KEY_METRICS),
         min_length=1,
@@ -27,4 +26,3 @@ class MetricsSettings(BaseModel):
     max_series: int = Field(default=2000, ge=1, description="Series a backend answer may hold before it is refused")
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)

@@ -74,10 +74,17 @@ class FreezeWindow(_Strict):
 
 
 class Budget(_Strict):
-    """Real writes of one tool (the `budgets` key) or of any write tool (`default`)."""
+    """Real writes of one tool (the `budgets` key) or of any write tool (`default`).
 
+    The one place write budgets are configured: the policy denies a write over budget with its reason,
+    and the gate reserves the write against the same numbers (`obligations.budget`) before it runs.
+    """
+
+    target_interval_s: float = Field(
+        ge=0, le=3600, description="seconds between two writes of this tool on one target (at most an hour)"
+    )
     target_1h: int = Field(ge=0, description="writes of this tool on one target in the last hour")
-    global_1m: int = Field(ge=0, description="writes of any tool in the last minute")
+    global_1m: int = Field(ge=0, description="writes of any tool in the last minute, across targets")
 
 
 class OpsgateConfig(_Strict):

@@ -16,6 +16,16 @@ class PolicyError(Exception):
     """The policy engine could not give a usable decision (fail closed: the gate denies)."""
 
 
+class WriteBudget(BaseModel):
+    """The budget an allowed real write is reserved against (policy data `budgets`, the one source)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    target_interval_s: float = Field(ge=0)
+    target_1h: int = Field(ge=0)
+    global_1m: int = Field(ge=0)
+
+
 class Obligations(BaseModel):
     """What the gate must do to an allowed call's output or execution."""
 
@@ -26,6 +36,8 @@ class Obligations(BaseModel):
     redact_patterns: list[str] = Field(default_factory=list)
     dry_run_only: bool = False
     confirmation_ok: bool = False
+    # for an allowed real write: the gate refuses to run it without one (fail closed)
+    budget: WriteBudget | None = None
 
 
 class Decision(BaseModel):

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import kubernetes.client
+import kubernetes.config
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsgate.config import Settings, load_section
+from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.rollback.backends.kubernetes import JsonObject, KubernetesBackend, label_selector
@@ -52,8 +54,8 @@ class RollbackSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["auto", "kubernetes", "sandbox"] = Field(
-        default="auto", description="auto: kubernetes when a cluster is configured, else the embedded sandbox"
+    backend: Literal["auto", "kubernetes"] = Field(
+        default="auto", description="auto and kubernetes: the cluster of api_url, kubeconfig or in_cluster"
     )
     api_url: str | None = Field(default=None, description="API server URL (no credentials; e.g. the loopback API)")
     kubeconfig: Path | None = None
@@ -62,15 +64,6 @@ class RollbackSettings(BaseModel):
     request_timeout_s: float = Field(default=8.0, gt=0, le=60)
     wait_s: float = Field(default=30.0, ge=0, le=90, description="Longest wait for a rollout inside one call")
     poll_s: float = Field(default=0.5, gt=0, le=10)
-
-
-def _start_sandbox() -> tuple[str, Any]:
-    from opsgate.sandbox.kube_api import DeploymentSeed, KubeApiServer, KubeCluster, seed_namespace
-
-    cluster = KubeCluster()
-    seed_namespace(cluster, "shop", [DeploymentSeed("checkout", revisions=7), DeploymentSeed("payments", revisions=3)])
-    server = KubeApiServer(cluster).start()
-    return server.url, server
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -371,23 +364,27 @@ def build(settings: Settings) -> Capability:
     config = load_section("rollback", settings.rollback, RollbackSettings)
     closers: list[Any] = []
     configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
-    api_url = config.api_url
-    sandbox = None
-    if config.backend == "sandbox" or (config.backend == "auto" and not configured):
-        api_url, sandbox = _start_sandbox()
-    backend = KubernetesBackend.connect(
-        api_url=api_url,
-        kubeconfig=config.kubeconfig,
-        context=config.context,
-        in_cluster=config.in_cluster,
-        request_timeout_s=config.request_timeout_s,
-    )
+    try:
+        backend = KubernetesBackend.connect(
+            api_url=config.api_url,
+            kubeconfig=config.kubeconfig,
+            context=config.context,
+            in_cluster=config.in_cluster,
+            request_timeout_s=config.request_timeout_s,
+        )
+    except kubernetes.config.ConfigException as exc:
+        if configured:
+            raise ConfigError(f"[rollback] cannot reach the configured cluster: {exc}") from None
+        # no cluster configured and no default kubeconfig: the tools answer that, instead of the server failing
+        backend = KubernetesBackend(
+            kubernetes.client.ApiClient(kubernetes.client.Configuration()),
+            unavailable="no Kubernetes cluster is configured: set [rollback] kubeconfig, api_url or in_cluster "
+            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)",
+        )
     service = RollbackService(backend, config)
 
     async def close() -> None:
         backend.close()
-        if sandbox is not None:
-            sandbox.stop()
 
     closers.append(close)
     read_timeout = config.request_timeout_s * 3 + 5

@@ -27,7 +27,6 @@ from mcp.shared.dispatcher import ProgressFnT as ProgressFn
 from mcp_types import CallToolResult, TextContent
 
 from opsgate.audit import AuditLog
-from opsgate.config import REPO_ROOT
 from opsgate.sandbox.world import Incident, SandboxWorld
 
 AGENT = "agent@opsgate-demo"
@@ -90,35 +89,12 @@ class Narrator:
         self.line(f"   {self._c('2', '… ' + text)}")
 
 
-def demo_config(state_dir: Path, kubeconfig: Path) -> str:
-    """The server's TOML: sandbox backends that all read the same world."""
-    return f"""# Written by `opsgate demo`: every backend reads the sandbox world.
-state_dir = "{state_dir}"
-autonomy = "approved"
-
-[caller]
-subject = "{AGENT}"
-roles = ["responder"]
-
-[runbooks]
-dir = "{REPO_ROOT / "examples" / "runbooks"}"
-
-[logs]
-backend = "kubernetes"
-default_since = "30m"
-
-[logs.kubernetes]
-kubeconfig = "{kubeconfig}"
-namespace = "shop"
-
-[metrics]
-backend = "sandbox"
-
-[rollback]
-kubeconfig = "{kubeconfig}"
-wait_s = 20
-poll_s = 0.2
-"""
+def demo_config(state_dir: Path, world: SandboxWorld, kubeconfig: Path) -> str:
+    """The server's TOML: every backend reads the same world, plus the demo agent's identity."""
+    config = world.config_toml(state_dir, kubeconfig)
+    return config.replace(
+        'autonomy = "approved"\n', f'autonomy = "approved"\n\n[caller]\nsubject = "{AGENT}"\nroles = ["responder"]\n', 1
+    )
 
 
 def _text(result: CallToolResult) -> str:
@@ -231,14 +207,9 @@ async def run_demo(out: TextIO = sys.stdout, *, state_dir: Path | None = None, c
 
     with SandboxWorld() as world:
         inc = world.incident
-        kubeconfig = state / "kubeconfig"
-        from opsgate.sandbox.kube_api import KubeApiServer
-
-        server = world._server
-        assert isinstance(server, KubeApiServer)
-        server.write_kubeconfig(kubeconfig)
+        kubeconfig = world.write_kubeconfig(state / "kubeconfig")
         config = state / "opsgate.toml"
-        config.write_text(demo_config(state, kubeconfig))
+        config.write_text(demo_config(state, world, kubeconfig))
         ago = (datetime.now(UTC) - inc.deployed_at).total_seconds() / 60
         n.section(1, "The sandbox")
         n.say(f"Kubernetes API (loopback emulation) at {world.api_url}: namespace {inc.namespace}")
@@ -246,12 +217,13 @@ async def run_demo(out: TextIO = sys.stdout, *, state_dir: Path | None = None, c
             f"{inc.service} was deployed at revision {inc.bad_revision} ({inc.bad_image.rsplit('/', 1)[-1]}) "
             f"{ago:.0f} min ago; revision {inc.good_revision} was healthy"
         )
-        n.say("alert: CheckoutHighLatency is firing (p99 above 800 ms for 5 minutes)")
+        alert = world.scenario.alert
+        n.say(f"alert: {alert.name} is firing ({alert.annotations.get('summary', alert.severity)})")
         n.say(f"starting the opsgate server over stdio as {AGENT} (role responder)")
 
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "opsgate.sandbox.demo_server", "--config", str(config), "--kube-api", world.api_url],
+            args=["-m", "opsgate", "--config", str(config), "serve", "all"],
             env={**os.environ, "OPSGATE_CONFIG": str(config)},
         )
         audit_path = state / "audit.db"
@@ -347,7 +319,8 @@ async def _investigate_and_roll_back(
     )
 
     n.section(9, "Watch the metrics recover")
-    n.say("(sandbox metric time runs 40x after the rollback: each second here is 40 s of scrapes)")
+    speed = f"{world.speed:g}"
+    n.say(f"(sandbox metric time runs {speed}x after the rollback: each second here is {speed} s of scrapes)")
     deadline = time.monotonic() + RECOVERY_TIMEOUT_S
     latency = errors = None
     while time.monotonic() < deadline:

@@ -29,39 +29,48 @@ def register(sub: Any) -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    """Serve every tool over stdio against a live incident sandbox, for wiring a real agent to it."""
+    """Serve every tool over stdio against a live scenario world, for wiring a real agent to it."""
     import sys
 
-    from opsgate.config import default_state_dir
-    from opsgate.sandbox import demo_server
-    from opsgate.sandbox.demo import demo_config
-    from opsgate.sandbox.kube_api import KubeApiServer
+    from opsgate.config import default_state_dir, load_settings
+    from opsgate.sandbox.scenario import ScenarioError
     from opsgate.sandbox.world import SandboxWorld
+    from opsgate.server import build_app
 
+    try:
+        world = SandboxWorld(args.scenario, speed=args.speed)
+    except ScenarioError as exc:
+        print(f"opsgate sandbox: {exc}", file=sys.stderr)
+        return 2
     state = Path(args.state_dir) if args.state_dir else default_state_dir() / "sandbox"
     state.mkdir(parents=True, exist_ok=True)
-    with SandboxWorld() as world:
-        server = world._server
-        assert isinstance(server, KubeApiServer)
-        kubeconfig = state / "kubeconfig"
-        server.write_kubeconfig(kubeconfig)
+    with world:
+        kubeconfig = world.write_kubeconfig(state / "kubeconfig")
         config = state / "opsgate.toml"
-        config.write_text(demo_config(state, kubeconfig))
-        inc = world.incident
+        config.write_text(world.config_toml(state, kubeconfig))
+        scenario = world.scenario
         # stderr: a stdio client shows it in its server log; stdout carries the protocol.
         print(
-            f"opsgate sandbox: {inc.service} in namespace {inc.namespace} is at bad revision {inc.bad_revision}; "
-            f"approve pending rollbacks with: opsgate approvals approve ID --as NAME --role sre --state-dir {state}",
+            f"opsgate sandbox: scenario {scenario.id} ({scenario.title}); alert {scenario.alert.name} is firing in "
+            f"namespace {scenario.alert.namespace}; approve pending writes with: "
+            f"opsgate approvals approve ID --as NAME --role sre --state-dir {state}",
             file=sys.stderr,
         )
-        return demo_server.main(["--config", str(config), "--kube-api", world.api_url, "--speed", str(args.speed)])
+        app = build_app(load_settings(config), ["all"])
+        app.server.run("stdio")
+    return 0
 
 
 def register_sandbox(sub: Any) -> None:
     sandbox = sub.add_parser(
         "sandbox",
-        help="serve all tools over stdio against a live incident sandbox (wire a real agent to it)",
+        help="serve all tools over stdio against a live incident scenario (wire a real agent to it)",
+    )
+    sandbox.add_argument(
+        "--scenario",
+        default="checkout-bad-deploy",
+        help="a scenario name under scenarios/ or a path to a scenario YAML file (default: checkout-bad-deploy)",
     )
     sandbox.add_argument("--state-dir", default=None, help="config, audit trail and approvals (default: state dir)")
-    sandbox.add_argument("--speed", type=float, default=40.0, help="metric time speed-up after a rollback")
+    sandbox.add_argument("--speed", type=float, default=40.0, help="metric time speed-up after a change")
     sandbox.set_defaults(func=cmd_sandbox)

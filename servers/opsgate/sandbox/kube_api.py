@@ -1,14 +1,19 @@
 """Public entry point of the loopback emulation of the Kubernetes API (not a real API server).
 
-It speaks the real `apps/v1` and `core/v1` REST wire format on 127.0.0.1 so the official
-`kubernetes` Python client talks to it unchanged, and emulates the deployment controller
-(ReplicaSets per template, revisions, rollout status, pods, events).
+It speaks the real `apps/v1`, `core/v1` and `events.k8s.io/v1` REST wire format on 127.0.0.1 so the
+official `kubernetes` Python client and `kubectl` talk to it unchanged (watches, server-side Tables),
+and emulates the deployment controller (ReplicaSets per template, revisions, rollout status) and a
+kubelet (`PodBehavior`: restarts with OOMKilled/Error terminations, CrashLoopBackOff, image pull and
+config errors, readiness that never comes or flaps, and the events a real cluster records for them).
 
     cluster = KubeCluster(ControllerConfig(progress_deadline_seconds=2))
     seed_namespace(cluster, "shop", [DeploymentSeed("checkout", revisions=7)])
     cluster.faults.forbid("patch", "deployments")            # RBAC 403 on patch
     cluster.faults.mark_image_bad("registry.example.com/shop/checkout:v8")
     cluster.logs.set_provider(lambda pod: [...])              # LogLine per pod/container
+    cluster.behaviors.add(PodBehavior(image=".../payments:v3", exits="OOMKilled", run_seconds=1800))
+    cluster.behaviors.add(PodBehavior(labels={"app": "checkout"}, readiness="flapping", share=0.3))
+    cluster.record_event(deployment, "FailedCreate", "...", event_type="Warning", count=5, first=t0, last=t1)
     with KubeApiServer(cluster) as server:
         apps = kubernetes.client.AppsV1Api(server.api_client())
 """
@@ -17,11 +22,13 @@ from opsgate.sandbox.kube.cluster import KubeCluster
 from opsgate.sandbox.kube.controller import ControllerConfig
 from opsgate.sandbox.kube.errors import KubeApiError
 from opsgate.sandbox.kube.faults import Fault, FaultRules
+from opsgate.sandbox.kube.kubelet import PodBehavior, PodBehaviors
 from opsgate.sandbox.kube.logs import LogLine, LogOptions, LogProvider, PodLogs, PodRef
 from opsgate.sandbox.kube.objects import (
     CHANGE_CAUSE_ANNOTATION,
     DEPLOYMENTS,
     EVENTS,
+    EVENTS_V1,
     NAMESPACES,
     NEVER_READY_ANNOTATION,
     PODS,
@@ -42,6 +49,7 @@ __all__ = [
     "CHANGE_CAUSE_ANNOTATION",
     "DEPLOYMENTS",
     "EVENTS",
+    "EVENTS_V1",
     "NAMESPACES",
     "NEVER_READY_ANNOTATION",
     "PODS",
@@ -58,6 +66,8 @@ __all__ = [
     "LogLine",
     "LogOptions",
     "LogProvider",
+    "PodBehavior",
+    "PodBehaviors",
     "PodLogs",
     "PodRef",
     "deployment_manifest",

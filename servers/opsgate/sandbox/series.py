@@ -1,4 +1,9 @@
-"""The incident sandbox's metric series: a small shop with daily seasonality, noise and a bad deploy.
+"""A synthetic shop's metric series with daily seasonality, noise and a bad deploy (test and benchmark data).
+
+The scenario worlds (`world.py`) generate their series from a scenario (`engine.py`); this older,
+scenario-free generator remains as a compact, fast data set for the metrics tests and benchmarks: the
+same series are backfilled into a real Prometheus, served by the Azure loopback and, through
+`ShopSource`, by the sandbox's Prometheus-compatible API.
 
 Every value is a pure function of (seed, series, time), so any window can be answered on demand,
 the same window always gives the same numbers, and tests can write the very same series into a real
@@ -237,3 +242,31 @@ def sample_times(start: float, end: float) -> FloatArray:
     first = math.ceil(start / RESOLUTION_S) * RESOLUTION_S
     out: FloatArray = np.arange(first, end + 1e-9, RESOLUTION_S, dtype=np.float64)
     return out
+
+
+class ShopSource:
+    """`SandboxSeries` as a `promapi.SeriesSource`: serve them with `PromApiServer(ShopSource(series))`."""
+
+    def __init__(self, series: SandboxSeries) -> None:
+        self._series = series
+
+    def metric_names(self) -> tuple[str, ...]:
+        return METRIC_NAMES
+
+    def series(self, metric: str) -> list[dict[str, str]]:
+        return [key.label_dict for key in self._series.keys_of(metric)]
+
+    def values(self, metric: str, series: Sequence[dict[str, str]], times: FloatArray) -> FloatArray:
+        wanted = {tuple(sorted(labels.items())) for labels in series}
+        keys = [k for k in self._series.keys_of(metric) if k.labels in wanted]
+        order = {k.labels: row for row, k in enumerate(keys)}
+        values = self._series.values(keys, times) if keys else np.empty((0, times.size))
+        out = np.full((len(series), times.size), np.nan)
+        for row, labels in enumerate(series):
+            found = order.get(tuple(sorted(labels.items())))
+            if found is not None:
+                out[row] = values[found]
+        return out
+
+    def alerts(self) -> list[dict[str, object]]:
+        return []

@@ -1,67 +1,72 @@
-"""The incident sandbox world: one story told consistently by the cluster, the logs and the metrics.
+"""The sandbox world: one scenario told consistently by the cluster, the pod logs and the metrics.
 
-The story: in namespace `shop`, `checkout` was deployed at revision 8 (image `...checkout:v8`) about
-twenty minutes ago. Its pods run, but the new version is slow and fails requests: p99 latency and the
-5xx ratio jump at the deploy, and the pods log new error templates (a dependency timeout, an exception
-in new code). Revision 7 was healthy. A frontend rollout ninety minutes earlier was harmless, so the
-correlation is not trivial. Rolling checkout back to revision 7 ends the incident.
+`SandboxWorld(scenario)` replays a scenario (`opsgate.sandbox.scenario`) on loopback:
 
-Three parts of the sandbox read the same facts:
+- the cluster: the Kubernetes API emulation (`opsgate.sandbox.kube_api`) seeded with the scenario's
+  Deployments and revision histories (`seeding`), pods with the container statuses and Events the pod
+  behaviours produce; the rollback and logs capabilities talk to it with the real `kubernetes` client;
+- the logs: each pod's log comes from the scenario's templates for the revision it runs (`engine`),
+  served by the same API's `pods/{name}/log`;
+- the metrics: one series per pod, from the scenario's baselines and faults (`engine`), served by a
+  Prometheus-compatible API (`promapi`) that the metrics capability reads with its Prometheus backend.
 
-- the cluster: the loopback Kubernetes API (`opsgate.sandbox.kube_api`) seeded with those histories;
-  the rollback capability talks to it with the real `kubernetes` client;
-- the logs: each pod's log is generated from the image it runs (`pod_log_lines`), served by the same
-  loopback API's `pods/{name}/log`, so the Kubernetes logs backend reads them;
-- the metrics: `opsgate.sandbox.series` evaluates the shop's series from a `SandboxTimeline`;
-  `TimelineFollower` keeps a timeline in step with the cluster through its API (the deploy moment is
-  the bad ReplicaSet's creation; the recovery starts when the Deployment stops running the bad
-  image), so metrics recover because the cluster was rolled back, not because a script says so.
+The pods the series and logs describe are the cluster's own (plus the pods of earlier revisions, which
+the cluster has deleted), so when an agent rolls a Deployment back, the bad revision's pods go away and
+their errors and latency with them: the world recovers because the cluster changed, not because a script
+says so.
 
-    with SandboxWorld() as world:                      # the cluster on 127.0.0.1
-        print(world.api_url, world.incident.bad_image)
+Time: scenario time 0 (the anchor) is the moment the world starts. A `live` world then runs on the wall
+clock (after the first change to a Deployment its metric time runs `speed` times faster, so a recovery
+shows in seconds); a `frozen` world keeps the cluster's clock and the logs at the anchor, so a run that
+reads it within its first minute sees exactly the same world every time (`opsgate eval`).
+
+    with SandboxWorld("checkout-bad-deploy") as world:
+        print(world.api_url, world.prometheus_url)
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-import httpx
+import numpy as np
 
+from opsgate.sandbox.engine import METRIC_NAMES, REQUEST_METRICS, Engine, FloatArray, PodLife
+from opsgate.sandbox.kube.objects import POD_TEMPLATE_HASH_LABEL, parse_time
 from opsgate.sandbox.kube_api import (
     DEPLOYMENTS,
     PODS,
-    REPLICASETS,
     ControllerConfig,
-    DeploymentSeed,
     KubeApiServer,
     KubeCluster,
     LogLine,
     PodRef,
-    seed_namespace,
 )
-from opsgate.sandbox.series import SandboxTimeline
+from opsgate.sandbox.promapi import PromApiServer
+from opsgate.sandbox.scenario import (
+    DEFAULT_SCENARIO,
+    Scenario,
+    load_scenario,
+    parse_offset,
+    scenario_path,
+)
+from opsgate.sandbox.seeding import apply_behaviours, seed_scenario
 
 logger = logging.getLogger(__name__)
 
-NAMESPACE = "shop"
-SERVICE = "checkout"
-GOOD_REVISION = 7
-BAD_REVISION = 8
-LOG_INTERVAL_S = 4.0
-LOG_HORIZON = timedelta(hours=2)
+Mode = Literal["live", "frozen"]
 
 
 @dataclass(frozen=True)
 class Incident:
-    """The facts of the story, for the demo's narration and for tests."""
+    """The facts of a rollback-shaped story, for the demo's narration and for tests."""
 
     namespace: str
     service: str
@@ -72,102 +77,99 @@ class Incident:
     deployed_at: datetime
 
 
-def _seeds() -> list[tuple[DeploymentSeed, timedelta]]:
-    """Each Deployment with the span its history is spread over (the newest revision lands span/revisions ago)."""
-    return [
-        (DeploymentSeed(SERVICE, revisions=BAD_REVISION, replicas=3), timedelta(minutes=20) * BAD_REVISION),
-        (DeploymentSeed("frontend", revisions=5, replicas=3), timedelta(minutes=90) * 5),
-        (DeploymentSeed("payments", revisions=3, replicas=2), timedelta(hours=9)),
-        (DeploymentSeed("inventory", revisions=4, replicas=2), timedelta(hours=30)),
-    ]
-
-
-def _unit(*parts: object) -> float:
-    """A deterministic number in [0, 1) from its arguments (log content must not depend on run order)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
-
-
-_BAD_LINES = (
-    (0.22, "error", 'POST /api/checkout 503 upstream=payments error="context deadline exceeded" duration_ms={ms}'),
-    (0.12, "error", "unhandled NullPointerException in PromoPricing.apply (cart={cart}) promo-engine=v2"),
-    (0.10, "warn", "slow query on carts: {ms}ms (select ... for update)"),
-)
-_GOOD_LINES = ((0.02, "warn", "retrying payments call (attempt 2) after {ms}ms"),)
-
-
-def pod_log_lines(ref: PodRef, *, bad_image: str, now: datetime) -> list[LogLine]:
-    """The pod's log from its start (or the last two hours) until `now`: request lines, and for the
-    bad image the error templates of the incident. JSON lines with `ts`, `level` and `msg`."""
-    start = max(ref.started, now - LOG_HORIZON)
-    bad = ref.image == bad_image
-    lines: list[LogLine] = []
-    step = 0
-    moment = start
-    while moment <= now:
-        roll = _unit(ref.pod, step)
-        size = _unit(ref.pod, step, "size")
-        level, text = "info", "POST /api/checkout 200 duration_ms={ms}"
-        ms = int(120 + 260 * size)
-        threshold = 0.0
-        for share, candidate_level, template in _BAD_LINES if bad else _GOOD_LINES:
-            threshold += share
-            if roll < threshold:
-                level, text = candidate_level, template
-                ms = int(2000 + 40 * size) if "deadline" in template else int(900 + 2500 * size)
-                break
-        if bad and level == "info":
-            ms = int(ms * 3.2)
-        message = text.format(ms=ms, cart=f"c-{int(size * 1e6):06d}")
-        stamp = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        body = f'{{"ts":"{stamp}","level":"{level}","service":"{ref.labels.get("app", ref.container)}",'
-        body += f'"pod":"{ref.pod}","msg":"{_json_escape(message)}"}}'
-        lines.append(LogLine(moment, body))
-        step += 1
-        moment = start + timedelta(seconds=LOG_INTERVAL_S * step)
-    return lines
-
-
-def _json_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+def _as_scenario(scenario: Scenario | str | Path) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
 
 class SandboxWorld:
-    """The cluster of the story, served on loopback; the logs come from the same cluster."""
+    """A scenario served on loopback: the Kubernetes API and a Prometheus-compatible API."""
 
-    def __init__(self, *, tick_seconds: float = 0.05, now: datetime | None = None) -> None:
-        self.cluster = KubeCluster(ControllerConfig(ready_after_ticks=2, progress_deadline_seconds=30))
-        self._now = now
-        self._server: KubeApiServer | None = None
+    def __init__(
+        self,
+        scenario: Scenario | str | Path = DEFAULT_SCENARIO,
+        *,
+        mode: Mode = "live",
+        speed: float = 40.0,
+        tick_seconds: float = 0.05,
+    ) -> None:
+        self.scenario = _as_scenario(scenario)
+        self.mode = mode
+        self.speed = speed
+        self.engine = Engine(self.scenario)
         self._tick_seconds = tick_seconds
-        checkout = _seeds()[0][0]
-        self.incident = Incident(
-            namespace=NAMESPACE,
-            service=SERVICE,
-            good_revision=GOOD_REVISION,
-            bad_revision=BAD_REVISION,
-            good_image=checkout.image(GOOD_REVISION),
-            bad_image=checkout.image(BAD_REVISION),
-            deployed_at=datetime.now(UTC),  # replaced by the seeded moment in start()
+        self._lock = threading.RLock()
+        self.anchor = time.time()
+        self.cluster = KubeCluster(
+            ControllerConfig(ready_after_ticks=2), clock=self._cluster_now, random_seed=self.scenario.seed
         )
+        self.hashes: dict[str, dict[str, int]] = {}
+        self._history: list[PodLife] = []
+        self._seen: dict[str, PodLife] = {}  # cluster pods by name, with `end` once the cluster deleted them
+        self._seeded_templates: dict[str, str] = {}
+        self._changed_at: float | None = None  # wall time of the first change to a Deployment
+        self._recovered_at: float | None = None
+        self._server: KubeApiServer | None = None
+        self._prometheus: PromApiServer | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def _cluster_now(self) -> datetime:
+        if self.mode == "frozen":
+            return datetime.fromtimestamp(self.anchor, UTC)
+        return datetime.now(UTC)
+
+    def at(self, offset: float) -> datetime:
+        """The datetime of scenario time `offset` (seconds from the anchor)."""
+        return datetime.fromtimestamp(self.anchor + offset, UTC)
+
+    def scenario_time(self, wall: FloatArray) -> FloatArray:
+        """Scenario seconds for wall-clock unix times (metric time runs faster after a change, when live)."""
+        t: FloatArray = np.asarray(wall, dtype=np.float64) - self.anchor
+        start = self._changed_at
+        if self.mode == "live" and start is not None and self.speed > 1:
+            since = start - self.anchor
+            t = np.where(t > since, since + (t - since) * self.speed, t)
+        return t
+
+    def now(self) -> float:
+        """Scenario seconds now (0 in a frozen world)."""
+        if self.mode == "frozen":
+            return 0.0
+        return float(self.scenario_time(np.array([time.time()]))[0])
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        end = self._now or self.cluster.now()
-        for seed, span in _seeds():
-            seed_namespace(self.cluster, NAMESPACE, [seed], span=span, now=end)
-        bad_image = self.incident.bad_image
-        self.cluster.logs.set_provider(lambda ref: pod_log_lines(ref, bad_image=bad_image, now=self.cluster.now()))
-        deployed_at = _replica_set_created(self.cluster, bad_image)
-        self.incident = Incident(**{**self.incident.__dict__, "deployed_at": deployed_at})
+        # a whole second: the cluster's timestamps have second precision, so pod starts (and with them
+        # every log line and sample) sit at the same scenario times on every run
+        self.anchor = float(int(time.time()))
+        self.hashes = seed_scenario(self.cluster, self.scenario, self.at)
+        self._history = self._historical_pods()
+        self._observe()
+        apply_behaviours(self.cluster, self.scenario, self.hashes, self.at, self._pod_start)
+        self._observe()
+        for service in self.scenario.services:
+            deployment = self.cluster.get(DEPLOYMENTS, service.namespace, service.name)
+            self._seeded_templates[service.name] = _template_key(deployment)
+        self.cluster.logs.set_provider(self._pod_log)
         self._server = KubeApiServer(self.cluster, tick_seconds=self._tick_seconds).start()
+        self._prometheus = PromApiServer(self, clock=time.time).start()
+        self._stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="sandbox-world", daemon=True)
+        self._watcher.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+        for server in (self._prometheus, self._server):
+            if server is not None:
+                server.stop()
+        self._server = self._prometheus = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -183,142 +185,330 @@ class SandboxWorld:
             raise RuntimeError("the sandbox world is not running: call start()")
         return self._server.url
 
-    # -- what the cluster says ----------------------------------------------------------------
-
-    def running_images(self) -> list[str]:
-        """The images of the service's ready pods (what serves traffic now)."""
-        pods = self.cluster.list(PODS, NAMESPACE, label_selector_text=f"app={SERVICE}")["items"]
-        images: list[str] = []
-        for pod in pods:
-            ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (pod.get("status") or {}).get("conditions") or []
-            )
-            if ready:
-                images.extend(c["image"] for c in pod["spec"]["containers"])
-        return images
-
-    def recovered(self) -> bool:
-        """True when the service runs only the good image, on all its replicas."""
-        deployment = self.cluster.get(DEPLOYMENTS, NAMESPACE, SERVICE)
-        images = self.running_images()
-        wanted = int((deployment.get("spec") or {}).get("replicas") or 1)
-        return len(images) >= wanted and all(image != self.incident.bad_image for image in images)
-
-
-def _replica_set_created(cluster: KubeCluster, image: str) -> datetime:
-    for rs in cluster.list(REPLICASETS, NAMESPACE)["items"]:
-        containers = rs["spec"]["template"]["spec"]["containers"]
-        if any(c.get("image") == image for c in containers):
-            return datetime.fromisoformat(rs["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    raise LookupError(f"no ReplicaSet runs {image}")
-
-
-# -- the metrics side: a timeline that follows the cluster --------------------------------------
-
-
-def _images_of(deployment: dict[str, Any]) -> list[str]:
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return [str(c.get("image")) for c in containers]
-
-
-class FastForwardClock:
-    """Wall-clock time until `fast_forward_from(t)`, then time that runs `speed` times faster.
-
-    The sandbox's series are scraped once a minute and a rollback's effect fades over two scrapes, so
-    a recovery takes minutes of metric time. After the rollback the demo's metrics read this clock, so
-    a few seconds of waiting show minutes of recovery. Times before the moment are unchanged, so the
-    deploy and the rollback line up with the cluster's timestamps.
-    """
-
-    def __init__(self, speed: float = 40.0, real: Callable[[], float] = time.time) -> None:
-        if speed < 1:
-            raise ValueError("speed must be at least 1")
-        self.speed = speed
-        self._real = real
-        self._from: float | None = None
+    @property
+    def prometheus_url(self) -> str:
+        if self._prometheus is None:
+            raise RuntimeError("the sandbox world is not running: call start()")
+        return self._prometheus.url
 
     @property
-    def fast_forwarding(self) -> bool:
-        return self._from is not None
+    def kube_server(self) -> KubeApiServer:
+        if self._server is None:
+            raise RuntimeError("the sandbox world is not running: call start()")
+        return self._server
 
-    def fast_forward_from(self, moment: float) -> None:
-        if self._from is None:
-            self._from = moment
-
-    def __call__(self) -> float:
-        now = self._real()
-        start = self._from
-        if start is None or now <= start:
-            return now
-        return start + (now - start) * self.speed
-
-
-class TimelineFollower:
-    """Keeps a `SandboxTimeline` in step with the cluster, read through its HTTP API.
-
-    Runs wherever the metrics are served (e.g. inside the demo's server process), so it needs only the
-    API URL. When the Deployment stops running the bad image it marks the rollback on the timeline and
-    starts fast-forwarding `clock`, if one is given.
-    """
-
-    def __init__(
-        self,
-        api_url: str,
-        timeline: SandboxTimeline,
-        *,
-        clock: FastForwardClock | None = None,
-        namespace: str = NAMESPACE,
-        deployment: str = SERVICE,
-        bad_image: str | None = None,
-        poll_s: float = 0.2,
-    ) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.timeline = timeline
-        self.namespace = namespace
-        self.deployment = deployment
-        self.bad_image = bad_image or DeploymentSeed(SERVICE).image(BAD_REVISION)
-        self.poll_s = poll_s
-        self.clock = clock
-        self._deploy_synced = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._client = httpx.Client(base_url=self.api_url, timeout=5.0)
-
-    def sync(self) -> None:
-        """Read the Deployment and its ReplicaSets once and update the timeline."""
-        base = f"/apis/apps/v1/namespaces/{self.namespace}"
-        deployment = self._client.get(f"{base}/deployments/{self.deployment}").raise_for_status().json()
-        if not self._deploy_synced:
-            sets = self._client.get(f"{base}/replicasets").raise_for_status().json()["items"]
-            created = [rs["metadata"]["creationTimestamp"] for rs in sets if self.bad_image in _images_of(rs)]
-            if created:
-                deployed = datetime.fromisoformat(min(created).replace("Z", "+00:00"))
-                self.timeline.service = self.deployment
-                self.timeline.set(deploy_at=deployed.timestamp())
-                self._deploy_synced = True
-        runs_bad = self.bad_image in _images_of(deployment)
-        if not runs_bad and self.timeline.deploy_at is not None and self.timeline.rollback_at is None:
-            moment = time.time()
-            self.timeline.roll_back(at=moment)
-            if self.clock is not None:
-                self.clock.fast_forward_from(moment)
-
-    def start(self) -> Self:
-        self.sync()
-        self._thread = threading.Thread(target=self._run, name="sandbox-timeline", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
             try:
-                self.sync()
-            except (httpx.HTTPError, KeyError, ValueError):  # the cluster may be gone at shutdown
-                logger.debug("timeline sync failed", exc_info=True)
+                self._observe()
+            except Exception:  # the world keeps serving whatever one observation hit
+                logger.debug("world observation failed", exc_info=True)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._client.close()
+    # -- pods ---------------------------------------------------------------------------------
+
+    def _pod_start(self, pod: dict[str, Any]) -> float:
+        created = parse_time(pod["metadata"]["creationTimestamp"]).timestamp()
+        return float(self.scenario_time(np.array([created]))[0])
+
+    def _historical_pods(self) -> list[PodLife]:
+        """The pods of the revisions that served before the current one (the cluster deleted them)."""
+        out: list[PodLife] = []
+        for service in self.scenario.services:
+            by_revision = {number: h for h, number in self.hashes.get(service.name, {}).items()}
+            serving: list[tuple[int, float]] = []
+            for revision in service.deployment.revisions:
+                blocked = any(
+                    b.target.service == service.name
+                    and b.target.revision == revision.revision
+                    and b.target.pods is None
+                    and b.kind in ("crash_loop", "image_pull_backoff")
+                    for b in self.scenario.pod_behaviours
+                )
+                if not blocked:
+                    serving.append((revision.revision, parse_offset(revision.at)))
+            for index, (number, start) in enumerate(serving[:-1]):
+                end = serving[index + 1][1]
+                template_hash = by_revision.get(number, f"r{number}")
+                for ordinal in range(service.deployment.replicas):
+                    suffix = _suffix(self.scenario.seed, service.name, number, ordinal)
+                    out.append(
+                        PodLife(
+                            namespace=service.namespace,
+                            service=service.name,
+                            name=f"{service.name}-{template_hash}-{suffix}",
+                            revision=number,
+                            template_hash=template_hash,
+                            ordinal=ordinal,
+                            start=start,
+                            end=end,
+                        )
+                    )
+        return out
+
+    def _observe(self) -> None:
+        """Bring the pod list in step with the cluster; note the first change to any Deployment."""
+        now_wall = time.time()
+        pods = self.cluster.list(PODS, None)["items"]
+        with self._lock:
+            current: dict[str, PodLife] = {}
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for pod in pods:
+                labels = pod["metadata"].get("labels") or {}
+                service = labels.get("app")
+                if service is None or self.scenario.service(service) is None:
+                    continue
+                groups.setdefault((service, labels.get(POD_TEMPLATE_HASH_LABEL, "")), []).append(pod)
+            for (service, template_hash), members in groups.items():
+                members.sort(key=lambda p: str(p["metadata"]["name"]))
+                for ordinal, pod in enumerate(members):
+                    name = str(pod["metadata"]["name"])
+                    known = self._seen.get(name)
+                    start = known.start if known is not None else self._pod_start(pod)
+                    current[name] = PodLife(
+                        namespace=str(pod["metadata"]["namespace"]),
+                        service=service,
+                        name=name,
+                        revision=self.hashes.get(service, {}).get(template_hash),
+                        template_hash=template_hash,
+                        ordinal=ordinal,
+                        start=start,
+                        serving=_serving(pod),
+                    )
+            end = 0.0 if self.mode == "frozen" else float(self.scenario_time(np.array([now_wall]))[0])
+            for name, life in self._seen.items():
+                if name not in current:
+                    current[name] = life if life.end is not None else _ended(life, max(end, life.start))
+            self._seen = current
+            if self._changed_at is None and self._seeded_templates:
+                for service in self.scenario.services:
+                    try:
+                        deployment = self.cluster.get(DEPLOYMENTS, service.namespace, service.name)
+                    except Exception:
+                        continue
+                    if _template_key(deployment) != self._seeded_templates.get(service.name):
+                        self._changed_at = now_wall
+                        break
+            if self._recovered_at is None and self._seeded_templates and self._recovery_holds():
+                self._recovered_at = now_wall
+
+    def pods(self) -> list[PodLife]:
+        with self._lock:
+            return [*self._history, *self._seen.values()]
+
+    # -- the series (SeriesSource for the Prometheus-compatible API) ---------------------------
+
+    def metric_names(self) -> tuple[str, ...]:
+        return METRIC_NAMES
+
+    def series(self, metric: str) -> list[dict[str, str]]:
+        if metric in REQUEST_METRICS:
+            return [{"namespace": s.namespace, "service": s.name} for s in self.scenario.services]
+        return [pod.labels for pod in self.pods()]
+
+    def values(self, metric: str, series: Sequence[dict[str, str]], times: FloatArray) -> FloatArray:
+        pods = self.pods()
+        by_name = {pod.name: pod for pod in pods}
+        t = self.scenario_time(times)
+        out = np.full((len(series), t.size), np.nan)
+        for row, labels in enumerate(series):
+            if metric in REQUEST_METRICS:
+                out[row] = self.engine.service_values(metric, labels["service"], pods, t)
+                continue
+            pod = by_name.get(labels.get("pod", ""))
+            if pod is not None:
+                out[row] = self.engine.values(metric, pod, t)
+        return out
+
+    def alerts(self) -> list[dict[str, Any]]:
+        alert = self.scenario.alert
+        if self.recovered():
+            return []
+        labels = {"alertname": alert.name, "severity": alert.severity, "namespace": alert.namespace}
+        if alert.service:
+            labels["service"] = alert.service
+        labels.update(alert.labels)
+        starts = self.at(parse_offset(alert.starts_at)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [
+            {
+                "labels": labels,
+                "annotations": dict(alert.annotations),
+                "startsAt": starts,
+                "state": "firing",
+                "fingerprint": f"{abs(hash((alert.name, alert.namespace))) & 0xFFFFFFFFFFFFFFFF:016x}",
+            }
+        ]
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def _pod_log(self, ref: PodRef) -> list[LogLine]:
+        self._observe()
+        with self._lock:
+            pod = self._seen.get(ref.pod)
+        if pod is None:
+            return []
+        now = self.now()
+        lines: list[LogLine] = []
+        for moment, record in self.engine.log_lines(pod, now - 7200.0, now):
+            when = self.at(moment)
+            stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            lines.append(LogLine(when, _json_line(stamp, record)))
+        return lines
+
+    # -- what the cluster says ----------------------------------------------------------------
+
+    def _recovery_holds(self) -> bool:
+        action = self.scenario.recovery.action
+        if action is None or action.action != "rollback" or action.deployment is None:
+            return False
+        service = self.scenario.service(action.deployment, action.namespace)
+        if service is None:
+            return False
+        wanted = {h for h, n in self.hashes.get(service.name, {}).items() if n == action.to_revision}
+        deployment = self.cluster.get(DEPLOYMENTS, service.namespace, service.name)
+        status = deployment.get("status") or {}
+        replicas = int((deployment.get("spec") or {}).get("replicas") or 1)
+        template_hash = _deployment_hash(self.cluster, deployment)
+        if template_hash not in wanted:
+            return False
+        return int(status.get("updatedReplicas") or 0) >= replicas and int(status.get("readyReplicas") or 0) >= replicas
+
+    def recovered(self) -> bool:
+        """True once the scenario's recovery action has taken effect in the cluster."""
+        with self._lock:
+            if self._recovered_at is not None:
+                return True
+        holds = self._recovery_holds()
+        if holds:
+            with self._lock:
+                self._recovered_at = self._recovered_at or time.time()
+        return holds
+
+    def running_images(self, namespace: str, service: str) -> list[str]:
+        """The images of the service's ready pods (what serves traffic now)."""
+        pods = self.cluster.list(PODS, namespace, label_selector_text=f"app={service}")["items"]
+        return [c["image"] for pod in pods if _ready(pod) for c in pod["spec"]["containers"]]
+
+    @property
+    def incident(self) -> Incident:
+        """The rollback-shaped facts (the demo's narration): which revision is bad and which is good."""
+        action = self.scenario.recovery.action
+        if action is None or action.deployment is None or action.to_revision is None:
+            raise LookupError(f"scenario {self.scenario.id} does not end with a rollback")
+        service = self.scenario.service(action.deployment, action.namespace)
+        assert service is not None
+        bad = service.deployment.revisions[-1]
+        good = service.deployment.revision(action.to_revision)
+        assert good is not None
+        return Incident(
+            namespace=service.namespace,
+            service=service.name,
+            good_revision=good.revision,
+            bad_revision=bad.revision,
+            good_image=good.image,
+            bad_image=bad.image,
+            deployed_at=self.at(parse_offset(bad.at)),
+        )
+
+    # -- wiring the capabilities ---------------------------------------------------------------
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        return self.kube_server.write_kubeconfig(path)
+
+    def config_toml(self, state_dir: Path, kubeconfig: Path, *, runbooks: Path | None = None) -> str:
+        """An opsgate config whose backends all read this world (logs, metrics, rollback, runbooks)."""
+        from opsgate.config import REPO_ROOT
+
+        namespace = self.scenario.namespaces[0]
+        frozen = ""
+        if self.mode == "frozen":
+            frozen = f'now = "{self.at(0).isoformat().replace("+00:00", "Z")}"\n'
+        return f"""# Written by the opsgate sandbox: every backend reads the world of scenario {self.scenario.id}.
+state_dir = "{state_dir}"
+autonomy = "approved"
+
+[runbooks]
+dir = "{runbooks or REPO_ROOT / "examples" / "runbooks"}"
+
+[logs]
+backend = "kubernetes"
+default_since = "30m"
+{frozen}
+[logs.kubernetes]
+kubeconfig = "{kubeconfig}"
+namespace = "{namespace}"
+
+[metrics]
+backend = "prometheus"
+
+[metrics.prometheus]
+url = "{self.prometheus_url}"
+
+[rollback]
+kubeconfig = "{kubeconfig}"
+wait_s = 20
+poll_s = 0.2
+
+[workloads]
+kubeconfig = "{kubeconfig}"
+"""
+
+
+def _suffix(seed: int, service: str, revision: int, ordinal: int) -> str:
+    from opsgate.sandbox.engine import unit
+
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(alphabet[int(unit(seed, service, revision, ordinal, i) * len(alphabet))] for i in range(5))
+
+
+def _json_line(stamp: str, record: dict[str, str]) -> str:
+    import json
+
+    return json.dumps({"ts": stamp, **record}, separators=(",", ":"))
+
+
+def _ended(life: PodLife, end: float) -> PodLife:
+    from dataclasses import replace
+
+    return replace(life, end=end)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _serving(pod: dict[str, Any]) -> bool:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
+            return False
+    return True
+
+
+def _template_key(deployment: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(((deployment.get("spec") or {}).get("template") or {}), sort_keys=True)
+
+
+def _deployment_hash(cluster: KubeCluster, deployment: dict[str, Any]) -> str | None:
+    """The pod-template-hash of the ReplicaSet that runs the Deployment's current template."""
+    from opsgate.sandbox.kube_api import REPLICASETS, REVISION_ANNOTATION
+
+    revision = (deployment["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
+    name = deployment["metadata"]["name"]
+    for rs in cluster.list(REPLICASETS, deployment["metadata"]["namespace"], label_selector_text=f"app={name}")[
+        "items"
+    ]:
+        if (rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION) == revision:
+            return str((rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL))
+    return None
+
+
+def timedelta_minutes(minutes: float) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+__all__ = ["Incident", "Mode", "SandboxWorld", "scenario_path"]

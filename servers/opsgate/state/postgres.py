@@ -328,6 +328,12 @@ class PgLimitStore:
 
         return self.db.run(work)
 
+    def latest(self, key: str, since: float) -> float | None:
+        row = self.db.run(
+            lambda c: c.execute("SELECT max(ts) FROM limit_events WHERE key = %s AND ts > %s", (key, since)).fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     def keep(self, reservation_id: str) -> None:
         self.db.run(
             lambda c: c.execute("UPDATE limit_events SET kept = true WHERE reservation = %s", (reservation_id,))

@@ -276,6 +276,11 @@ class SqliteLimitStore:
                 out[(c.key, c.window_s)] = int(row[0])
         return out
 
+    def latest(self, key: str, since: float) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT max(ts) FROM limit_events WHERE key = ? AND ts > ?", (key, since)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def keep(self, reservation_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE limit_events SET kept = 1 WHERE reservation = ?", (reservation_id,))

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsgate.config import REPO_ROOT
 from opsgate.contracts import ToolError
 from opsgate.logs.backends import Fetched, check_deadline
-from opsgate.logs.backends.filescan import backward, bracket, forward
+from opsgate.logs.backends.filescan import IndexedBlock, Needle, backward, bracket, forward, time_index
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import LogRecord, leading_time, parse_line
+from opsgate.logs.safe_regex import SafeRegex, escape
 from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
@@ -79,6 +80,7 @@ class FilesBackend:
         self.settings = settings
         self._gzip_cache: OrderedDict[tuple[str, float, int], bytes] = OrderedDict()
         self._range_cache: dict[tuple[str, float, int], tuple[int | None, int | None]] = {}
+        self._index_cache: dict[tuple[str, int, int], list[IndexedBlock]] = {}
 
     def files(self) -> list[LogFile]:
         found: dict[Path, LogFile] = {}
@@ -185,12 +187,56 @@ class FilesBackend:
                     return
                 start = bracket(blob, size, query.start_ns)[0]
                 stop = bracket(blob, size, query.end_ns + 1)[1]
+            elif not log_file.gzipped:
+                index = self._time_index(log_file, blob, size, deadline)
+                yield from self._indexed_scan(log_file, blob, index, query, limit, deadline)
+                return
             yield from self._scan(log_file, blob, start, stop, query, limit, deadline)
+
+    def _time_index(self, log_file: LogFile, blob: BinaryIO, size: int, deadline: float) -> list[IndexedBlock]:
+        """The file's time index (built on first use, kept while its size and mtime stay the same)."""
+        stat = os.fstat(blob.fileno())
+        key = (str(log_file.path), stat.st_mtime_ns, size)
+        index = self._index_cache.get(key)
+        if index is None:
+            index = time_index(blob, size, lambda: check_deadline(deadline, self.name))
+            for stale in [k for k in self._index_cache if k[0] == key[0]]:
+                del self._index_cache[stale]
+            self._index_cache[key] = index
+        return index
+
+    def _indexed_scan(
+        self, log_file: LogFile, blob: BinaryIO, index: list[IndexedBlock], query: LogQuery, limit: int, deadline: float
+    ) -> Iterator[tuple[int, LogRecord]]:
+        """The `limit` newest (or oldest) matches of a file not in time order: its blocks are read newest
+        (oldest) first by their time range, and reading stops once no unread block can hold a line that
+        would displace one of the `limit` kept; blocks outside the window are never read."""
+        newest = query.order == "newest"
+        # (rank of the block's best line, block): newest first ranks by latest time, oldest first by earliest
+        ranked = [
+            (b.max_ns if newest else -b.min_ns, b)
+            for b in index
+            if b.min_ns is not None and b.max_ns is not None and b.max_ns >= query.start_ns and b.min_ns <= query.end_ns
+        ]
+        ranked.sort(key=lambda pair: pair[0], reverse=True)
+        kept: list[tuple[int, int, LogRecord]] = []  # a min-heap on the rank (newest: time, then offset)
+        for best, block in ranked:
+            if len(kept) >= limit and best < kept[0][0]:
+                break  # no line of this block (or of any later one) outranks the worst kept
+            for offset, record in self._scan(log_file, blob, block.start, block.end, query, limit, deadline):
+                entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
+                if len(kept) < limit:
+                    heapq.heappush(kept, entry)
+                elif entry[:2] > kept[0][:2]:
+                    heapq.heapreplace(kept, entry)
+        for _rank, position, record in kept:
+            yield (position if newest else -position), record
 
     def _scan(
         self, log_file: LogFile, blob: BinaryIO, start: int, stop: int, query: LogQuery, limit: int, deadline: float
     ) -> Iterator[tuple[int, LogRecord]]:
         needle = query.text.lower().encode() if query.text is not None and query.text.isascii() else None
+        finder = _finder(query.text) if needle is not None and query.text is not None else None
         regex = query.compiled
 
         def block_ok(block: bytes) -> bool:
@@ -200,7 +246,7 @@ class FilesBackend:
             check_deadline(deadline, self.name)
 
         newest = query.order == "newest" and log_file.time_ordered
-        lines = (backward if newest else forward)(blob, start, stop, needle, block_ok, tick)
+        lines = (backward if newest else forward)(blob, start, stop, needle, block_ok, tick, finder)
         found = 0
         for offset, raw in lines:
             if regex is not None and not regex.search_bytes(raw):
@@ -244,6 +290,20 @@ def _inherited(blob: BinaryIO, offset: int) -> tuple[int | None, Severity | None
         if parsed.ts_ns is not None:
             return parsed.ts_ns, parsed.level
     return None, None
+
+
+def _finder(text: str) -> Needle | None:
+    """A case-insensitive RE2 search for `text`: finds candidate lines without lowering whole blocks."""
+    try:
+        regex = SafeRegex("(?i)" + escape(text))
+    except ValueError:
+        return None
+
+    class _Finder:
+        def finditer(self, data: bytes) -> Iterator[Any]:
+            return iter(regex.finditer_bytes(data))
+
+    return _Finder()
 
 
 def _always(_: bytes) -> bool:

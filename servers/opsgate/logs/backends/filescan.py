@@ -7,14 +7,27 @@ log2(size / PROBE_SPAN) lines, and only the bytes between the two offsets are re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
-from opsgate.logs.records import parse_line
+from opsgate.logs.records import leading_time, parse_line
+from opsgate.logs.timeparse import log_time_ns
 
 BLOCK = 1 << 20
 PROBE_SPAN = 1 << 16
 _MAX_PROBE_LINES = 64
+_TIME_PREFIX = re.compile(
+    rb'^((?:\{"(?:ts|time|timestamp|@timestamp)":"|(?:ts|time)=)?)'
+    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?)(Z|[+-]\d\d:?\d\d)?"
+)
+
+
+class Needle(Protocol):
+    """A case-insensitive search that may find more than the exact needle (never less)."""
+
+    def finditer(self, data: bytes) -> Iterator[re.Match[bytes]]: ...
 
 
 def _first_time_after(blob: BinaryIO, offset: int, end: int) -> tuple[int, int | None]:
@@ -55,9 +68,10 @@ def bracket(blob: BinaryIO, size: int, target_ns: int) -> tuple[int, int]:
     return lo, (size if hi >= size else _first_time_after(blob, hi, size)[0])
 
 
-def _line_spans(block: bytes, needle: bytes | None) -> Iterator[tuple[int, int]]:
+def _line_spans(block: bytes, needle: bytes | None, finder: Needle | None = None) -> Iterator[tuple[int, int]]:
     """(start, end) of lines in `block` (which ends at a line end); with `needle`, only lines that
-    contain it, case-insensitively (needle lower-case ASCII)."""
+    contain it, case-insensitively (needle lower-case ASCII). `finder` (a case-insensitive RE2 search
+    for the needle) locates candidates without lowering the whole block; each is checked exactly."""
     if needle is None:
         start = 0
         while start < len(block):
@@ -66,6 +80,20 @@ def _line_spans(block: bytes, needle: bytes | None) -> Iterator[tuple[int, int]]
                 end = len(block)
             yield start, end
             start = end + 1
+        return
+    if finder is not None:
+        last_end = -1
+        for match in finder.finditer(block):
+            hit = match.start()
+            if hit <= last_end:
+                continue
+            start = block.rfind(b"\n", 0, hit) + 1
+            end = block.find(b"\n", hit)
+            if end < 0:
+                end = len(block)
+            last_end = end
+            if needle in block[start:end].lower():
+                yield start, end
         return
     lowered = block.lower()
     position = 0
@@ -85,7 +113,13 @@ Prefilter = Callable[[bytes], bool]
 
 
 def forward(
-    blob: BinaryIO, start: int, stop: int, needle: bytes | None, block_ok: Prefilter, tick: Callable[[], None]
+    blob: BinaryIO,
+    start: int,
+    stop: int,
+    needle: bytes | None,
+    block_ok: Prefilter,
+    tick: Callable[[], None],
+    finder: Needle | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """(offset, line) in file order for lines in [start, stop) that pass the byte filters."""
     position = start
@@ -102,7 +136,7 @@ def forward(
             continue
         block, carry = data[:cut], data[cut:]
         if block_ok(block):
-            for s, e in _line_spans(block, needle):
+            for s, e in _line_spans(block, needle, finder):
                 if e > s:
                     yield base + s, block[s:e]
     if carry:
@@ -110,7 +144,13 @@ def forward(
 
 
 def backward(
-    blob: BinaryIO, start: int, stop: int, needle: bytes | None, block_ok: Prefilter, tick: Callable[[], None]
+    blob: BinaryIO,
+    start: int,
+    stop: int,
+    needle: bytes | None,
+    block_ok: Prefilter,
+    tick: Callable[[], None],
+    finder: Needle | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """(offset, line) in reverse file order for lines in [start, stop) that pass the byte filters."""
     position = stop
@@ -130,7 +170,90 @@ def backward(
         else:
             carry, block, base = b"", data, position
         if block_ok(block):
-            spans = list(_line_spans(block, needle))
+            spans = list(_line_spans(block, needle, finder))
             for s, e in reversed(spans):
                 if e > s:
                     yield base + s, block[s:e]
+
+
+# -- a time index for files that are not in time order ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedBlock:
+    """A run of whole lines and the range of their times (inherited times of continuation lines included);
+    None when no line in it has a time."""
+
+    start: int
+    end: int
+    min_ns: int | None
+    max_ns: int | None
+
+
+def _template(line: bytes) -> tuple[re.Pattern[bytes], bytes] | None:
+    """A pattern that finds, after each newline, a time written exactly as in `line` (same prefix, same
+    digit layout, same zone), and that zone: times found by it compare as text in time order."""
+    match = _TIME_PREFIX.match(line)
+    if match is None:
+        return None
+    zone = match.group(3) or b""
+    shape = re.sub(rb"\d", rb"\\d", re.escape(match.group(2)))
+    return re.compile(b"\n" + re.escape(match.group(1)) + b"(" + shape + b")" + re.escape(zone)), zone
+
+
+def _line_times(block: bytes, carried: int | None) -> tuple[int | None, int | None, int | None]:
+    """(min, max, last) time of the lines in `block`, one line at a time (the general, slow path)."""
+    low = high = None
+    last = carried
+    for line in block.split(b"\n"):
+        if not line:
+            continue
+        ts = leading_time(line)
+        if ts is None:
+            ts = parse_line(line.decode("utf-8", errors="replace")).ts_ns
+        if ts is None:
+            ts = last  # a continuation line: the time of the line it continues
+        else:
+            last = ts
+        if ts is not None:
+            low = ts if low is None or ts < low else low
+            high = ts if high is None or ts > high else high
+    return low, high, last
+
+
+def time_index(data: bytes | memoryview | BinaryIO, size: int, tick: Callable[[], None]) -> list[IndexedBlock]:
+    """Blocks of about BLOCK bytes with the range of their lines' times, for files not in time order.
+
+    Lines written alike (the same time prefix and layout, as JSON-lines and logfmt writers do) are read
+    by one regex search a block, and their times compared as text; a block with any other line falls
+    back to parsing each line. Built once per file version and cached by the caller."""
+    view = None if hasattr(data, "read") else data
+    blocks: list[IndexedBlock] = []
+    position = 0
+    carried: int | None = None
+    template: tuple[re.Pattern[bytes], bytes] | None = None
+    while position < size:
+        tick()
+        if view is not None:
+            chunk = bytes(view[position : min(size, position + BLOCK)])
+        else:
+            data.seek(position)  # type: ignore[union-attr]
+            chunk = data.read(min(BLOCK, size - position))  # type: ignore[union-attr]
+        cut = chunk.rfind(b"\n") + 1 if position + len(chunk) < size else len(chunk)
+        if cut == 0:
+            cut = len(chunk)  # a line longer than a block: index it whole
+        block = chunk[:cut]
+        if template is None:
+            template = _template(block.split(b"\n", 1)[0])
+        found = template[0].findall(b"\n" + block) if template is not None else []
+        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        if template is not None and found and len(found) == lines:
+            zone = template[1].decode()
+            low_ns = log_time_ns(min(found).decode() + zone)
+            high_ns = log_time_ns(max(found).decode() + zone)
+            carried = log_time_ns(found[-1].decode() + zone)
+        else:
+            low_ns, high_ns, carried = _line_times(block, carried)
+        blocks.append(IndexedBlock(position, position + cut, low_ns, high_ns))
+        position += cut
+    return blocks

@@ -1,1 +1,1 @@
-"""Metrics backends: Prometheus (HTTP API), Azure Monitor Metrics, and the embedded sandbox."""
+"""Metrics backends: Prometheus (HTTP API; also the sandbox's Prometheus-compatible API) and Azure Monitor Metrics."""

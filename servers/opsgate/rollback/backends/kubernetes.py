@@ -60,10 +60,13 @@ class KubernetesBackend:
 
     name = "kubernetes"
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, *, request_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, api_client: kubernetes.client.ApiClient, *, request_timeout_s: float = 10.0, unavailable: str = ""
+    ) -> None:
         self.api_client = api_client
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.timeout = request_timeout_s
+        self.unavailable = unavailable
 
     @classmethod
     def connect(
@@ -95,6 +98,8 @@ class KubernetesBackend:
         return self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        if self.unavailable:
+            raise BackendUnavailable(f"cannot {what}: {self.unavailable}")
         try:
             return await anyio.to_thread.run_sync(fn)
         except ApiException as exc:

@@ -23,8 +23,19 @@ from opsgate.sandbox.kube.errors import (
     unsupported_media_type,
 )
 from opsgate.sandbox.kube.logs import LogOptions
-from opsgate.sandbox.kube.objects import DEPLOYMENTS, EVENTS, NAMESPACES, PODS, REPLICASETS, ResourceType, parse_time
+from opsgate.sandbox.kube.objects import (
+    DEPLOYMENTS,
+    EVENTS,
+    EVENTS_V1,
+    NAMESPACES,
+    PODS,
+    REPLICASETS,
+    ResourceType,
+    parse_time,
+)
 from opsgate.sandbox.kube.patches import PATCH_TYPES
+from opsgate.sandbox.kube.tables import table, wants_table
+from opsgate.sandbox.kube.watch import watch_response
 
 EMULATED_VERSION = {
     "major": "1",
@@ -44,7 +55,7 @@ _CORE_RESOURCES = [
         "singularName": "namespace",
         "namespaced": False,
         "kind": "Namespace",
-        "verbs": ["create", "get", "list"],
+        "verbs": ["create", "get", "list", "watch"],
         "shortNames": ["ns"],
     },
     {
@@ -52,7 +63,7 @@ _CORE_RESOURCES = [
         "singularName": "pod",
         "namespaced": True,
         "kind": "Pod",
-        "verbs": ["get", "list"],
+        "verbs": ["get", "list", "watch"],
         "shortNames": ["po"],
         "categories": ["all"],
     },
@@ -62,17 +73,32 @@ _CORE_RESOURCES = [
         "singularName": "event",
         "namespaced": True,
         "kind": "Event",
-        "verbs": ["list"],
+        "verbs": ["get", "list", "watch"],
         "shortNames": ["ev"],
     },
 ]
+_EVENTS_RESOURCES = [
+    {
+        "name": "events",
+        "singularName": "event",
+        "namespaced": True,
+        "kind": "Event",
+        "verbs": ["get", "list", "watch"],
+        "shortNames": ["ev"],
+    },
+]
+_EVENTS_GROUP = {
+    "name": "events.k8s.io",
+    "versions": [{"groupVersion": "events.k8s.io/v1", "version": "v1"}],
+    "preferredVersion": {"groupVersion": "events.k8s.io/v1", "version": "v1"},
+}
 _APPS_RESOURCES = [
     {
         "name": "deployments",
         "singularName": "deployment",
         "namespaced": True,
         "kind": "Deployment",
-        "verbs": ["create", "get", "list", "patch", "update"],
+        "verbs": ["create", "get", "list", "patch", "update", "watch"],
         "shortNames": ["deploy"],
         "categories": ["all"],
     },
@@ -82,7 +108,7 @@ _APPS_RESOURCES = [
         "singularName": "replicaset",
         "namespaced": True,
         "kind": "ReplicaSet",
-        "verbs": ["get", "list"],
+        "verbs": ["get", "list", "watch"],
         "shortNames": ["rs"],
         "categories": ["all"],
     },
@@ -188,19 +214,40 @@ def create_app(cluster: KubeCluster) -> Starlette:
     def list_handler(resource: ResourceType) -> Handler:
         @endpoint("list", resource)
         async def handler(request: Request, namespace: str, _name: str) -> Any:
-            return cluster.list(
+            if _query_bool(request, "watch"):
+                return watch_response(cluster, resource, namespace or None, request)
+            found = cluster.list(
                 resource,
                 namespace or None,
                 label_selector_text=request.query_params.get("labelSelector"),
                 field_selector_text=request.query_params.get("fieldSelector"),
             )
+            if wants_table(request.headers.get("accept", "")):
+                items = [{**item, "kind": resource.kind, "apiVersion": resource.api_version} for item in found["items"]]
+                return table(
+                    resource.kind,
+                    items,
+                    cluster.now(),
+                    resource_version=found["metadata"]["resourceVersion"],
+                    include_object=request.query_params.get("includeObject", "PartialObjectMetadata"),
+                )
+            return found
 
         return handler
 
     def get_handler(resource: ResourceType, subresource: str = "") -> Handler:
         @endpoint("get", resource, subresource)
-        async def handler(_request: Request, namespace: str, name: str) -> Any:
-            return cluster.get(resource, namespace, name)
+        async def handler(request: Request, namespace: str, name: str) -> Any:
+            found = cluster.get(resource, namespace, name)
+            if not subresource and wants_table(request.headers.get("accept", "")):
+                return table(
+                    resource.kind,
+                    [found],
+                    cluster.now(),
+                    resource_version=found["metadata"].get("resourceVersion"),
+                    include_object=request.query_params.get("includeObject", "PartialObjectMetadata"),
+                )
+            return found
 
         return handler
 
@@ -271,6 +318,7 @@ def create_app(cluster: KubeCluster) -> Starlette:
 
     core = "/api/v1"
     apps = "/apis/apps/v1"
+    events_v1 = "/apis/events.k8s.io/v1"
     item = "/namespaces/{namespace}"
     routes = [
         Route("/version", document(EMULATED_VERSION)),
@@ -281,7 +329,19 @@ def create_app(cluster: KubeCluster) -> Starlette:
                 {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": _CORE_RESOURCES}
             ),
         ),
-        Route("/apis", document({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_APPS_GROUP]})),
+        Route("/apis", document({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_APPS_GROUP, _EVENTS_GROUP]})),
+        Route("/apis/events.k8s.io", document({"kind": "APIGroup", "apiVersion": "v1", **_EVENTS_GROUP})),
+        Route(
+            events_v1,
+            document(
+                {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": "events.k8s.io/v1",
+                    "resources": _EVENTS_RESOURCES,
+                }
+            ),
+        ),
         Route("/apis/apps", document({"kind": "APIGroup", "apiVersion": "v1", **_APPS_GROUP})),
         Route(
             apps,
@@ -298,6 +358,9 @@ def create_app(cluster: KubeCluster) -> Starlette:
         Route(f"{core}/events", list_handler(EVENTS)),
         Route(f"{core}{item}/events", list_handler(EVENTS)),
         Route(f"{core}{item}/events/{{name}}", get_handler(EVENTS)),
+        Route(f"{events_v1}/events", list_handler(EVENTS_V1)),
+        Route(f"{events_v1}{item}/events", list_handler(EVENTS_V1)),
+        Route(f"{events_v1}{item}/events/{{name}}", get_handler(EVENTS_V1)),
         Route(f"{apps}/deployments", list_deployments),
         Route(f"{apps}{item}/deployments", deployment_collection, methods=["GET", "POST"]),
         Route(f"{apps}{item}/deployments/{{name}}", deployment_item, methods=["GET", "PUT", "PATCH"]),

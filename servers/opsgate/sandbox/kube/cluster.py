@@ -9,6 +9,7 @@ opsgate uses. Every method is thread-safe.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import random
 import threading
@@ -19,10 +20,13 @@ from typing import Any
 
 from opsgate.sandbox.kube.controller import ControllerConfig, DeploymentController
 from opsgate.sandbox.kube.errors import KubeApiError, already_exists, bad_request, conflict, not_found
+from opsgate.sandbox.kube.events import to_events_v1
 from opsgate.sandbox.kube.faults import FaultRules
+from opsgate.sandbox.kube.kubelet import PodBehaviors
 from opsgate.sandbox.kube.logs import LogOptions, PodLogs, PodRef, render_logs
 from opsgate.sandbox.kube.objects import (
     DEPLOYMENTS,
+    EVENTS_V1,
     NAMESPACES,
     PODS,
     JsonObject,
@@ -34,8 +38,13 @@ from opsgate.sandbox.kube.objects import (
 )
 from opsgate.sandbox.kube.patches import PatchError, apply_patch
 from opsgate.sandbox.kube.selectors import field_selector, label_selector
-from opsgate.sandbox.kube.store import ObjectStore
+from opsgate.sandbox.kube.store import Change, ObjectStore
 from opsgate.sandbox.kube.validation import default_deployment, validate_deployment
+
+
+def view(resource: ResourceType, obj: JsonObject) -> JsonObject:
+    """The stored object as `resource`'s API serves it (events.k8s.io/v1 converts core events)."""
+    return to_events_v1(obj) if resource is EVENTS_V1 else obj
 
 
 def _settled(deployment: JsonObject) -> bool:
@@ -60,8 +69,14 @@ class KubeCluster:
         self.store = ObjectStore()
         self.faults = FaultRules()
         self.logs = PodLogs()
+        self.behaviors = PodBehaviors()
         self.controller = DeploymentController(
-            self.store, self.now, self.faults, config or ControllerConfig(), random.Random(random_seed)
+            self.store,
+            self.now,
+            self.faults,
+            config or ControllerConfig(),
+            random.Random(random_seed),
+            behaviors=self.behaviors,
         )
         for namespace in ("default", "kube-system"):
             self.create_namespace({"metadata": {"name": namespace}})
@@ -111,7 +126,7 @@ class KubeCluster:
             found = self.store.get(resource, namespace if resource.namespaced else "", name)
             if found is None:
                 raise not_found(resource, name)
-            return copy.deepcopy(found)
+            return view(resource, copy.deepcopy(found))
 
     def list(
         self,
@@ -125,11 +140,8 @@ class KubeCluster:
         by_labels = label_selector(label_selector_text)
         by_fields = field_selector(field_selector_text)
         with self._lock:
-            items = [
-                copy.deepcopy(obj)
-                for obj in self.store.iterate(resource, namespace)
-                if by_labels(obj) and by_fields(obj)
-            ]
+            viewed = (view(resource, copy.deepcopy(obj)) for obj in self.store.iterate(resource, namespace))
+            items = [obj for obj in viewed if by_labels(obj) and by_fields(obj)]
             resource_version = self.store.resource_version
         for item in items:
             item.pop("apiVersion", None)
@@ -140,6 +152,46 @@ class KubeCluster:
             "metadata": {"resourceVersion": resource_version},
             "items": items,
         }
+
+    def changes_after(self, resource: ResourceType, revision: int) -> tuple[builtins.list[Change] | None, int]:
+        """For watches: the changes to `resource` after `revision` (None: too old, 410) and the newest
+        revision. The objects are views (events.k8s.io conversion) and must not be modified."""
+        with self._lock:
+            changes = self.store.changes_after(revision, resource)
+            latest = self.store.revision
+        if changes is not None and resource is EVENTS_V1:
+            changes = [Change(c.revision, c.type, c.resource, c.namespace, view(resource, c.object)) for c in changes]
+        return changes, latest
+
+    def record_event(
+        self,
+        involved: JsonObject,
+        reason: str,
+        message: str,
+        *,
+        event_type: str = "Normal",
+        component: str | None = None,
+        host: str | None = None,
+        count: int | None = None,
+        first: datetime | None = None,
+        last: datetime | None = None,
+    ) -> JsonObject:
+        """Record an event about an object (e.g. what a scenario's cluster would have said), aggregated by
+        object, reason and message like the real recorder; `count`/`first`/`last` set its history."""
+        with self._lock:
+            return copy.deepcopy(
+                self.controller.recorder.record(
+                    involved,
+                    reason,
+                    message,
+                    event_type=event_type,
+                    component=component,
+                    host=host,
+                    count=count,
+                    first=first,
+                    last=last,
+                )
+            )
 
     # --- namespaces -----------------------------------------------------------------------------
 

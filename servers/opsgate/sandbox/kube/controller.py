@@ -15,19 +15,18 @@ Time is compressed: every `tick()` is one step of the rollout, and a new pod bec
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import random
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from opsgate.sandbox.kube.events import EventRecorder
 from opsgate.sandbox.kube.faults import FaultRules
+from opsgate.sandbox.kube.kubelet import Kubelet, PodBehavior, PodBehaviors
 from opsgate.sandbox.kube.objects import (
     DEPLOYMENTS,
     DESIRED_REPLICAS_ANNOTATION,
-    EVENTS,
     MAX_REPLICAS_ANNOTATION,
     NEVER_READY_ANNOTATION,
     POD_TEMPLATE_HASH_LABEL,
@@ -60,7 +59,6 @@ _NOT_COPIED_ANNOTATIONS = frozenset(
         "deprecated.deployment.rollback.to",
     }
 )
-_RESTART_EVERY_TICKS = 10
 
 
 @dataclass
@@ -70,15 +68,13 @@ class ControllerConfig:
     progress_deadline_seconds: float | None = None
     """Overrides every Deployment's `spec.progressDeadlineSeconds` (compressed time); None keeps it."""
     node_name: str = "sandbox-node-1"
+    extra_nodes: tuple[str, ...] = ()
+    """More nodes pods are spread over (by pod name); DaemonSets run one pod on each."""
     max_events: int = 2000
 
-
-@dataclass
-class _PodRuntime:
-    ticks_to_ready: int | None  # None: never becomes ready
-    bad_reasons: dict[str, str]  # container name -> CrashLoopBackOff / ImagePullBackOff
-    age_ticks: int = 0
-    restarts: int = 0
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return (self.node_name, *self.extra_nodes)
 
 
 @dataclass
@@ -124,11 +120,6 @@ def _pod_ready(pod: JsonObject) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _image_repository(image: str) -> str:
-    name, _, tag = image.rpartition(":")
-    return name if name and "/" not in tag else image
-
-
 class DeploymentController:
     def __init__(
         self,
@@ -137,21 +128,24 @@ class DeploymentController:
         faults: FaultRules,
         config: ControllerConfig,
         rng: random.Random | None = None,
+        behaviors: PodBehaviors | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._faults = faults
         self.config = config
         self._rng = rng or random.Random()
-        self._pods: dict[str, _PodRuntime] = {}
         self._progress_marks: dict[str, datetime] = {}
-        self._events: deque[tuple[str, str]] = deque()
+        self.recorder = EventRecorder(store, clock, config.max_events)
+        self.kubelet = Kubelet(
+            store, clock, self.recorder, behaviors or PodBehaviors(), self._fault_behavior, config.nodes
+        )
 
     # --- entry points ---------------------------------------------------------------------------
 
     def tick(self) -> None:
         """One rollout step for every Deployment."""
-        self._advance_pods()
+        self.kubelet.tick()
         for deployment in list(self._store.iterate(DEPLOYMENTS)):
             meta = deployment["metadata"]
             self.sync(meta["namespace"], meta["name"], scale=True)
@@ -190,7 +184,7 @@ class DeploymentController:
         self._save(DEPLOYMENTS, rollout.deployment)
 
     def forget(self, pod_uid: str) -> None:
-        self._pods.pop(pod_uid, None)
+        self.kubelet.forget(pod_uid)
 
     # --- replica sets ---------------------------------------------------------------------------
 
@@ -353,17 +347,19 @@ class DeploymentController:
         status["observedGeneration"] = replica_set["metadata"].get("generation", 1)
         replica_set["status"] = status
 
-    def _bad_reasons(self, replica_set: JsonObject) -> dict[str, str]:
-        template = replica_set["spec"]["template"]
-        never_ready = (template.get("metadata", {}).get("annotations") or {}).get(NEVER_READY_ANNOTATION)
-        reasons: dict[str, str] = {}
-        for container in template["spec"].get("containers", []):
-            reason = self._faults.bad_image_reason(str(container.get("image", "")))
+    def _fault_behavior(self, pod: JsonObject) -> PodBehavior | None:
+        """Images marked bad (`faults.mark_image_bad`) and never-ready templates, as pod behaviours."""
+        never_ready = (pod["metadata"].get("annotations") or {}).get(NEVER_READY_ANNOTATION)
+        for container in pod["spec"].get("containers", []):
+            image = str(container.get("image", ""))
+            reason = self._faults.bad_image_reason(image)
             if reason is None and str(never_ready).lower() == "true":
                 reason = "CrashLoopBackOff"
+            if reason == "ImagePullBackOff":
+                return PodBehavior(image=image, container=container["name"], waiting=reason)
             if reason is not None:
-                reasons[container["name"]] = reason
-        return reasons
+                return PodBehavior(image=image, container=container["name"], exits="Error", run_seconds=0)
+        return None
 
     def _new_pod(self, replica_set: JsonObject) -> JsonObject:
         rs_meta = replica_set["metadata"]
@@ -375,7 +371,7 @@ class DeploymentController:
         spec = copy.deepcopy(template["spec"])
         spec.setdefault("serviceAccountName", "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec["nodeName"] = self.config.node_name
+        spec["nodeName"] = self.kubelet.node_for(name)
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("priority", 0)
         metadata: JsonObject = {
@@ -390,112 +386,7 @@ class DeploymentController:
         if template["metadata"].get("annotations"):
             metadata["annotations"] = copy.deepcopy(template["metadata"]["annotations"])
         pod: JsonObject = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
-        reasons = self._bad_reasons(replica_set)
-        runtime = _PodRuntime(None if reasons else max(self.config.ready_after_ticks, 0), reasons)
-        self._pods[metadata["uid"]] = runtime
-        pod["status"] = self._pod_status(pod, runtime, ready=runtime.ticks_to_ready == 0)
-        self._store.put(PODS, pod)
-        for container, reason in reasons.items():
-            message = (
-                f"Back-off restarting failed container {container} in pod {name}_{namespace}"
-                if reason == "CrashLoopBackOff"
-                else f'Back-off pulling image "{self._image(pod, container)}"'
-            )
-            self._record_event(pod, "BackOff", message, event_type="Warning")
-        return pod
-
-    @staticmethod
-    def _image(pod: JsonObject, container: str) -> str:
-        return next(str(c.get("image", "")) for c in pod["spec"]["containers"] if c["name"] == container)
-
-    def _advance_pods(self) -> None:
-        for pod in list(self._store.iterate(PODS)):
-            runtime = self._pods.get(pod["metadata"]["uid"])
-            if runtime is None:
-                continue
-            runtime.age_ticks += 1
-            changed = False
-            if runtime.ticks_to_ready is not None and runtime.ticks_to_ready > 0:
-                runtime.ticks_to_ready -= 1
-                changed = runtime.ticks_to_ready == 0
-            crashing = "CrashLoopBackOff" in runtime.bad_reasons.values()
-            if crashing and runtime.age_ticks % _RESTART_EVERY_TICKS == 0:
-                runtime.restarts += 1
-                changed = True
-            if changed:
-                updated = copy.deepcopy(pod)
-                updated["status"] = self._pod_status(updated, runtime, ready=runtime.ticks_to_ready == 0)
-                self._store.put(PODS, updated)
-
-    def _pod_status(self, pod: JsonObject, runtime: _PodRuntime, *, ready: bool) -> JsonObject:
-        meta = pod["metadata"]
-        now = format_time(self._clock())
-        created = meta["creationTimestamp"]
-        digest = hashlib.sha256(meta["uid"].encode()).hexdigest()
-        containers: list[JsonObject] = []
-        for container in pod["spec"]["containers"]:
-            name, image = container["name"], str(container.get("image", ""))
-            reason = runtime.bad_reasons.get(name)
-            status: JsonObject = {
-                "name": name,
-                "image": image,
-                "ready": ready and reason is None,
-                "restartCount": runtime.restarts,
-                "started": reason is None,
-            }
-            if reason == "ImagePullBackOff":
-                status.update(
-                    imageID="", state={"waiting": {"reason": reason, "message": f'Back-off pulling image "{image}"'}}
-                )
-            else:
-                image_digest = hashlib.sha256(image.encode()).hexdigest()
-                status.update(
-                    imageID=f"{_image_repository(image)}@sha256:{image_digest}",
-                    containerID=f"containerd://{hashlib.sha256((digest + name).encode()).hexdigest()}",
-                )
-                if reason == "CrashLoopBackOff":
-                    status["state"] = {
-                        "waiting": {
-                            "reason": reason,
-                            "message": f"back-off 10s restarting failed container={name} "
-                            f"pod={meta['name']}_{meta['namespace']}({meta['uid']})",
-                        }
-                    }
-                    status["lastState"] = {
-                        "terminated": {"exitCode": 1, "reason": "Error", "startedAt": created, "finishedAt": now}
-                    }
-                else:
-                    status["state"] = {"running": {"startedAt": created}}
-            containers.append(status)
-        all_ready = all(status["ready"] for status in containers)
-        unready = [status["name"] for status in containers if not status["ready"]]
-
-        def condition(kind: str, ok: bool) -> JsonObject:
-            entry: JsonObject = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": created}
-            if not ok:
-                entry["reason"] = "ContainersNotReady"
-                entry["message"] = f"containers with unready status: [{' '.join(unready)}]"
-            return entry
-
-        pulling = any(reason == "ImagePullBackOff" for reason in runtime.bad_reasons.values())
-        pod_ip = f"10.244.{int(digest[:2], 16)}.{int(digest[2:4], 16) % 250 + 2}"
-        return {
-            "phase": "Pending" if pulling else "Running",
-            "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": created},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": created},
-                condition("Ready", all_ready),
-                condition("ContainersReady", all_ready),
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": created},
-            ],
-            "hostIP": "172.18.0.2",
-            "hostIPs": [{"ip": "172.18.0.2"}],
-            "podIP": pod_ip,
-            "podIPs": [{"ip": pod_ip}],
-            "startTime": created,
-            "containerStatuses": containers,
-            "qosClass": "BestEffort",
-        }
+        return self.kubelet.admit(pod, self.config.ready_after_ticks)
 
     # --- status ---------------------------------------------------------------------------------
 
@@ -636,48 +527,7 @@ class DeploymentController:
     # --- events and persistence -----------------------------------------------------------------
 
     def _record_event(self, involved: JsonObject, reason: str, message: str, *, event_type: str = "Normal") -> None:
-        meta = involved["metadata"]
-        now = format_time(self._clock())
-        component = {"Deployment": "deployment-controller", "ReplicaSet": "replicaset-controller"}.get(
-            involved["kind"], "kubelet"
-        )
-        # like the real recorder: `{object}.{hex unix nanos}`, so names sort chronologically per object
-        stamp = int(self._clock().timestamp() * 1_000_000_000)
-        name = f"{meta['name']}.{stamp:x}"
-        while self._store.get(EVENTS, meta["namespace"], name) is not None:
-            stamp += 1
-            name = f"{meta['name']}.{stamp:x}"
-        involved_ref: JsonObject = {
-            "apiVersion": involved["apiVersion"],
-            "kind": involved["kind"],
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta["uid"],
-        }
-        if meta.get("resourceVersion"):
-            involved_ref["resourceVersion"] = meta["resourceVersion"]
-        event: JsonObject = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": meta["namespace"], "uid": new_uid(), "creationTimestamp": now},
-            "involvedObject": involved_ref,
-            "reason": reason,
-            "message": message,
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "type": event_type,
-            "reportingComponent": component,
-            "reportingInstance": "",
-        }
-        if component == "kubelet":
-            event["source"]["host"] = self.config.node_name
-        self._store.put(EVENTS, event)
-        self._events.append((meta["namespace"], name))
-        while len(self._events) > self.config.max_events:
-            old_namespace, old_name = self._events.popleft()
-            self._store.delete(EVENTS, old_namespace, old_name)
+        self.recorder.record(involved, reason, message, event_type=event_type)
 
     def _save(self, resource: ResourceType, obj: JsonObject) -> None:
         """Persist only real changes, so an idle cluster keeps its resourceVersions."""

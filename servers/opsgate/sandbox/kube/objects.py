@@ -51,8 +51,13 @@ DEPLOYMENTS = ResourceType("deployments", "Deployment", "apps", "v1")
 REPLICASETS = ResourceType("replicasets", "ReplicaSet", "apps", "v1")
 PODS = ResourceType("pods", "Pod", "", "v1")
 EVENTS = ResourceType("events", "Event", "", "v1")
+EVENTS_V1 = ResourceType("events", "Event", "events.k8s.io", "v1")
+"""The same events as `EVENTS`, in the `events.k8s.io/v1` shape (one store bucket, two views)."""
+STATEFULSETS = ResourceType("statefulsets", "StatefulSet", "apps", "v1")
+DAEMONSETS = ResourceType("daemonsets", "DaemonSet", "apps", "v1")
+CONTROLLERREVISIONS = ResourceType("controllerrevisions", "ControllerRevision", "apps", "v1")
 NAMESPACES = ResourceType("namespaces", "Namespace", "", "v1", namespaced=False)
-RESOURCE_TYPES = (DEPLOYMENTS, REPLICASETS, PODS, EVENTS, NAMESPACES)
+RESOURCE_TYPES = (DEPLOYMENTS, REPLICASETS, PODS, EVENTS, STATEFULSETS, DAEMONSETS, CONTROLLERREVISIONS, NAMESPACES)
 
 
 def utc_now() -> datetime:

@@ -37,7 +37,22 @@ def default_pod_spec(spec: JsonObject) -> None:
                 port.setdefault("protocol", "TCP")
 
 
+def drop_nulls(value: Any) -> Any:
+    """Remove null fields recursively, as decoding into the API's Go types does (kubectl sends a pod
+    template's `metadata.creationTimestamp: null`; the stored object has no such field)."""
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
+        for item in value.values():
+            drop_nulls(item)
+    elif isinstance(value, list):
+        for item in value:
+            drop_nulls(item)
+    return value
+
+
 def default_deployment(deployment: JsonObject) -> None:
+    drop_nulls(deployment)
     spec: JsonObject = deployment.setdefault("spec", {})
     spec.setdefault("replicas", 1)
     strategy: JsonObject = spec.setdefault("strategy", {"type": "RollingUpdate"})

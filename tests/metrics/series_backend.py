@@ -1,4 +1,8 @@
-"""The sandbox backend: the embedded incident sandbox's own series, so a fresh install needs no server."""
+"""An in-process metrics backend over the synthetic shop series (`opsgate.sandbox.series`), for benchmarks.
+
+Test and benchmark code only: the metrics capability knows no sandbox (the sandbox world is served to
+it through a Prometheus-compatible API); benchmarks of the analysis use this backend so they time the
+capability and the detector without HTTP in between."""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ from opsgate.contracts import ToolError
 from opsgate.metrics.aggregate import evaluate
 from opsgate.metrics.backends.base import Series
 from opsgate.metrics.selection import Selection
-from opsgate.sandbox.series import METRIC_NAMES, RESOLUTION_S, SERVICES, SandboxSeries, shared_timeline
+from opsgate.sandbox.series import METRIC_NAMES, RESOLUTION_S, SERVICES, SandboxSeries, SandboxTimeline
 
 LOOKBACK_S = 300.0  # like Prometheus: an instant value is the last sample at most 5 minutes old
 
 
-class SandboxSettings(BaseModel):
+class SeriesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 7
@@ -28,13 +32,12 @@ class SandboxSettings(BaseModel):
     rollback_at: float | None = Field(default=None, description="Unix time of the rollback; default: not rolled back")
 
 
-class SandboxBackend:
+class SeriesBackend:
     name = "sandbox"
 
-    def __init__(self, config: SandboxSettings, series: SandboxSeries | None = None) -> None:
+    def __init__(self, config: SeriesSettings, series: SandboxSeries | None = None) -> None:
         if series is None:
-            timeline = shared_timeline()
-            timeline.set(deploy_at=config.deploy_at, rollback_at=config.rollback_at)
+            timeline = SandboxTimeline(deploy_at=config.deploy_at, rollback_at=config.rollback_at)
             series = SandboxSeries(config.seed, timeline, config.services, config.pods_per_service)
         self.series = series
 

@@ -1,0 +1,1 @@
+"""`opsgate eval`: run investigations over incident scenarios and score them (see `runner`)."""

@@ -1,0 +1,427 @@
+"""A Prometheus-compatible HTTP API over the sandbox's series, on loopback (not a Prometheus).
+
+The metrics capability talks to it with its ordinary Prometheus backend, so the capability never imports
+the sandbox: the two meet only through configuration (`[metrics] backend = "prometheus"`, `url = ...`),
+exactly as they would meet a real Prometheus. It answers the PromQL the typed tools generate
+(`opsgate.metrics.selection.Selection.promql`): a selector with label matchers, `rate(sel[Ns])`,
+`sum|avg|min|max|count [by (labels)] (expr)` and `quantile [by (labels)] (q, expr)`; anything else is
+refused as Prometheus refuses a query it cannot parse (HTTP 400, `bad_data`). It also serves
+`/api/v1/series`, label names and values, `/api/v1/alerts` (Prometheus' own alerts endpoint) and
+`/api/v2/alerts` (Alertmanager's), so alert tools can read the scenario's firing alert.
+
+    with PromApiServer(source) as server:          # source: a SeriesSource
+        print(server.url)                          # http://127.0.0.1:PORT
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import numpy as np
+import uvicorn
+from numpy.typing import NDArray
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+FloatArray = NDArray[np.float64]
+Labels = dict[str, str]
+LOOPBACK = "127.0.0.1"
+MAX_POINTS = 11_000  # Prometheus refuses more than 11,000 points per series
+
+
+class SeriesSource(Protocol):
+    """What the API serves: label sets per metric and their values at any unix times (NaN: no sample)."""
+
+    def metric_names(self) -> Sequence[str]: ...
+
+    def series(self, metric: str) -> list[Labels]: ...
+
+    def values(self, metric: str, series: Sequence[Labels], times: FloatArray) -> FloatArray: ...
+
+    def alerts(self) -> list[dict[str, Any]]: ...
+
+
+class PromQLError(ValueError):
+    pass
+
+
+# -- the PromQL subset --------------------------------------------------------------------------------
+
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+_SELECTOR = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$", re.S)
+_AGG = re.compile(r"^\s*(sum|avg|min|max|count|quantile)\s*(?:by\s*\(([^)]*)\))?\s*\((.*)\)\s*$", re.S)
+_RATE = re.compile(r"^\s*rate\s*\((.*)\[(\d+)([smhd])\]\s*\)\s*$", re.S)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        actual = labels.get(self.name, "")
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        found = re.fullmatch(self.value, actual) is not None
+        return found if self.op == "=~" else not found
+
+
+@dataclass(frozen=True)
+class Selector:
+    metric: str
+    matchers: tuple[Matcher, ...]
+
+
+@dataclass(frozen=True)
+class Rate:
+    inner: Selector
+    window_s: float
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    op: str
+    by: tuple[str, ...]
+    inner: Selector | Rate | Aggregate
+    param: float | None = None
+
+
+Expr = Selector | Rate | Aggregate
+
+
+def _unescape(raw: str) -> str:
+    return re.sub(r"\\(.)", lambda g: "\n" if g.group(1) == "n" else g.group(1), raw)
+
+
+def parse_selector(text: str) -> Selector:
+    match = _SELECTOR.match(text)
+    if match is None:
+        raise PromQLError(f"parse error: unexpected input {text.strip()[:80]!r}")
+    metric, body = match.group(1), match.group(2)
+    matchers: list[Matcher] = []
+    rest = (body or "").strip()
+    while rest:
+        found = _MATCHER.match(rest)
+        if found is None:
+            raise PromQLError(f"parse error: bad label matcher at {rest[:60]!r}")
+        name, op, value = found.group(1), found.group(2), _unescape(found.group(3))
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise PromQLError(f"invalid regular expression {value!r}: {exc}") from None
+        matchers.append(Matcher(name, op, value))
+        rest = rest[found.end() :].strip()
+    return Selector(metric, tuple(matchers))
+
+
+def parse(text: str) -> Expr:
+    """The PromQL subset above; PromQLError otherwise."""
+    agg = _AGG.match(text)
+    if agg is not None:
+        op, by_text, body = agg.group(1), agg.group(2), agg.group(3)
+        by = tuple(b.strip() for b in (by_text or "").split(",") if b.strip())
+        param: float | None = None
+        if op == "quantile":
+            head, sep, body = body.partition(",")
+            if not sep:
+                raise PromQLError("parse error: quantile needs a parameter: quantile(0.9, expr)")
+            try:
+                param = float(head)
+            except ValueError:
+                raise PromQLError(f"parse error: {head.strip()!r} is not a number") from None
+        return Aggregate(op, by, parse(body), param)
+    rate = _RATE.match(text)
+    if rate is not None:
+        return Rate(parse_selector(rate.group(1)), float(rate.group(2)) * _UNITS[rate.group(3)])
+    return parse_selector(text)
+
+
+# -- evaluation --------------------------------------------------------------------------------------
+
+
+def _select(source: SeriesSource, selector: Selector, times: FloatArray) -> tuple[list[Labels], FloatArray]:
+    if selector.metric not in source.metric_names():
+        return [], np.empty((0, times.size))
+    keys = [k for k in source.series(selector.metric) if all(m.matches(k) for m in selector.matchers)]
+    if not keys:
+        return [], np.empty((0, times.size))
+    return [{**k, "__name__": selector.metric} for k in keys], source.values(selector.metric, keys, times)
+
+
+def evaluate(source: SeriesSource, expr: Expr, times: FloatArray) -> tuple[list[Labels], FloatArray]:
+    if isinstance(expr, Selector):
+        return _select(source, expr, times)
+    if isinstance(expr, Rate):
+        keys, now = _select(source, expr.inner, times)
+        _, before = _select(source, expr.inner, times - expr.window_s)
+        if not keys:
+            return [], now
+        delta = np.where(now >= before, now - before, now)  # a counter reset starts over
+        rated: FloatArray = delta / expr.window_s
+        return [{k: v for k, v in labels.items() if k != "__name__"} for labels in keys], rated
+    keys, values = evaluate(source, expr.inner, times)
+    groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for index, labels in enumerate(keys):
+        group = tuple((name, labels[name]) for name in expr.by if name in labels)
+        groups.setdefault(group, []).append(index)
+    out_keys: list[Labels] = []
+    rows: list[FloatArray] = []
+    with np.errstate(all="ignore"):
+        for group, members in groups.items():
+            block = values[members]
+            present = ~np.isnan(block)
+            row: FloatArray
+            any_present = present.any(axis=0)
+            if expr.op == "sum":
+                row = np.nansum(block, axis=0)
+            elif expr.op == "avg":
+                row = np.nansum(block, axis=0) / np.maximum(present.sum(axis=0), 1)
+            elif expr.op == "max":
+                row = np.nanmax(np.where(present, block, -np.inf), axis=0)
+            elif expr.op == "min":
+                row = np.nanmin(np.where(present, block, np.inf), axis=0)
+            elif expr.op == "count":
+                row = present.sum(axis=0).astype(np.float64)
+            else:
+                row = np.nanquantile(block, float(expr.param or 0.0), axis=0) if block.size else block
+            out_keys.append(dict(group))
+            rows.append(np.where(any_present, row, np.nan))
+    return out_keys, (np.vstack(rows) if rows else np.empty((0, times.size)))
+
+
+def _fmt(value: float) -> str:
+    if np.isnan(value):
+        return "NaN"
+    if np.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _error(message: str, status: int = 400, kind: str = "bad_data") -> JSONResponse:
+    return JSONResponse({"status": "error", "errorType": kind, "error": message}, status_code=status)
+
+
+def _success(data: Any) -> JSONResponse:
+    return JSONResponse({"status": "success", "data": data})
+
+
+async def _params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = {k: request.query_params.getlist(k) for k in request.query_params}
+    if request.method == "POST":
+        form = await request.form()
+        for key in form:
+            params.setdefault(key, []).extend(str(v) for v in form.getlist(key))
+    return params
+
+
+def _one(params: dict[str, Any], key: str, default: str | None = None) -> str:
+    values = params.get(key) or []
+    if not values:
+        if default is None:
+            raise PromQLError(f"missing parameter {key!r}")
+        return default
+    return str(values[0])
+
+
+def _time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise PromQLError(f'cannot parse "{text}" to a valid timestamp') from None
+
+
+def create_app(source: SeriesSource, clock: Callable[[], float]) -> Starlette:
+    async def query(request: Request) -> Response:
+        try:
+            params = await _params(request)
+            expr = parse(_one(params, "query"))
+            at = _time(_one(params, "time", repr(clock())))
+        except PromQLError as exc:
+            return _error(str(exc))
+        keys, values = evaluate(source, expr, np.array([at], dtype=np.float64))
+        result = [
+            {"metric": labels, "value": [at, _fmt(float(row[0]))]}
+            for labels, row in zip(keys, values, strict=True)
+            if not np.isnan(row[0])
+        ]
+        return _success({"resultType": "vector", "result": result})
+
+    async def query_range(request: Request) -> Response:
+        try:
+            params = await _params(request)
+            expr = parse(_one(params, "query"))
+            start, end, step = _time(_one(params, "start")), _time(_one(params, "end")), float(_one(params, "step"))
+        except (PromQLError, ValueError) as exc:
+            return _error(str(exc))
+        if step <= 0:
+            return _error("zero or negative query resolution step widths are not accepted. Try a positive integer")
+        if end < start:
+            return _error("end timestamp must not be before start time")
+        if (end - start) / step > MAX_POINTS:
+            return _error(
+                "exceeded maximum resolution of 11,000 points per timeseries. "
+                "Try decreasing the query resolution (?step=XX)"
+            )
+        times = start + step * np.arange(int((end - start) // step) + 1, dtype=np.float64)
+        keys, values = evaluate(source, expr, times)
+        result = []
+        for labels, row in zip(keys, values, strict=True):
+            points = [[float(t), _fmt(float(v))] for t, v in zip(times, row, strict=True) if not np.isnan(v)]
+            if points:
+                result.append({"metric": labels, "values": points})
+        return _success({"resultType": "matrix", "result": result})
+
+    async def series(request: Request) -> Response:
+        params = await _params(request)
+        found: list[Labels] = []
+        try:
+            selectors = [parse_selector(text) for text in params.get("match[]") or []]
+        except PromQLError as exc:
+            return _error(str(exc))
+        if not selectors:
+            return _error("no match[] parameter provided")
+        for selector in selectors:
+            if selector.metric in source.metric_names():
+                for labels in source.series(selector.metric):
+                    if all(m.matches(labels) for m in selector.matchers):
+                        found.append({"__name__": selector.metric, **labels})
+        return _success(found)
+
+    async def labels(_request: Request) -> Response:
+        names = {"__name__"}
+        for metric in source.metric_names():
+            for labels in source.series(metric):
+                names.update(labels)
+        return _success(sorted(names))
+
+    async def label_values(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "__name__":
+            return _success(sorted(source.metric_names()))
+        values = {labels[name] for m in source.metric_names() for labels in source.series(m) if name in labels}
+        return _success(sorted(values))
+
+    async def alerts(_request: Request) -> Response:
+        out = [
+            {
+                "labels": a["labels"],
+                "annotations": a["annotations"],
+                "state": a.get("state", "firing"),
+                "activeAt": a["startsAt"],
+                "value": a.get("value", "1e+00"),
+            }
+            for a in source.alerts()
+        ]
+        return _success({"alerts": out})
+
+    async def alertmanager_alerts(_request: Request) -> Response:
+        out = [
+            {
+                "labels": a["labels"],
+                "annotations": a["annotations"],
+                "startsAt": a["startsAt"],
+                "endsAt": a.get("endsAt", "0001-01-01T00:00:00Z"),
+                "updatedAt": a["startsAt"],
+                "fingerprint": a.get("fingerprint", ""),
+                "generatorURL": a.get("generatorURL", ""),
+                "receivers": [{"name": "sandbox"}],
+                "status": {"state": "active", "silencedBy": [], "inhibitedBy": [], "mutedBy": []},
+            }
+            for a in source.alerts()
+            if a.get("state", "firing") == "firing"
+        ]
+        return JSONResponse(out)
+
+    async def ready(_request: Request) -> Response:
+        return Response("Prometheus Server is Ready.\n")
+
+    return Starlette(
+        routes=[
+            Route("/api/v1/query", query, methods=["GET", "POST"]),
+            Route("/api/v1/query_range", query_range, methods=["GET", "POST"]),
+            Route("/api/v1/series", series, methods=["GET", "POST"]),
+            Route("/api/v1/labels", labels, methods=["GET", "POST"]),
+            Route("/api/v1/label/{name}/values", label_values, methods=["GET"]),
+            Route("/api/v1/alerts", alerts, methods=["GET"]),
+            Route("/api/v2/alerts", alertmanager_alerts, methods=["GET"]),
+            Route("/-/ready", ready, methods=["GET"]),
+            Route("/-/healthy", ready, methods=["GET"]),
+        ]
+    )
+
+
+class LoopbackApp:
+    """Serve an ASGI app on 127.0.0.1 in a background thread (port 0: any free port)."""
+
+    def __init__(self, app: Any, name: str, port: int = 0) -> None:
+        self.app = app
+        self.name = name
+        self._requested_port = port
+        self._port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return f"http://{LOOPBACK}:{self._port}"
+
+    def start(self, timeout: float = 10.0) -> Self:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((LOOPBACK, self._requested_port))
+        self._port = int(listener.getsockname()[1])
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        self._server = server
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=self.name, daemon=True)
+        self._thread = thread
+        thread.start()
+        waited = threading.Event()
+        for _ in range(int(timeout / 0.01)):
+            if server.started or not thread.is_alive():
+                break
+            waited.wait(0.01)
+        if not server.started:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start on {LOOPBACK}:{self._port}")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class PromApiServer(LoopbackApp):
+    def __init__(self, source: SeriesSource, clock: Callable[[], float], port: int = 0) -> None:
+        super().__init__(create_app(source, clock), "sandbox-prometheus-api", port)

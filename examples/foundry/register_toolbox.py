@@ -50,6 +50,8 @@ READ_TOOLS = (
     "rollout_history",
     "rollout_status",
     "changes_recent",
+    "workload_status",
+    "k8s_events",
 )
 WRITE_TOOLS = ("rollback_deployment",)
 AUTH_MODES = ("key", "entra", "oauth")

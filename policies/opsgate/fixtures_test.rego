@@ -5,7 +5,7 @@ import rego.v1
 
 now := "2026-11-23T05:00:00Z"
 
-caller := {"subject": "agent@claude-code", "roles": ["responder"], "client": "claude-code", "authenticated": true}
+caller := {"subject": "agent@claude-code", "roles": ["responder"], "client": "claude-code", "authenticated": true, "auth": "local", "scopes": []}
 
 read_input := {
 	"tool": "logs_query", "capability": "logs", "scope": "read", "risk": "low",
@@ -25,6 +25,6 @@ rollback_input(env, dry_run) := {
 
 prod_write := rollback_input("prod", false)
 
-sre_grant := {"id": "apr_1", "granted_by": "alice", "roles": ["sre"], "kind": "grant"}
+sre_grant := {"id": "apr_1", "granted_by": "alice", "roles": ["sre"], "kind": "grant", "channel": "ssh-signature"}
 
 with_autonomy(doc, level) := object.union(doc, {"context": object.union(doc.context, {"autonomy": level})})

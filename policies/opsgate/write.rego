@@ -4,6 +4,7 @@ package opsgate
 import rego.v1
 
 write_checks := {
+	"write.oauth_scope_missing",
 	"write.read_only",
 	"write.advised.dry_run_only",
 	"write.freeze",
@@ -11,6 +12,8 @@ write_checks := {
 	"write.budget.target_1h",
 	"write.budget.global_1m",
 }
+
+verdicts contains ["write.oauth_scope_missing", _write_scope_verdict] if is_write
 
 verdicts contains ["write.read_only", _read_only_verdict] if is_write
 
@@ -29,6 +32,33 @@ confirmation_ok if {
 }
 
 default confirmation_ok := false
+
+# OAuth scopes. A token from the OIDC issuer must carry the write scope the deployment names
+# (context.write_scope, from [http] write_scope) to call a write tool, dry runs included. API keys
+# and stdio callers carry roles, not scopes: their writes are judged by the rules below. An unknown
+# kind of caller has no verdict, so it is denied.
+write_scope := object.get(_context, "write_scope", null) if is_object(_context)
+
+caller_scopes := {s | some s in input.caller.scopes} if is_array(input.caller.scopes)
+
+_write_scope_verdict := "pass" if {
+	input.caller.auth in {"api_key", "local"}
+} else := "pass" if {
+	input.caller.auth == "oidc"
+	write_scope == null
+} else := "pass" if {
+	input.caller.auth == "oidc"
+	is_string(write_scope)
+	write_scope in caller_scopes
+} else := "deny" if {
+	input.caller.auth == "oidc"
+	is_string(write_scope)
+	not write_scope in caller_scopes
+}
+
+write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a write tool and needs the OAuth scope %v; the caller's token has %v", [input.tool, write_scope, sort(caller_scopes)]), sprintf("use the read tools, or sign in again asking for the %v scope", [write_scope])) if {
+	verdict["write.oauth_scope_missing"] == "deny"
+}
 
 _read_only_verdict := "deny" if {
 	autonomy == "read-only"

@@ -31,14 +31,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from opsgate.audit_keys import JsonlSink, check_entry, key_id, sign_entry
-from opsgate.state.base import AuditRow, AuditStore, StateUnavailable
+from opsgate.state.base import AuditRow, AuditStore, StateError, StateUnavailable
 
 GENESIS = "0" * 64
 RECORD_VERSION = 2
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential")
 
 
-class AuditError(Exception):
+class AuditError(StateError):
     """The audit trail cannot take a record, or is not the trail it should be."""
 
 

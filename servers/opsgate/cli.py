@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgate import approvals_cli
-from opsgate.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from opsgate.config import ConfigError, Settings, config_path_from_env, load_settings
 from opsgate.evaluation import cli as eval_cli
 from opsgate.policy.decision import PolicyError
 from opsgate.sandbox import demo_cli
@@ -55,15 +55,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, stack: Any) -> int:
-    from opsgate.server import build_app, http_app
+    from opsgate.launch import DeferredApp, resolve_names, validate_sections
 
-    if args.config is None and not os.environ.get(CONFIG_ENV):
-        # no configuration at all: serve the sandbox's default scenario, one world behind every backend
-        from opsgate.sandbox.compose import default_world_sections
-
-        settings = load_settings(None, **default_world_sections(stack))
-    else:
-        settings = _settings(args)
+    names = args.capabilities or ["all"]
+    default_world = args.config is None and config_path_from_env() is None
+    settings = load_settings(None) if default_world else _settings(args)
     if args.host:
         settings.http.host = args.host
     if args.port:
@@ -76,20 +72,45 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
             file=sys.stderr,
         )
         return 2
-    from opsgate.audit import AuditError
-    from opsgate.state import StateUnavailable
+    # what would stop the server is found now, not at the first call: its policy data and config sections
+    check_policy_data(settings)
+    if not default_world:
+        validate_sections(settings, resolve_names(names))
 
-    try:
-        app = build_app(settings, args.capabilities or ["all"], http=http)
-    except (AuditError, StateUnavailable) as exc:
-        print(f"opsgate: {exc}", file=sys.stderr)
-        return 2
+    def build() -> Any:
+        from opsgate.server import build_app
+
+        built = settings
+        if default_world:
+            # no configuration at all: serve the sandbox's default scenario, one world behind every backend
+            from opsgate.sandbox.compose import default_world_sections
+
+            built = load_settings(None, **default_world_sections(stack))
+            built.http, built.state_dir = settings.http, settings.state_dir
+        return build_app(built, names, http=http)
+
     if not http:
         # a stdio client shows the server's stderr in its log: keep the backends' request lines out of it
         for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        app.server.run("stdio")
+        # answer `initialize` at once; the gate, the world and the capabilities are built on first use;
+        # every malformed JSON-RPC line gets an error answer (opsgate.stdio)
+        import anyio
+
+        from opsgate.stdio import serve_stdio
+
+        anyio.run(serve_stdio, DeferredApp(build).server)
         return 0
+    from opsgate.audit import AuditError
+    from opsgate.server import http_app
+    from opsgate.state import StateUnavailable
+
+    try:
+        app = build()
+    except (AuditError, StateUnavailable) as exc:
+        # a trail missing its last exported checkpoint, or a state store that is down: refuse to start
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
     import uvicorn
 
     from opsgate.http_guard import guarded_protocol
@@ -143,18 +164,51 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"FAIL: {exc}")
         return 1
     print(f"policy: {app.gate.engine.name} revision {app.gate.engine.revision}")
+    report = app.gate.audit.verify()
+    probed = asyncio.run(_probe_backends(app))
     for capability in app.capabilities:
         tools = ", ".join(c.name for c in capability.contracts)
         print(f"capability {capability.name}: {tools}")
-        check = getattr(capability, "check", None)
-        if callable(check):
-            for line in check():
-                print(f"  {line}")
-    report = app.gate.audit.verify()
+        for backend, (reachable, detail) in probed[capability.name].items():
+            print(f"  backend {backend}: {'ok' if reachable else 'FAIL'} ({detail})")
+            ok = ok and reachable
+        if not capability.probes:
+            print("  backend: not probed (this capability declares no probe)")
+    approver_lines, approvers_ok = approvals_cli.check_lines(settings)
+    print("\n".join(approver_lines))
+    ok = ok and approvers_ok
     print(f"audit: {report.records} records, chain {'intact' if report.ok else 'BROKEN'}")
     ok = ok and report.ok
-    asyncio.run(app.aclose())
     return 0 if ok else 1
+
+
+PROBE_TIMEOUT_S = 15.0
+
+
+async def _probe_backends(app: Any) -> dict[str, dict[str, tuple[bool, str]]]:
+    """Each capability's backends, each with one cheap real request; then the app is closed."""
+    from opsgate.contracts import BackendUnavailable, ToolError
+
+    results: dict[str, dict[str, tuple[bool, str]]] = {}
+    try:
+        for capability in app.capabilities:
+            results[capability.name] = {}
+            for backend, probe in capability.probes.items():
+                try:
+                    async with asyncio.timeout(PROBE_TIMEOUT_S):
+                        detail = await probe()
+                    results[capability.name][backend] = (True, detail)
+                except BackendUnavailable as exc:
+                    results[capability.name][backend] = (False, f"unreachable: {exc}")
+                except ToolError as exc:
+                    results[capability.name][backend] = (True, f"answered: {exc}")
+                except TimeoutError:
+                    results[capability.name][backend] = (False, f"no answer within {PROBE_TIMEOUT_S:g}s")
+                except Exception as exc:
+                    results[capability.name][backend] = (False, f"{type(exc).__name__}: {exc}")
+    finally:
+        await app.aclose()
+    return results
 
 
 # -- audit ---------------------------------------------------------------------------------------
@@ -271,6 +325,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "hash":
         print(hash_key(args.secret))
         return 0
+    if args.keys_cmd in ("add", "revoke", "list"):
+        return _stored_keys(args)
     secret, digest = new_key()
     print(f"key (give to the client, shown once): {secret}")
     print("config:")
@@ -279,6 +335,40 @@ def cmd_keys(args: argparse.Namespace) -> int:
     print(f'subject = "{args.subject}"')
     print(f"roles = {json.dumps(args.role or ['responder'])}")
     return 0
+
+
+def _stored_keys(args: argparse.Namespace) -> int:
+    """API keys kept in the shared state (every replica sees an added or revoked key at once)."""
+    import time
+
+    from opsgate.http_auth import new_key
+    from opsgate.state import StateUnavailable, open_state
+
+    settings = _settings(args)
+    try:
+        state = open_state(settings)
+    except StateUnavailable as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.keys_cmd == "add":
+            secret, digest = new_key()
+            state.api_keys.add_key(digest, args.subject, args.role or ["responder"], time.time())
+            print(f"key (give to the client, shown once): {secret}")
+            print(f"stored ({state.backend}) for {args.subject}; revoke with: opsgate keys revoke {digest}")
+            return 0
+        if args.keys_cmd == "revoke":
+            if state.api_keys.revoke_key(args.sha256, time.time()):
+                print(f"revoked {args.sha256}")
+                return 0
+            print(f"opsgate: no active stored key with sha256 {args.sha256}", file=sys.stderr)
+            return 1
+        for key in state.api_keys.list_keys():
+            status = "revoked" if key.revoked_at is not None else "active"
+            print(f"{key.sha256} {status:<8} {key.subject} {','.join(key.roles)}")
+        return 0
+    finally:
+        state.close()
 
 
 # -- parser --------------------------------------------------------------------------------------
@@ -332,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     knew.add_argument("--role", action="append")
     khash = keys_sub.add_parser("hash", help="hash an existing key")
     khash.add_argument("secret")
+    kadd = keys_sub.add_parser("add", help="make a key and store its hash in the shared state (no config edit)")
+    kadd.add_argument("--subject", required=True)
+    kadd.add_argument("--role", action="append")
+    krevoke = keys_sub.add_parser("revoke", help="revoke a key stored in the shared state")
+    krevoke.add_argument("sha256")
+    keys_sub.add_parser("list", help="keys stored in the shared state")
     keys.set_defaults(func=cmd_keys)
 
     # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox)

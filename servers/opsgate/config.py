@@ -69,7 +69,11 @@ class HttpSettings(BaseModel):
     oidc_jwks_url: str | None = Field(default=None, description="Default: discovered from the issuer's metadata")
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     roles_claim: str = "roles"
-    write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
+    write_scope: str | None = Field(
+        default=None,
+        description="OAuth scope for write tools: advertised in the resource metadata, required by the policy "
+        "(context.write_scope; rule write.oauth_scope_missing)",
+    )
     metrics_require_auth: bool = True
     # Bounds against connection floods (opsgate.http_guard): open connections, and how long a connection
     # may take to send a request's headers. Keep max_connections well under the open-files limit.
@@ -129,6 +133,15 @@ class AuditSettings(BaseModel):
     checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
 
+class ApprovalSettings(BaseModel):
+    """`[approvals]`: who may approve (the approvers file) and the hosted approval page's OIDC login."""
+
+    approvers_file: Path | None = Field(default=None, description="Default: approvers.yaml in the policy dir")
+    ttl_s: float = Field(default=1800, gt=0, le=86400, description="How long a pending approval can be granted")
+    oidc_client_id: str | None = Field(default=None, description="OIDC client of the approval page's login")
+    oidc_client_secret: str | None = Field(default=None, description="Its secret, for a confidential client")
+
+
 class Settings(BaseSettings):
     """Everything opsgate reads at start-up."""
 
@@ -153,6 +166,7 @@ class Settings(BaseSettings):
     caller: LocalCaller = Field(default_factory=LocalCaller)
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     runbooks: dict[str, Any] = Field(default_factory=dict)
     logs: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -175,6 +189,10 @@ class Settings(BaseSettings):
         return self.audit.export_file or (
             self.state_dir.parent / f"{self.state_dir.name}-audit-export" / f"{trail}.checkpoints.jsonl"
         )
+
+    @property
+    def approvers_file(self) -> Path:
+        return self.approvals.approvers_file or self.policy.dir / "approvers.yaml"
 
     def environment_of(self, namespace: str | None) -> str:
         if namespace is None:
@@ -200,17 +218,22 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
-def _config_from_env() -> Path | None:
+_WARNED: set[str] = set()
+
+
+def config_path_from_env() -> Path | None:
     """`$OPSGATE_CONFIG`; empty means unset. A client config's `"${OPSGATE_CONFIG:-}"` reaches us literally
     from clients that do not expand variables: that is unset too (with a warning), not a missing file."""
     value = os.environ.get(CONFIG_ENV, "").strip()
     if not value:
         return None
     if value.startswith("${") and value.endswith("}"):
-        print(
-            f"opsgate: warning: {CONFIG_ENV}={value} was not expanded by the client; serving without a config file",
-            file=sys.stderr,
-        )
+        if value not in _WARNED:
+            _WARNED.add(value)
+            print(
+                f"opsgate: warning: {CONFIG_ENV}={value} was not expanded by the client; serving without a config file",
+                file=sys.stderr,
+            )
         return None
     return Path(value)
 
@@ -242,7 +265,7 @@ def load_section(section: str, raw: Any, model: type[SectionT]) -> SectionT:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `config_file` (or `$OPSGATE_CONFIG`), the environment and `overrides`."""
-    path = config_file or _config_from_env()
+    path = config_file or config_path_from_env()
     settings_cls: type[Settings] = Settings
     if path is not None:
         if not path.is_file():

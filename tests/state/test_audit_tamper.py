@@ -214,7 +214,7 @@ async def test_state_directory_and_databases_are_private(tmp_path: Path) -> None
     state = tmp_path / "state"
     db = await _trail(state)
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    for path in (db, state / "limits.db"):
+    for path in (db, state / "state.db"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     key = tmp_path / "state-audit-key" / "ed25519.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

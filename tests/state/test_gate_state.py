@@ -209,14 +209,14 @@ def test_limits_db_is_shared_by_processes_on_one_state_dir(tmp_path: Path) -> No
     from opsgate.state.base import Counter
     from opsgate.state.sqlite import SqliteLimitStore
 
-    a, b = SqliteLimitStore(tmp_path / "limits.db"), SqliteLimitStore(tmp_path / "limits.db")
+    a, b = SqliteLimitStore(tmp_path / "state.db"), SqliteLimitStore(tmp_path / "state.db")
     counter = [Counter("k", 600, 1, "one per {window_s:.0f}s, next in {wait_s:.0f}s")]
     first = a.reserve(counter, "r1", 1000.0)
     second = b.reserve(counter, "r2", 1001.0)
     assert first.refused is None and second.refused == "one per 600s, next in 599s"
     a.release("r1")
     assert b.reserve(counter, "r3", 1002.0).refused is None
-    assert sqlite3.connect(tmp_path / "limits.db").execute("SELECT count(*) FROM limit_events").fetchone()[0] == 1
+    assert sqlite3.connect(tmp_path / "state.db").execute("SELECT count(*) FROM limit_events").fetchone()[0] == 1
 
 
 class _Together:

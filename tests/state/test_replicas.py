@@ -12,9 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from opsgate import cli
 from opsgate.audit_keys import JsonlSink
 from opsgate.sandbox.kube_api import ControllerConfig, KubeApiServer, KubeCluster, seed_namespace
 from opsgate.state import open_audit
+from tests.support.approvers import approver, write_approvers
 from tests.support.kube import KUBE_TEST_SEEDS
 from tests.support.replicas import Replica, client, replicas, settings_of
 
@@ -128,3 +130,45 @@ async def _wait_for_started(pg_url: str) -> str:
             return str(row[0])
         await asyncio.sleep(0.02)
     raise AssertionError("no started record within 30 s")
+
+
+async def test_an_approval_requested_on_one_replica_is_granted_once_and_consumed_once(
+    tmp_path: Path, pg_url: str, kube_api: KubeApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice = approver(tmp_path / "keys", "alice@example.com", ["sre"])
+    approvers = write_approvers(tmp_path / "policy" / "approvers.yaml", [alice])
+    with replicas(tmp_path, pg_url, kube_api.url, autonomy="approved", approvers=approvers) as (a, b, c):
+
+        async def call(replica: Replica, args: dict[str, Any]) -> Any:
+            async with client(replica) as mcp:
+                return await mcp.call_tool("rollback_deployment", args)
+
+        async def requested(deployment: str) -> str:
+            pending = await call(a, {**REAL, "deployment": deployment})
+            assert (pending.meta or {})["opsgate/outcome"] == "pending_approval", _text(pending)
+            approval_id = str((pending.meta or {})["opsgate/approval"]["id"])
+            # the human signs with their own key; the CLI finds the shared store through the configuration
+            argv = ["--config", str(a.config), "approvals", "approve", approval_id, "--key", str(alice.key)]
+            assert cli.main([*argv, "--in-process"]) == 0, capsys.readouterr()
+            return approval_id
+
+        # requested on A, granted with the CLI, consumed on B
+        first = await requested("checkout")
+        done = await call(b, {**REAL, "approval_id": first})
+        assert not done.is_error and done.structured_content["applied"] is True, _text(done)
+
+        # requested on A, granted, then B and C race to use it: exactly one write runs
+        second = await requested("payments")
+        raced = await asyncio.gather(
+            *(call(r, {**REAL, "deployment": "payments", "approval_id": second}) for r in (b, c))
+        )
+        winners = [r for r in raced if not r.is_error and r.structured_content["applied"]]
+        assert len(winners) == 1, [_text(r) for r in raced]
+        report, records = _verify([a, b, c])
+    assert report.ok, report.problems
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT id, status, used_by_call FROM approvals ORDER BY created_at").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(first, "used"), (second, "used")]
+    assert rows[1][2] == (winners[0].meta or {})["opsgate/call_id"]
+    applied = [r for r in records if r["tool"] == "rollback_deployment" and r.get("applied")]
+    assert len(applied) == 2

@@ -76,6 +76,7 @@ def write_config(
     limits: dict[str, Any],
     wait_s: float,
     budgets: dict[str, Any] | None = None,
+    approvers: Path | None = None,
 ) -> Path:
     lines = [
         f"state_dir = {_toml(root / name)}",
@@ -97,6 +98,7 @@ def write_config(
         f"sha256 = {_toml(hash_key(KEY))}",
         'subject = "agent@replicas"',
         'roles = ["responder"]',
+        *(["[approvals]", f"approvers_file = {_toml(approvers)}"] if approvers else []),
         "[runbooks]",
         f"dir = {_toml(REPO / 'examples' / 'runbooks')}",
         "[rollback]",
@@ -127,6 +129,7 @@ def replicas(
     limits: dict[str, Any] | None = None,
     wait_s: float = 5.0,
     budgets: dict[str, Any] | None = None,
+    approvers: Path | None = None,
 ) -> Iterator[list[Replica]]:
     limits = {"per_tool_per_minute": 100000, "global_per_minute": 100000, **(limits or {})}
     started: list[Replica] = []
@@ -135,7 +138,16 @@ def replicas(
             name = f"replica-{'abc'[i]}"
             port = free_port()
             config = write_config(
-                root, name, port, pg_url, kube_url, autonomy=autonomy, limits=limits, wait_s=wait_s, budgets=budgets
+                root,
+                name,
+                port,
+                pg_url,
+                kube_url,
+                autonomy=autonomy,
+                limits=limits,
+                wait_s=wait_s,
+                budgets=budgets,
+                approvers=approvers,
             )
             proc = subprocess.Popen(
                 [*OPSGATE, "--config", str(config), "serve", "rollback", "runbooks", "--transport", "http"],

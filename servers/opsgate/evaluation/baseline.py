@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp_types import CallToolResult
 
 
@@ -110,13 +110,17 @@ def _dependency_in(lines: list[str], services: set[str]) -> tuple[str, bool] | N
 
 
 class BaselineInvestigator:
+    """Runs in the eval's process by default (an in-memory MCP session with the same server the agents
+    get over stdio); `in_process=False` makes it start the server over stdio like an agent."""
+
     name = "baseline"
 
-    def __init__(self, *, act: bool = True) -> None:
+    def __init__(self, *, act: bool = True, in_process: bool = True) -> None:
         self.act = act
+        self.in_process = in_process
 
-    async def investigate(self, params: StdioServerParameters, task: Task) -> None:
-        async with Client(params) as client:
+    async def investigate(self, server: Any, task: Task) -> None:
+        async with Client(server) as client:
             evidence = await self.gather(client, task)
             suspects = self.rank(evidence, task)
             await self.conclude(client, task, suspects)
@@ -153,6 +157,7 @@ class BaselineInvestigator:
         ns = task.namespace
         onset: dict[str, float] = {}
         load_up: set[str] = set()
+        memory_up: set[str] = set()
         for a in ev.anomalies:
             service = _service_of(str(a.get("series", "")))
             start = _time(a.get("start"))
@@ -161,7 +166,10 @@ class BaselineInvestigator:
             metric = str(a.get("series", "")).split("{")[0]
             if metric == "request_rate":
                 load_up.add(service)
+            if metric == "memory_usage_bytes":
+                memory_up.add(service)
             onset[service] = min(start, onset.get(service, start))
+        changed = {str(c.get("deployment")) for c in ev.changes if c.get("current")}
         suspects: list[Suspect] = []
         for change in ev.changes:
             if not change.get("current"):
@@ -176,26 +184,35 @@ class BaselineInvestigator:
                 why.append(f"rollout {rollout.get('state')}")
             first = onset.get(name)
             if first is not None and at is not None and at - 300 <= first <= at + 4 * 3600:
-                score += 2.0 + max(0.0, 1.0 - (first - at) / 3600.0)
-                why.append("anomaly began after it")
+                score += 2.0
+                if first <= at + 600:
+                    score += 1.0
+                    why.append("its anomaly began within 10 minutes of the rollout")
+                elif name in memory_up or ev.error_lines.get(name):
+                    score += 0.8
+                    why.append("its anomaly began after the rollout, with its own errors")
+                else:
+                    why.append("its anomaly began long after the rollout")
             elif first is not None:
                 score += 0.5
             if name == task.service:
                 score += 0.5
-            if ev.error_lines.get(name) and first is not None:
-                score += 0.5
             suspects.append(Suspect("Deployment", name, ns, int(revision) if revision else None, score, "; ".join(why)))
-        services = set(onset) | {c.get("deployment") for c in ev.changes if isinstance(c.get("deployment"), str)}
+        services = set(onset) | changed
+        # errors of anomalous services that did not change, naming something they call
+        unchanged_lines = [line for svc, lines in ev.error_lines.items() if svc not in changed for line in lines]
         all_lines = [line for lines in ev.error_lines.values() for line in lines]
-        dependency = _dependency_in(all_lines, {str(s) for s in services})
-        changed_anomalous = any(s.score >= 2.0 for s in suspects)
+        dependency = _dependency_in(unchanged_lines, services) or _dependency_in(all_lines, services)
+        changed_anomalous = any(s.score >= 3.0 for s in suspects)
         if dependency is not None:
             name, tls = dependency
-            score = 3.5 if not changed_anomalous else 1.0
-            suspects.append(Suspect("Certificate" if tls else "Dependency", name, None, None, score, "named in errors"))
+            named_by_unchanged = _dependency_in(unchanged_lines, services) is not None
+            score = 3.4 if named_by_unchanged else (1.0 if changed_anomalous else 3.0)
+            kind = "Certificate" if tls else "Dependency"
+            suspects.append(Suspect(kind, name, None, None, score, "named in the errors of unchanged services"))
         if len(load_up) >= 2 or (load_up and not changed_anomalous):
             front = task.service if task.service in load_up else sorted(load_up, key=lambda s: onset[s])[0]
-            suspects.append(Suspect("Load", front, ns, None, 3.0 if not changed_anomalous else 0.8, "request rate up"))
+            suspects.append(Suspect("Load", front, ns, None, 3.2 if not changed_anomalous else 0.8, "request rate up"))
         suspects.sort(key=lambda s: (-s.score, s.kind, s.name))
         return suspects
 

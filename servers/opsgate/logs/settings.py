@@ -7,12 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from opsgate.config import ConfigError, load_section
+from opsgate.config import ConfigError, Settings, load_section
 from opsgate.durations import parse_duration
-from opsgate.logs.backends.azure import AzureSettings
+from opsgate.logs.backend_settings import AzureSettings, KubernetesSettings, LokiSettings
 from opsgate.logs.backends.files import FilesSettings
-from opsgate.logs.backends.kubernetes import KubernetesSettings
-from opsgate.logs.backends.loki import LokiSettings
 
 BACKENDS = ("files", "kubernetes", "loki", "azure")
 EXAMPLES_NOW = datetime.fromisoformat("2026-11-23T05:00:00+00:00")
@@ -50,3 +48,8 @@ def load(section: dict[str, Any]) -> LogsSettings:
     if parsed.now is None and parsed.backend == "files" and "sources" not in section.get("files", {}):
         parsed = parsed.model_copy(update={"now": EXAMPLES_NOW})
     return parsed
+
+
+def validate(settings: Settings) -> LogsSettings:
+    """The `[logs]` section parsed; ConfigError names a bad key."""
+    return load(settings.logs)

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsgate.metrics.backends.azure import AzureSettings
-from opsgate.metrics.backends.prometheus import PrometheusSettings
+from opsgate.config import Settings, load_section
+from opsgate.metrics.backend_settings import AzureSettings, PrometheusSettings
 
 KEY_METRICS = ["latency_p99_seconds", "error_ratio", "request_rate", "cpu_usage_cores", "memory_usage_bytes"]
 
@@ -26,3 +26,8 @@ class MetricsSettings(BaseModel):
     max_series: int = Field(default=2000, ge=1, description="Series a backend answer may hold before it is refused")
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
+
+
+def validate(settings: Settings) -> MetricsSettings:
+    """The `[metrics]` section parsed; ConfigError names a bad key."""
+    return load_section("metrics", settings.metrics, MetricsSettings)

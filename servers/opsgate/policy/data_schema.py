@@ -87,6 +87,17 @@ class Budget(_Strict):
     global_1m: int = Field(ge=0, description="writes of any tool in the last minute, across targets")
 
 
+class ApprovalChannels(_Strict):
+    """Which approval channels (`input.approval.channel`, verified by the server) count where.
+
+    Without it the policy's defaults apply: production `ssh-signature` and `oidc`; elsewhere also
+    `confirmation` (a form accept in the client).
+    """
+
+    production: list[Literal["ssh-signature", "oidc", "confirmation"]]
+    other: list[Literal["ssh-signature", "oidc", "confirmation"]]
+
+
 class OpsgateConfig(_Strict):
     """`data.opsgate_config`: everything the shipped Rego rules read from data."""
 
@@ -101,6 +112,7 @@ class OpsgateConfig(_Strict):
     redact_patterns: list[Name] = Field(default_factory=list)
     budgets: dict[Name, Budget] = Field(json_schema_extra={"required": ["default"]})
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    approval_channels: ApprovalChannels | None = None
 
     @model_validator(mode="after")
     def _default_budget(self) -> OpsgateConfig:

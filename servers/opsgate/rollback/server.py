@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import kubernetes.client
 import kubernetes.config
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
@@ -47,23 +45,7 @@ from opsgate.rollback.revisions import (
     revision_of,
     rollout_state,
 )
-
-
-class RollbackSettings(BaseModel):
-    """`[rollback]`: which cluster, and how long a rollback waits for its rollout."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    backend: Literal["auto", "kubernetes"] = Field(
-        default="auto", description="auto and kubernetes: the cluster of api_url, kubeconfig or in_cluster"
-    )
-    api_url: str | None = Field(default=None, description="API server URL (no credentials; e.g. the loopback API)")
-    kubeconfig: Path | None = None
-    context: str | None = None
-    in_cluster: bool = False
-    request_timeout_s: float = Field(default=8.0, gt=0, le=60)
-    wait_s: float = Field(default=30.0, ge=0, le=90, description="Longest wait for a rollout inside one call")
-    poll_s: float = Field(default=0.5, gt=0, le=10)
+from opsgate.rollback.settings import RollbackSettings as RollbackSettings
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -452,5 +434,17 @@ def build(settings: Settings) -> Capability:
             timeout_s=config.wait_s + config.request_timeout_s * 5 + 5,
         ),
     ]
-    capability = Capability(name="rollback", contracts=contracts, closers=closers)
+
+    async def probe() -> str:
+        """One list request to the cluster through the backend's own path (403 still proves it answers)."""
+        namespace = next(iter(settings.environments), "default")
+        try:
+            found = await backend.list_deployments(namespace)
+        except BackendUnavailable:
+            raise
+        except ToolError as exc:
+            return f"answered ({exc})"
+        return f"answered: {len(found)} Deployment(s) in namespace {namespace}"
+
+    capability = Capability(name="rollback", contracts=contracts, closers=closers, probes={backend.name: probe})
     return capability

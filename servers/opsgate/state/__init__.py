@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsgate.state.base import AuditStore, LimitStore, StateUnavailable
+from opsgate.state.base import ApiKeyStore, AuditStore, LimitStore, StateUnavailable
 from opsgate.state.files import private_dir, private_file
 
 if TYPE_CHECKING:
     from opsgate.audit import AuditLog
     from opsgate.config import Settings
+
+# limit events, breakers and API keys of the embedded backend
+STATE_DB = "state.db"
 
 __all__ = ["State", "StateUnavailable", "open_audit", "open_state", "private_dir", "private_file"]
 
@@ -24,7 +27,10 @@ __all__ = ["State", "StateUnavailable", "open_audit", "open_state", "private_dir
 class State:
     audit_store: AuditStore
     limits: LimitStore
+    api_keys: ApiKeyStore
     backend: str
+    # a shared ApprovalStore (PostgreSQL); None: the approvals hook uses its SQLite store in the state dir
+    approvals: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     _closers: list[Any] = field(default_factory=list)
 
@@ -43,18 +49,15 @@ def open_state(settings: Settings) -> State:
     if is_postgres(settings.state_url):
         from opsgate.state.postgres import open_postgres_state
 
-        state: State = open_postgres_state(str(settings.state_url))
+        state: State = open_postgres_state(str(settings.state_url), approval_ttl_s=settings.approvals.ttl_s)
         return state
     if settings.state_url:
         raise StateUnavailable(f"state_url {settings.state_url!r}: only postgresql:// URLs are supported")
     from opsgate.state.sqlite import SqliteAuditStore, SqliteLimitStore
 
     private_dir(settings.state_dir)
-    return State(
-        audit_store=SqliteAuditStore(settings.audit_file),
-        limits=SqliteLimitStore(settings.state_dir / "limits.db"),
-        backend="sqlite",
-    )
+    shared = SqliteLimitStore(settings.state_dir / STATE_DB)
+    return State(audit_store=SqliteAuditStore(settings.audit_file), limits=shared, api_keys=shared, backend="sqlite")
 
 
 def audit_checkpoints(settings: Settings, *, create_key: bool = True) -> Any:

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class StateUnavailable(Exception):
+class StateError(Exception):
+    """State that cannot be used as it is: a store that is down, or an audit trail that is not the one it
+    should be. A server refuses to start on it."""
+
+
+class StateUnavailable(StateError):
     """The state store cannot be reached or used; writes fail closed."""
 
 
@@ -98,6 +103,31 @@ class Reservation:
 class BreakerState:
     failures: int
     opened_at: float | None
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An API key kept in the state store (its SHA-256 only), shared by every replica."""
+
+    sha256: str
+    subject: str
+    roles: list[str]
+    created_at: float
+    revoked_at: float | None = None
+
+
+class ApiKeyStore(Protocol):
+    def add_key(self, sha256: str, subject: str, roles: list[str], now: float) -> None: ...
+
+    def revoke_key(self, sha256: str, now: float) -> bool:
+        """Revoke a key; False when no such (unrevoked) key exists."""
+        ...
+
+    def lookup_key(self, sha256: str) -> StoredKey | None:
+        """The key with this hash unless it is revoked."""
+        ...
+
+    def list_keys(self) -> list[StoredKey]: ...
 
 
 class LimitStore(Protocol):

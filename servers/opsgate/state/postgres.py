@@ -14,6 +14,7 @@ instead of its result (the gate withholds what it cannot audit).
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,8 +25,16 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from opsgate.state import State
-from opsgate.state.base import AuditRow, BreakerState, Counter, Reservation, RowMaker, StateUnavailable
-from opsgate.state.sqlite import FINDABLE, refusal
+from opsgate.state.base import (
+    AuditRow,
+    BreakerState,
+    Counter,
+    Reservation,
+    RowMaker,
+    StateUnavailable,
+    StoredKey,
+)
+from opsgate.state.sqlite import FINDABLE, _key, refusal
 
 T = TypeVar("T")
 
@@ -73,6 +82,35 @@ MIGRATIONS: list[str] = [
         created_at DOUBLE PRECISION NOT NULL,
         revoked_at DOUBLE PRECISION
     );
+    """,
+    # 2: approvals (the opsgate.approvals.ApprovalStore interface, see opsgate.state.approvals_pg)
+    """
+    CREATE TABLE IF NOT EXISTS approvals (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        args_digest TEXT NOT NULL,
+        args TEXT NOT NULL,
+        target TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        approvers TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        plan_digest TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at BIGINT NOT NULL,
+        decided_by TEXT,
+        decided_roles TEXT,
+        decided_at DOUBLE PRECISION,
+        decision_note TEXT,
+        channel TEXT,
+        proof TEXT,
+        used_at DOUBLE PRECISION,
+        used_by_call TEXT
+    );
+    CREATE INDEX IF NOT EXISTS approvals_lookup ON approvals(args_digest, target, requester, status);
     """,
 ]
 
@@ -283,6 +321,52 @@ class PgAuditStore:
         """The pool belongs to the State; closing a store leaves it to the State."""
 
 
+class PgApiKeyStore:
+    """API keys (their SHA-256) shared by every replica; a revocation holds on all of them at once."""
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+    def add_key(self, sha256: str, subject: str, roles: list[str], now: float) -> None:
+        self.db.run(
+            lambda c: c.execute(
+                "INSERT INTO api_keys (sha256, subject, roles, created_at) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (sha256) DO UPDATE SET subject = excluded.subject, roles = excluded.roles,"
+                " revoked_at = NULL",
+                (sha256.lower(), subject, json.dumps(roles), now),
+            )
+        )
+
+    def revoke_key(self, sha256: str, now: float) -> bool:
+        changed = self.db.run(
+            lambda c: (
+                c.execute(
+                    "UPDATE api_keys SET revoked_at = %s WHERE sha256 = %s AND revoked_at IS NULL",
+                    (now, sha256.lower()),
+                ).rowcount
+            )
+        )
+        return changed == 1
+
+    def lookup_key(self, sha256: str) -> StoredKey | None:
+        row = self.db.run(
+            lambda c: c.execute(
+                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys"
+                " WHERE sha256 = %s AND revoked_at IS NULL",
+                (sha256.lower(),),
+            ).fetchone()
+        )
+        return _key(row) if row else None
+
+    def list_keys(self) -> list[StoredKey]:
+        rows = self.db.run(
+            lambda c: c.execute(
+                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys ORDER BY created_at"
+            ).fetchall()
+        )
+        return [_key(r) for r in rows]
+
+
 class PgLimitStore:
     def __init__(self, db: PgDatabase) -> None:
         self.db = db
@@ -372,15 +456,16 @@ class PgLimitStore:
         """The pool belongs to the State."""
 
 
-_databases: dict[str, PgDatabase] = {}
-_lock = threading.Lock()
+def open_postgres_state(url: str, *, approval_ttl_s: float | None = None) -> State:
+    from opsgate.state.approvals_pg import PgApprovalStore
 
-
-def open_postgres_state(url: str) -> State:
     db = PgDatabase(url)
+    approvals = PgApprovalStore(db) if approval_ttl_s is None else PgApprovalStore(db, ttl_s=approval_ttl_s)
     return State(
         audit_store=PgAuditStore(db),
         limits=PgLimitStore(db),
+        api_keys=PgApiKeyStore(db),
+        approvals=approvals,
         backend="postgresql",
         extra={"db": db},
         _closers=[db.close],

@@ -8,13 +8,23 @@ sharing the state directory cannot both take the last slot.
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from opsgate.state.base import AuditRow, BreakerState, Counter, Reservation, RowMaker, StateUnavailable
+from opsgate.state.base import (
+    AuditRow,
+    BreakerState,
+    Counter,
+    Reservation,
+    RowMaker,
+    StateUnavailable,
+    StoredKey,
+)
 from opsgate.state.files import private_file
 
 GENESIS = "0" * 64
@@ -220,9 +230,26 @@ CREATE TABLE IF NOT EXISTS limit_events (
 CREATE INDEX IF NOT EXISTS limit_events_key ON limit_events(key, ts);
 CREATE INDEX IF NOT EXISTS limit_events_reservation ON limit_events(reservation);
 CREATE TABLE IF NOT EXISTS breakers (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, opened_at REAL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    sha256 TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
 """
 # Events older than this are pruned (no window is longer).
 _PRUNE_AFTER_S = 7 * 86400.0
+
+
+def _key(row: Sequence[Any]) -> StoredKey:
+    return StoredKey(
+        sha256=str(row[0]),
+        subject=str(row[1]),
+        roles=list(json.loads(row[2])),
+        created_at=float(row[3]),
+        revoked_at=None if row[4] is None else float(row[4]),
+    )
 
 
 def refusal(counter: Counter, count: int, oldest: float | None, now: float) -> str:
@@ -323,6 +350,40 @@ class SqliteLimitStore:
     def breaker_reset(self, key: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM breakers WHERE key = ?", (key,))
+
+    # -- API keys (the same file: `state.db`) ---------------------------------------------------
+
+    def add_key(self, sha256: str, subject: str, roles: list[str], now: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO api_keys (sha256, subject, roles, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(sha256) DO UPDATE SET subject = excluded.subject, roles = excluded.roles,"
+                " revoked_at = NULL",
+                (sha256.lower(), subject, json.dumps(roles), now),
+            )
+
+    def revoke_key(self, sha256: str, now: float) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE sha256 = ? AND revoked_at IS NULL", (now, sha256.lower())
+            )
+            return cursor.rowcount == 1
+
+    def lookup_key(self, sha256: str) -> StoredKey | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys"
+                " WHERE sha256 = ? AND revoked_at IS NULL",
+                (sha256.lower(),),
+            ).fetchone()
+        return _key(row) if row else None
+
+    def list_keys(self) -> list[StoredKey]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys ORDER BY created_at"
+            ).fetchall()
+        return [_key(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -360,6 +360,12 @@ class Gate:
                 f"failed ({error}). Do not retry it: check its state with a read tool. Further writes are refused "
                 "until the audit store is healthy; tell a human."
             )
+        elif "applied" in record and record["applied"] is None:
+            text = (
+                f"{name}: the write ended in an error and MAY HAVE BEEN APPLIED (call {record['call_id']}), and "
+                f"recording it in the audit trail failed ({error}). Do not retry it: check its state with a read "
+                "tool. Further writes are refused until the audit store is healthy; tell a human."
+            )
         elif record.get("outcome") in ("ok", "failed"):
             text = (
                 f"{name}: the audit trail could not record this call ({error}), so its result is withheld; nothing "

@@ -289,7 +289,8 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
                 text = f"{other}{how} was anomalous {_ago(reference - t)} earlier"
             else:
                 side = "after" if t >= c.at else "before"
-                text = f"{other}{how} became anomalous ({_ago(abs(t - c.at))} {side} it) while {service} shows no ongoing symptom"
+                text = f"{other}{how} became anomalous ({_ago(abs(t - c.at))} {side} it)"
+                text += f" while {service} shows no ongoing symptom"
             s.contra.append((0.5, text))
         # Symptoms that began long after the change, together with those of a service that did not
         # change, point to a cause they share rather than to this change.

@@ -161,7 +161,7 @@ async def test_incident_triage_through_the_gate_on_both_wire_generations(
     world = fakes.bad_deploy()
     app = make_app((), capabilities=[build_capability(world.sources(), clock=lambda: NOW)])
     before = len(app.gate.audit.tail(100))
-    async with Client(app.server, mode=wire_mode) as client:  # type: ignore[arg-type]
+    async with Client(app.server, mode=wire_mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         result = await client.call_tool("incident_triage", {"namespace": "shop", "since": "1h"})
     assert tools["incident_triage"].output_schema is not None

@@ -94,6 +94,32 @@ async def test_chronic_errors_naming_a_dependency_count_against_it() -> None:
     assert any("before the incident" in text for text in cache["contradicting"])
 
 
+async def test_a_scale_down_outside_any_rollout_is_a_change_and_never_gets_a_rollback() -> None:
+    from opsgate.triage.sources import ClusterEvent
+
+    world = fakes.FakeWorld(
+        anomalies=[fakes.anomaly("checkout", "latency_p99_seconds", 9, 30.0, 3.0)],
+        pod_states=fakes.pods("checkout", 7, 1),
+        cluster_events=[
+            ClusterEvent(
+                "Normal",
+                "ScalingReplicaSet",
+                "Deployment",
+                "checkout",
+                "Scaled down replica set checkout-6d9f from 3 to 1",
+                1,
+                fakes.ago(10),
+                fakes.ago(10),
+            )
+        ],
+    )
+    out = await triage(world)
+    first = out["items"][0]
+    assert (first["kind"], first["name"], first["change"]["kind"]) == ("Deployment", "checkout", "scale")
+    assert "scale 3 -> 1" in first["explanation"]
+    assert out["next_step"]["action"] != "rollback"
+
+
 async def test_no_change_and_no_symptom_is_no_confident_suspect() -> None:
     out = await triage(fakes.quiet())
     assert out["confident"] is False and out["confidence"] == "low"

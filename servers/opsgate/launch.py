@@ -33,7 +33,7 @@ INSTRUCTIONS = (
     "returns an approval id, ask a human to approve it, then call again with approval_id."
 )
 
-CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads")
+CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads", "triage")
 
 # What needs the gate and the capabilities; everything else (initialize, ping, notifications, prompts,
 # logging levels) the SDK answers without them.

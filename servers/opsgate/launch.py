@@ -22,6 +22,7 @@ from mcp_types import INTERNAL_ERROR
 
 from opsgate import __version__
 from opsgate.config import ConfigError, Settings
+from opsgate.policy.decision import PolicyError
 from opsgate.state.base import StateError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ INSTRUCTIONS = (
     "returns an approval id, ask a human to approve it, then call again with approval_id."
 )
 
-CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads")
+CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads", "triage")
 
 # What needs the gate and the capabilities; everything else (initialize, ping, notifications, prompts,
 # logging levels) the SDK answers without them.
@@ -87,8 +88,8 @@ class DeferredApp:
             return await call_next(ctx)
         try:
             app = self.ensure()
-        except (ConfigError, StateError) as exc:
-            # a bad config, a state store that is down, an audit trail missing its last exported checkpoint
+        except (ConfigError, PolicyError, StateError) as exc:
+            # a bad config or policy data, a state store that is down, an audit trail missing its last export
             print(f"opsgate: {exc}", file=sys.stderr)
             raise MCPError(code=INTERNAL_ERROR, message=f"opsgate could not start: {exc}") from None
         return await app.gate.middleware(ctx, call_next)

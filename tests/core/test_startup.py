@@ -56,3 +56,16 @@ def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path
     heavy = {"kubernetes", "azure", "numpy", "opsgate.sandbox.world", "opsgate.server"}
     heavy |= {f"opsgate.{c}.server" for c in ("logs", "metrics", "rollback", "runbooks")}
     assert not heavy & loaded, sorted(heavy & loaded)
+
+
+async def test_a_build_that_fails_answers_with_the_reason(tmp_path: Path) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from opsgate.config import ConfigError
+
+    def build() -> App:
+        raise ConfigError("[rollback] cannot reach the configured cluster: no such context")
+
+    async with Client(DeferredApp(build).server, mode="legacy") as client:
+        with pytest.raises(MCPError, match="cannot reach the configured cluster"):
+            await client.list_tools()

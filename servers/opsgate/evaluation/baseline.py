@@ -9,8 +9,10 @@ since when, look at the rollouts' state and the error log patterns, then rank su
 - load, when request rates rose with no change to explain them.
 
 It proposes a rollback only for a rollout suspect with an earlier revision, and applies it (dry run
-first) only when the evidence is strong; otherwise it escalates. Its evidence gathering is one step,
-`gather`, so a richer tool (an `incident_triage` call) can replace or feed it without touching the rest.
+first) only when the evidence is strong; otherwise it escalates. When the server offers
+`incident_triage`, one call of it replaces the gathering and ranking: its ranked suspects are the
+answer, and it rolls back only where triage's next step proposes a rollback (to the revision triage
+names). Without it, `gather` and `rank` below do the same work from the individual tools.
 """
 
 from __future__ import annotations
@@ -121,9 +123,41 @@ class BaselineInvestigator:
 
     async def investigate(self, server: Any, task: Task) -> None:
         async with Client(server) as client:
-            evidence = await self.gather(client, task)
+            triaged = await self.triage(client, task)
+            if triaged is not None:
+                suspects, step = triaged
+                await self.conclude(client, task, suspects, step)
+                return
+            evidence = await self.gather(client, task)  # an opsgate without the triage capability
             suspects = self.rank(evidence, task)
             await self.conclude(client, task, suspects)
+
+    async def triage(self, client: Client, task: Task) -> tuple[list[Suspect], dict[str, Any]] | None:
+        """Suspects and the next step from one `incident_triage` call, or None when the tool is absent."""
+        args: dict[str, Any] = {"namespace": task.namespace, "alert": task.alert}
+        if task.service:
+            args["service"] = task.service
+        out = await self.call(client, "incident_triage", args)
+        if not out.get("items") and not out.get("next_step"):
+            return None
+        # The answer carries triage's ranking and its coarse confidence, not its measured figures (lags,
+        # sizes), which move with the sampling grid: two runs of a scenario submit the same diagnosis.
+        certainty = {"high": 3.6, "medium": 2.4, "low": 1.2}.get(str(out.get("confidence")), 1.2)
+        step = dict(out.get("next_step") or {})
+        suspects = [
+            Suspect(
+                str(item["kind"]),
+                str(item["name"]),
+                item.get("namespace"),
+                item.get("revision"),
+                certainty if rank == 0 else min(certainty, 4.0 * float(item.get("score") or 0.0)),
+                f"incident_triage ranks it {rank + 1} ({out.get('confidence')} confidence); next step: "
+                f"{step.get('action', 'investigate')}",
+            )
+            for rank, item in enumerate(out.get("items") or [])
+            if item.get("kind") in ("Deployment", "Dependency", "Certificate", "Load", "Node")
+        ]
+        return suspects, step
 
     async def call(self, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         return _data(await client.call_tool(tool, args))
@@ -216,23 +250,33 @@ class BaselineInvestigator:
         suspects.sort(key=lambda s: (-s.score, s.kind, s.name))
         return suspects
 
-    async def conclude(self, client: Client, task: Task, suspects: list[Suspect]) -> None:
+    async def conclude(
+        self, client: Client, task: Task, suspects: list[Suspect], step: dict[str, Any] | None = None
+    ) -> None:
         top = suspects[0] if suspects else Suspect("Deployment", task.service or "unknown", task.namespace)
         action = "escalate"
         target = None
-        strong = top.score >= 2.5
-        if top.kind == "Deployment" and top.revision and top.revision > 1 and strong:
+        if step is not None:  # incident_triage decided: a rollback only where it proposes one
+            arguments = step.get("arguments") or {}
+            rollback = step.get("action") == "rollback" and arguments.get("deployment") == top.name
+            to_revision = arguments.get("to_revision")
+        else:
+            rollback = top.kind == "Deployment" and bool(top.revision) and (top.revision or 0) > 1 and top.score >= 2.5
+            to_revision = (top.revision or 1) - 1
+        if top.kind == "Deployment" and rollback:
             action = "rollback"
-            target = f"{top.namespace}/{top.name}@{top.revision - 1}"
+            target = f"{top.namespace}/{top.name}@{to_revision}"
             if self.act:
                 base = {"namespace": top.namespace, "deployment": top.name}
+                if to_revision:
+                    base["to_revision"] = to_revision
                 dry = await client.call_tool("rollback_deployment", {**base, "dry_run": True})
                 if not dry.is_error:
                     await client.call_tool(
                         "rollback_deployment",
                         {**base, "dry_run": False, "reason": f"baseline: {top.why or 'top suspect'}"},
                     )
-        elif top.kind == "Load":
+        elif top.kind == "Load" or (step is not None and step.get("action") == "scale"):
             action = "scale"
         category = {
             "Dependency": "dependency-outage",

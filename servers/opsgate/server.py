@@ -24,7 +24,7 @@ from opsgate.http_routes import add_hosted_routes
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
 
-CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads")
+CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads", "alerts")
 
 INSTRUCTIONS = (
     "opsgate gives you logs, metrics, rollout history/rollback and runbooks for incident work. Every call is "

@@ -22,8 +22,11 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
+from opsgate import sshsig
 from opsgate.approvals import Approvals
-from opsgate.config import Settings
+from opsgate.approvers import NAMESPACE
+from opsgate.config import ApprovalSettings, Settings
+from opsgate.sandbox.approver import write_sandbox_approver
 from opsgate.sandbox.kube_api import ControllerConfig, DeploymentSeed, KubeApiServer, KubeCluster, seed_namespace
 from opsgate.server import build_app
 
@@ -31,11 +34,13 @@ REF = {"namespace": "shop", "deployment": "checkout"}
 
 
 async def one_run(kube: KubeApiServer, state_dir: Path, poll_s: float) -> tuple[float, float, float]:
+    key = write_sandbox_approver(state_dir)  # a throwaway approver (alice, sre) and its approvers file
     settings = Settings(
         state_dir=state_dir,
         rollback={"api_url": kube.url, "wait_s": 30.0, "poll_s": poll_s},
+        approvals=ApprovalSettings(approvers_file=state_dir / "approvers.yaml"),
     )
-    approvals = Approvals.for_state_dir(state_dir)
+    approvals = Approvals.from_settings(settings)
     app = build_app(settings, ["rollback"], approvals=approvals)
     real = {**REF, "dry_run": False, "reason": "benchmark"}
     try:
@@ -46,7 +51,17 @@ async def one_run(kube: KubeApiServer, state_dir: Path, poll_s: float) -> tuple[
             assert not dry.is_error, getattr(dry.content[0], "text", "")
             pending = await client.call_tool("rollback_deployment", real)
             approval_id = (pending.meta or {})["opsgate/approval"]["id"]
-            approvals.store.approve(approval_id, by="alice", roles=["sre"])
+            statement = approvals.store.get(approval_id).statement("approve")
+            signature = sshsig.sign_with_key(sshsig.load_private_key(key), statement, NAMESPACE)
+            approvals.store.decide(
+                approval_id,
+                status="granted",
+                by="alice",
+                roles=["sre"],
+                channel="ssh-signature",
+                proof=signature,
+                note=None,
+            )
             started = time.perf_counter()
             done = await client.call_tool("rollback_deployment", {**real, "approval_id": approval_id})
             applied_s = time.perf_counter() - started

@@ -9,6 +9,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 # Debian's kubernetes-client conflicts with an already installed kubectl package: only when kubectl is absent.
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+# ssh-keygen / ssh-agent: signed approvals are checked against real OpenSSH (tests skip without it)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

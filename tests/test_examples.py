@@ -25,9 +25,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from opsgate.approvals import ApprovalStore
+from opsgate import cli
+from opsgate.approvals import SqliteApprovalStore
 from opsgate.config import ApiKey, HttpSettings, Settings
 from opsgate.http_auth import hash_key
+from opsgate.sandbox.approver import write_sandbox_approver
 from opsgate.sandbox.demo import demo_config
 from opsgate.sandbox.world import SandboxWorld
 from opsgate.server import build_app
@@ -313,13 +315,14 @@ def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path)
         kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
         config.write_text(demo_config(tmp_path, world, kubeconfig))
+        human_key = write_sandbox_approver(tmp_path)
         server = f"{sys.executable} -m opsgate --config {config} serve all"
         agent = subprocess.Popen(
             [sys.executable, str(EXAMPLES / "custom-agent" / "agent.py"), "--namespace", "shop", "--service",
              "checkout", "--apply", "--server-command", server, "--approval-poll", "0.2", "--approval-wait", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        store = ApprovalStore(tmp_path)
+        store = SqliteApprovalStore(tmp_path)
         try:
             deadline = time.monotonic() + 60
             while not (pending := store.find(status="pending")) and time.monotonic() < deadline:
@@ -329,7 +332,9 @@ def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path)
             assert approval.tool == "rollback_deployment" and approval.requester == "agent@opsgate-demo"
             time.sleep(0.5)
             assert not world.recovered(), "nothing may change before the human approves"
-            store.approve(approval.id, by="alice", roles=["sre"])
+            approvers = str(tmp_path / "approvers.yaml")
+            signed = ["approvals", "approve", approval.id, "--key", str(human_key), "--in-process"]
+            assert cli.main([*signed, "--state-dir", str(tmp_path), "--approvers", approvers]) == 0
             out, err = agent.communicate(timeout=60)
         finally:
             store.close()
@@ -342,7 +347,7 @@ def test_custom_agent_waits_for_a_human_approval_then_rolls_back(tmp_path: Path)
 
 
 def store_status(state_dir: Path, approval_id: str) -> str:
-    store = ApprovalStore(state_dir)
+    store = SqliteApprovalStore(state_dir)
     try:
         return store.get(approval_id).status
     finally:

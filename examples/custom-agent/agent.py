@@ -99,7 +99,7 @@ class Agent:
             approval_id = str(approval["id"])
             roles = " or ".join(approval.get("approvers") or ["an approver"])
             print(f"[agent] APPROVAL NEEDED: a human with role {roles} runs")
-            print(f"[agent]   opsgate approvals approve {approval_id} --as <name> --role <role>")
+            print(f"[agent]   opsgate approvals approve {approval_id} --key <their SSH key>")
             result = await self._retry_when_approved({**args, "approval_id": approval_id}, wait_s, poll_s)
         outcome = _data(result)
         return bool(outcome.get("applied")) and not outcome.get("failed")

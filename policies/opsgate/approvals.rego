@@ -1,4 +1,11 @@
 # Approvals for real writes under the "approved" autonomy level.
+#
+# The server verifies who granted an approval before the policy sees it, and says how in
+# `input.approval.channel`: "ssh-signature" (the approver's SSH key, listed in approvers.yaml),
+# "oidc" (the hosted approval page's login) or "confirmation" (a form accept in the client, which
+# proves only that someone clicked). Which channels count where is decided here:
+# data.opsgate_config.approval_channels.{production,other}, by default signed or OIDC approvals only
+# in production, and a client confirmation as well elsewhere.
 package opsgate
 
 import rego.v1
@@ -20,17 +27,35 @@ approval_kind := object.get(input.approval, "kind", "grant") if has_approval
 
 approval_roles := {r | some r in object.get(input.approval, "roles", [])} if has_approval
 
+approval_channel := object.get(input.approval, "channel", "") if has_approval
+
+default_approval_channels := {
+	"production": ["ssh-signature", "oidc"],
+	"other": ["ssh-signature", "oidc", "confirmation"],
+}
+
+_channel_class := "production" if production
+
+_channel_class := "other" if not production
+
+accepted_channels := {c | some c in object.get(object.get(config, "approval_channels", default_approval_channels), _channel_class, [])}
+
+channel_accepted if approval_channel in accepted_channels
+
 self_approval if input.approval.granted_by == input.caller.subject
 
 valid_grant if {
 	approval_kind == "grant"
+	approval_channel in {"ssh-signature", "oidc"}
+	channel_accepted
 	not self_approval
 	count(approval_roles & approver_roles) > 0
 }
 
 valid_confirmation if {
 	approval_kind == "confirmation"
-	not production
+	approval_channel == "confirmation"
+	channel_accepted
 }
 
 _approval_target := "production" if production
@@ -62,11 +87,26 @@ _approval_denials contains deny(80, "write.approval.self_approved", sprintf("app
 	self_approval
 }
 
-_approval_denials contains deny(81, "write.approval.confirmation_not_enough", sprintf("a client confirmation does not approve a production write of %v; it needs a grant by role %v", [input.tool, concat(" or ", sort(approver_roles))]), "request an approval and have an approver grant it, or call again with dry_run=true") if {
+_approval_denials contains deny(81, "write.approval.confirmation_not_enough", sprintf("a client confirmation does not approve a write of %v in %v; it needs a grant by role %v signed with the approver's key or made on the approval page", [input.tool, _approval_target, concat(" or ", sort(approver_roles))]), "request an approval and have an approver grant it, or call again with dry_run=true") if {
 	needs_approval
 	has_approval
 	approval_kind == "confirmation"
-	production
+	not channel_accepted
+}
+
+_approval_denials contains deny(84, "write.approval.channel_not_accepted", sprintf("approval %v came through channel %q, which does not count for %v (accepted: %v)", [input.approval.id, approval_channel, _approval_target, concat(", ", sort(accepted_channels))]), "have an approver grant it with their SSH key or on the approval page") if {
+	needs_approval
+	has_approval
+	approval_kind == "grant"
+	not channel_accepted
+}
+
+_approval_denials contains deny(85, "write.approval.channel_mismatch", sprintf("approval %v is a %v but came through channel %q", [input.approval.id, approval_kind, approval_channel]), "request a new approval") if {
+	needs_approval
+	has_approval
+	channel_accepted
+	approval_kind == "grant"
+	approval_channel == "confirmation"
 }
 
 _approval_denials contains deny(82, "write.approval.role_not_approver", sprintf("approval %v was granted with roles %v; it needs one of %v", [input.approval.id, sort(approval_roles), sort(approver_roles)]), "have a person with an approver role grant the approval") if {

@@ -50,21 +50,21 @@ test_grant_without_approver_role_denied if {
 }
 
 test_confirmation_never_approves_prod_write if {
-	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": ["sre"], "kind": "confirmation"}
+	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": ["sre"], "kind": "confirmation", "channel": "confirmation"}
 	d := data.opsgate.decision with input as object.union(prod_write, {"approval": confirmation})
 	d.allow == false
 	d.rule == "write.approval.confirmation_not_enough"
 }
 
 test_confirmation_approves_staging_write if {
-	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": [], "kind": "confirmation"}
+	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": [], "kind": "confirmation", "channel": "confirmation"}
 	d := data.opsgate.decision with input as object.union(rollback_input("staging", false), {"approval": confirmation})
 	d.allow == true
 	d.rule == "write.confirmed"
 }
 
 test_unknown_environment_counts_as_production if {
-	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": [], "kind": "confirmation"}
+	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": [], "kind": "confirmation", "channel": "confirmation"}
 	doc := object.union(rollback_input("", false), {"approval": confirmation})
 	d := data.opsgate.decision with input as doc
 	d.allow == false
@@ -75,4 +75,43 @@ test_unknown_approval_kind_denied if {
 	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})
 	d.allow == false
 	d.rule == "write.approval.unknown_kind"
+}
+
+test_oidc_grant_allows_prod_write if {
+	grant := object.union(sre_grant, {"channel": "oidc"})
+	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})
+	d.allow == true
+	d.rule == "write.approved"
+}
+
+test_grant_without_channel_denied if {
+	grant := object.remove(sre_grant, ["channel"])
+	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})
+	d.allow == false
+	d.rule == "write.approval.channel_not_accepted"
+}
+
+test_unknown_channel_denied if {
+	grant := object.union(sre_grant, {"channel": "hmac"})
+	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})
+	d.allow == false
+	d.rule == "write.approval.channel_not_accepted"
+}
+
+test_grant_claiming_confirmation_channel_denied_in_staging if {
+	grant := object.union(sre_grant, {"channel": "confirmation"})
+	d := data.opsgate.decision with input as object.union(rollback_input("staging", false), {"approval": grant})
+	d.allow == false
+	d.rule == "write.approval.channel_mismatch"
+}
+
+test_channels_per_environment_come_from_data if {
+	channels := {"production": ["oidc"], "other": ["ssh-signature"]}
+	signed := data.opsgate.decision with input as object.union(prod_write, {"approval": sre_grant})
+		with data.opsgate_config.approval_channels as channels
+	signed.rule == "write.approval.channel_not_accepted"
+	confirmation := {"id": "apr_2", "granted_by": "someone", "roles": [], "kind": "confirmation", "channel": "confirmation"}
+	staging := data.opsgate.decision with input as object.union(rollback_input("staging", false), {"approval": confirmation})
+		with data.opsgate_config.approval_channels as channels
+	staging.rule == "write.approval.confirmation_not_enough"
 }

@@ -25,6 +25,6 @@ rollback_input(env, dry_run) := {
 
 prod_write := rollback_input("prod", false)
 
-sre_grant := {"id": "apr_1", "granted_by": "alice", "roles": ["sre"], "kind": "grant"}
+sre_grant := {"id": "apr_1", "granted_by": "alice", "roles": ["sre"], "kind": "grant", "channel": "ssh-signature"}
 
 with_autonomy(doc, level) := object.union(doc, {"context": object.union(doc.context, {"autonomy": level})})

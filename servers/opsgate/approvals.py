@@ -1,51 +1,62 @@
-"""Approvals: signed, single-use grants bound to one exact call, for every write tool.
+"""Approvals: single-use grants bound to one exact call and its resolved plan, proven by the approver.
 
-A write the policy holds for approval becomes a *pending approval* stored in SQLite beside the audit
-trail (`<state_dir>/approvals.db`), bound to the argument digest, the target, the requester and an
-expiry. A human grants or denies it out of band (`opsgate approvals approve|deny`, see
-`opsgate.approvals_cli`); nobody approves their own request. The grant is signed with an HMAC key kept
-in the state dir (`approvals.key`, created 0600), so a row edited in the database without the key no
-longer verifies. The agent calls again with `approval_id`; `attach` checks the grant against that exact
-call and the gate marks it used (`consume`) right before execution.
+A write the policy holds for approval becomes a *pending approval* (`ApprovalStore`; the embedded
+default is SQLite in `<state_dir>/approvals.db`) bound to the argument digest, the target, the
+requester, an expiry and the **plan**: the facts the server computed before deciding (for a rollback:
+from/to revision, the pod templates before and after, the images), which is what the human sees.
 
-A form-mode elicitation "accept" from the client is a *confirmation*: it only proves that someone (or
-a client hook) clicked, so it is offered only where the policy's decision says a confirmation is
-enough (`obligations.confirmation_ok`); the policy input then carries `{"kind": "confirmation"}` and
-the policy refuses it for a production write. A client without elicitation gets the pending approval.
+A grant counts only with a proof the requester cannot make (the store itself proves nothing: anyone
+who can write the state dir can write a row):
+- `ssh-signature`: an SSHSIG signature (namespace `opsgate-approval`) over the approval's
+  *statement* (id, tool, target, requester, argument digest, plan digest, decision, expiry), made with
+  a key listed in the approvers file (`opsgate.approvers`); identity and roles come from that file;
+- `oidc`: an ID token from the hosted approval page's login whose `nonce` is the statement's digest
+  (`opsgate.approval_oidc`); identity is its `sub`, roles its roles claim.
+The proof is verified again every time the agent presents the approval (`attach`), against the
+*current* plan: if the target moved (another rollout, a changed template), the statement no longer
+matches, the approval is void, and the agent is told to request a new one. Self-approval is judged
+on the verified identity (and the approver's aliases), normalised (NFKC, invisible characters
+removed, case folded). The policy sees `approval.channel` and decides which channels count where.
+
+A form-mode elicitation "accept" from the client is a *confirmation* (channel `confirmation`): it only
+proves that someone (or a client hook) clicked, so it is offered only where the policy's decision says
+a confirmation is enough (`obligations.confirmation_ok`), and it counts only inside the call that asked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
-from opsgate.audit import canonical_json
+from opsgate.approval_oidc import IdTokenError, IdTokenVerifier
+from opsgate.approvers import Approvers, ApproversError, normalize_identity
+from opsgate.audit import canonical_json, digest
+from opsgate.config import Settings
 from opsgate.contracts import ToolError
 from opsgate.gate import CallContext, Denied, GatedCall
 from opsgate.policy.decision import Decision
 
-Status = Literal["pending", "granted", "denied", "used"]
+Status = Literal["pending", "granted", "denied", "used", "void"]
 Kind = Literal["grant", "confirmation"]
+Channel = Literal["ssh-signature", "oidc", "confirmation"]
 
 DEFAULT_TTL_S = 1800.0
-KEY_FILE = "approvals.key"
 DB_FILE = "approvals.db"
+PAGE_PATH = "/approvals"
 CONFIRMATION_SUBJECT = "client-confirmation"
 CONFIRM_KEY = "opsgate_confirm"
+STATEMENT_HEADER = "opsgate approval statement v1"
 # First protocol revision that elicits inside `InputRequiredResult` instead of a server-to-client request.
 INPUT_REQUIRED_VERSION = "2026-07-28"
 CONFIRM_SCHEMA: dict[str, Any] = {
@@ -69,15 +80,18 @@ CREATE TABLE IF NOT EXISTS approvals (
     call_id TEXT NOT NULL,
     reasons TEXT NOT NULL,
     approvers TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    plan_digest TEXT NOT NULL,
     created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
+    expires_at INTEGER NOT NULL,
     decided_by TEXT,
     decided_roles TEXT,
     decided_at REAL,
     decision_note TEXT,
+    channel TEXT,
+    proof TEXT,
     used_at REAL,
-    used_by_call TEXT,
-    signature TEXT
+    used_by_call TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_lookup ON approvals(args_digest, target, requester, status);
 """
@@ -93,9 +107,14 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def plan_digest(facts: dict[str, Any]) -> str:
+    """What an approval binds to besides the arguments: the server-computed facts of the call."""
+    return digest(facts)
+
+
 @dataclass(frozen=True)
 class Approval:
-    """One approval row."""
+    """One approval row (as stored: nothing in it is trusted without its proof)."""
 
     id: str
     kind: Kind
@@ -108,33 +127,40 @@ class Approval:
     call_id: str
     reasons: list[str]
     approvers: list[str]
+    plan: dict[str, Any]
+    plan_digest: str
     created_at: float
-    expires_at: float
+    expires_at: int
     decided_by: str | None
     decided_roles: list[str]
     decided_at: float | None
     decision_note: str | None
+    channel: Channel | None
+    proof: str | None
     used_at: float | None
     used_by_call: str | None
-    signature: str | None
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
 
-    def signed_fields(self) -> dict[str, Any]:
-        """What the grant's signature covers: the binding and who granted it with which roles."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "tool": self.tool,
-            "args_digest": self.args_digest,
-            "target": self.target,
-            "requester": self.requester,
-            "expires_at": self.expires_at,
-            "granted_by": self.decided_by,
-            "roles": sorted(self.decided_roles),
-            "granted_at": self.decided_at,
-        }
+    def statement(self, decision: Literal["approve", "deny"], *, plan: str | None = None) -> bytes:
+        """The exact text an approver signs (SSH) or logs in for (OIDC nonce = its digest).
+
+        `plan` overrides the stored plan digest: the server checks a proof against the plan it
+        computes now, so a proof for a plan that has since changed does not verify.
+        """
+        lines = [
+            STATEMENT_HEADER,
+            f"id: {self.id}",
+            f"decision: {decision}",
+            f"tool: {self.tool}",
+            f"target: {self.target}",
+            f"requester: {self.requester}",
+            f"args_digest: {self.args_digest}",
+            f"plan_digest: {plan or self.plan_digest}",
+            f"expires_at: {_iso(self.expires_at)}",
+        ]
+        return ("\n".join(lines) + "\n").encode()
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly view for the CLI and tool-result metadata."""
@@ -147,6 +173,8 @@ class Approval:
             "requester": self.requester,
             "args": self.args,
             "args_digest": self.args_digest,
+            "plan": self.plan,
+            "plan_digest": self.plan_digest,
             "reasons": self.reasons,
             "approvers": self.approvers,
             "created_at": _iso(self.created_at),
@@ -155,80 +183,32 @@ class Approval:
             "decided_roles": self.decided_roles,
             "decided_at": _iso(self.decided_at),
             "decision_note": self.decision_note,
+            "channel": self.channel,
             "used_at": _iso(self.used_at),
             "used_by_call": self.used_by_call,
         }
 
 
-def load_or_create_key(state_dir: Path) -> bytes:
-    """The HMAC key in `state_dir/approvals.key`, created with mode 0600 on first use."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        fd = -1
-    if fd < 0:
-        key = path.read_bytes()
-        if len(key) < 32:
-            raise ApprovalError(f"approval signing key {path} is shorter than 32 bytes; delete it to make a new one")
-        return key
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+def statement_nonce(statement: bytes) -> str:
+    """The OIDC `nonce` that binds a login to one statement."""
+    return digest(statement.decode())
 
 
-def sign(key: bytes, fields: dict[str, Any]) -> str:
-    return hmac.new(key, canonical_json(fields).encode(), hashlib.sha256).hexdigest()
+class ApprovalStore(Protocol):
+    """Where approvals live. SQLite (`SqliteApprovalStore`) is the embedded default; a shared store
+    (PostgreSQL) implements the same methods so that replicas see the same approvals.
 
+    Every state change is conditional on the current status (pending -> granted|denied|void,
+    granted -> used|void), so of two racing deciders or consumers exactly one wins.
+    """
 
-class ApprovalStore:
-    """Pending and decided approvals in `<state_dir>/approvals.db` (shared by the server and the CLI)."""
+    def now(self) -> float: ...
 
-    def __init__(self, state_dir: Path, *, ttl_s: float = DEFAULT_TTL_S, clock: Any = time.time) -> None:
-        self.state_dir = state_dir
-        self.ttl_s = ttl_s
-        self._clock = clock
-        self._key = load_or_create_key(state_dir)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(state_dir / DB_FILE), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+    def close(self) -> None: ...
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def get(self, approval_id: str) -> Approval: ...
 
-    def now(self) -> float:
-        return float(self._clock())
-
-    # -- reads --------------------------------------------------------------------------------
-
-    def get(self, approval_id: str) -> Approval:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
-            names = [d[0] for d in self._db.execute("SELECT * FROM approvals LIMIT 0").description]
-        if row is None:
-            raise ApprovalError(f"no approval with id {approval_id!r}")
-        return _row(dict(zip(names, row, strict=True)))
-
-    def find(self, *, status: Status | None = None, limit: int = 100) -> list[Approval]:
-        sql = "SELECT * FROM approvals" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC LIMIT ?"
-        params: tuple[Any, ...] = (status, limit) if status else (limit,)
-        with self._lock:
-            cursor = self._db.execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        return [_row(dict(zip(names, r, strict=True))) for r in rows]
-
-    def verify_signature(self, approval: Approval) -> bool:
-        if approval.signature is None:
-            return False
-        return hmac.compare_digest(approval.signature, sign(self._key, approval.signed_fields()))
-
-    # -- writes -------------------------------------------------------------------------------
+    def find(self, *, status: Status | None = None, limit: int = 100) -> list[Approval]: ...
 
     def create(
         self,
@@ -242,23 +222,108 @@ class ApprovalStore:
         call_id: str,
         reasons: list[str],
         approvers: list[str],
+        plan: dict[str, Any],
     ) -> Approval:
-        """A new pending approval, or the still-pending one for the same call binding (no duplicates)."""
-        now = self.now()
+        """A new pending approval, or the still-pending grant for the same binding and plan."""
+        ...
+
+    def decide(
+        self,
+        approval_id: str,
+        *,
+        status: Literal["granted", "denied"],
+        by: str,
+        roles: list[str],
+        channel: Channel | None,
+        proof: str | None,
+        note: str | None,
+    ) -> Approval:
+        """Record a decision on a pending approval (raises ApprovalError when it is no longer pending)."""
+        ...
+
+    def use(self, approval_id: str, call_id: str) -> None:
+        """Mark a granted approval used; exactly one caller wins a race for it."""
+        ...
+
+    def void(self, approval_id: str, reason: str) -> None:
+        """A pending or granted approval no longer applies (its target moved)."""
+        ...
+
+
+class SqliteApprovalStore:
+    """Pending and decided approvals in `<state_dir>/approvals.db` (shared by the server and the CLI)."""
+
+    def __init__(self, state_dir: Path, *, ttl_s: float = DEFAULT_TTL_S, clock: Any = time.time) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(state_dir / DB_FILE), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(approvals)")}
+        if columns and "plan_digest" not in columns:
+            # approvals from before plans and proofs cannot be used any more: start the table afresh
+            self._db.execute("ALTER TABLE approvals RENAME TO approvals_v0")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
         with self._lock:
+            self._db.close()
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    def get(self, approval_id: str) -> Approval:
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+            names = [d[0] for d in cursor.description]
+            row = cursor.fetchone()
+        if row is None:
+            raise ApprovalError(f"no approval with id {approval_id!r}")
+        return _row(dict(zip(names, row, strict=True)))
+
+    def find(self, *, status: Status | None = None, limit: int = 100) -> list[Approval]:
+        sql = "SELECT * FROM approvals" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC LIMIT ?"
+        params: tuple[Any, ...] = (status, limit) if status else (limit,)
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return [_row(dict(zip(names, r, strict=True))) for r in rows]
+
+    def create(
+        self,
+        *,
+        kind: Kind,
+        tool: str,
+        args_digest: str,
+        args: dict[str, Any],
+        target: str,
+        requester: str,
+        call_id: str,
+        reasons: list[str],
+        approvers: list[str],
+        plan: dict[str, Any],
+    ) -> Approval:
+        now = self.now()
+        pdigest = plan_digest(plan)
+        with self._lock:
+            row = None
             if kind == "grant":
                 row = self._db.execute(
                     "SELECT id FROM approvals WHERE kind = 'grant' AND status = 'pending' AND args_digest = ?"
-                    " AND target = ? AND requester = ? AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
-                    (args_digest, target, requester, now),
+                    " AND target = ? AND requester = ? AND plan_digest = ? AND expires_at > ?"
+                    " ORDER BY created_at DESC LIMIT 1",
+                    (args_digest, target, requester, pdigest, now),
                 ).fetchone()
-            else:
-                row = None
             if row is None:
                 approval_id = "apr_" + secrets.token_hex(10)
                 self._db.execute(
                     "INSERT INTO approvals (id, kind, status, tool, args_digest, args, target, requester, call_id,"
-                    " reasons, approvers, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " reasons, approvers, plan, plan_digest, created_at, expires_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         approval_id,
                         kind,
@@ -271,52 +336,44 @@ class ApprovalStore:
                         call_id,
                         json.dumps(reasons),
                         json.dumps(approvers),
+                        canonical_json(plan),
+                        pdigest,
                         now,
-                        now + self.ttl_s,
+                        int(now + self.ttl_s) + 1,
                     ),
                 )
             else:
                 approval_id = str(row[0])
         return self.get(approval_id)
 
-    def approve(self, approval_id: str, *, by: str, roles: list[str], note: str | None = None) -> Approval:
-        """Grant a pending approval. The requester can never approve their own request."""
-        if not by.strip():
-            raise ApprovalError("the approver's name (--as) must not be empty")
-        if not roles:
-            raise ApprovalError("an approval needs the approver's role (--role)")
-        current = self.get(approval_id)
-        self._check_decidable(current)
-        if current.kind == "grant" and by == current.requester:
-            raise ApprovalError(
-                f"{by} made request {approval_id} and cannot approve it; nobody approves their own request"
+    def decide(
+        self,
+        approval_id: str,
+        *,
+        status: Literal["granted", "denied"],
+        by: str,
+        roles: list[str],
+        channel: Channel | None,
+        proof: str | None,
+        note: str | None,
+    ) -> Approval:
+        now = self.now()
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_roles = ?, decided_at = ?,"
+                " decision_note = ?, channel = ?, proof = ? WHERE id = ? AND status = 'pending' AND expires_at > ?",
+                (status, by, json.dumps(sorted(set(roles))), now, note, channel, proof, approval_id, now),
             )
-        return self._decide(current, "granted", by, sorted(set(roles)), note)
-
-    def deny(self, approval_id: str, *, by: str, note: str | None = None) -> Approval:
-        if not by.strip():
-            raise ApprovalError("the name of the person denying (--as) must not be empty")
-        current = self.get(approval_id)
-        self._check_decidable(current)
-        return self._decide(current, "denied", by, [], note)
-
-    def record_confirmation(self, call: GatedCall, reasons: list[str], client: str) -> Approval:
-        """A granted `confirmation` approval for this exact call (a form accept in the client)."""
-        pending = self.create(
-            kind="confirmation",
-            tool=call.contract.name,
-            args_digest=call.args_digest,
-            args=call.args_doc,
-            target=call.target_key,
-            requester=call.caller.subject,
-            call_id=call.call_id,
-            reasons=reasons,
-            approvers=[],
-        )
-        return self._decide(pending, "granted", f"{CONFIRMATION_SUBJECT}:{client}", [], "accepted in the client")
+            changed = cursor.rowcount
+        if changed != 1:
+            current = self.get(approval_id)
+            if current.expired(now):
+                raise ApprovalError(f"approval {approval_id} expired at {_iso(current.expires_at)}")
+            who = f" by {current.decided_by}" if current.decided_by else ""
+            raise ApprovalError(f"approval {approval_id} is already {current.status}{who}")
+        return self.get(approval_id)
 
     def use(self, approval_id: str, call_id: str) -> None:
-        """Mark a granted approval used; exactly one caller wins a race for it."""
         now = self.now()
         with self._lock:
             cursor = self._db.execute(
@@ -328,29 +385,13 @@ class ApprovalStore:
         if changed != 1:
             raise ApprovalError(f"approval {approval_id} was used or expired while this call was checked")
 
-    def _check_decidable(self, approval: Approval) -> None:
-        if approval.status != "pending":
-            who = f" by {approval.decided_by}" if approval.decided_by else ""
-            raise ApprovalError(f"approval {approval.id} is already {approval.status}{who}")
-        if approval.expired(self.now()):
-            raise ApprovalError(f"approval {approval.id} expired at {_iso(approval.expires_at)}")
-
-    def _decide(self, current: Approval, status: Status, by: str, roles: list[str], note: str | None) -> Approval:
-        now = self.now()
-        decided = replace(
-            current, status=status, decided_by=by, decided_roles=roles, decided_at=now, decision_note=note
-        )
-        signature = sign(self._key, decided.signed_fields()) if status == "granted" else None
+    def void(self, approval_id: str, reason: str) -> None:
         with self._lock:
-            cursor = self._db.execute(
-                "UPDATE approvals SET status = ?, decided_by = ?, decided_roles = ?, decided_at = ?,"
-                " decision_note = ?, signature = ? WHERE id = ? AND status = 'pending'",
-                (status, by, json.dumps(roles), now, note, signature, current.id),
+            self._db.execute(
+                "UPDATE approvals SET status = 'void', decision_note = ?"
+                " WHERE id = ? AND status IN ('pending', 'granted')",
+                (reason, approval_id),
             )
-            changed = cursor.rowcount
-        if changed != 1:
-            raise ApprovalError(f"approval {current.id} was decided by someone else meanwhile")
-        return self.get(current.id)
 
 
 def _row(r: dict[str, Any]) -> Approval:
@@ -366,30 +407,149 @@ def _row(r: dict[str, Any]) -> Approval:
         call_id=r["call_id"],
         reasons=json.loads(r["reasons"]),
         approvers=json.loads(r["approvers"]),
+        plan=json.loads(r["plan"]),
+        plan_digest=r["plan_digest"],
         created_at=float(r["created_at"]),
-        expires_at=float(r["expires_at"]),
+        expires_at=int(r["expires_at"]),
         decided_by=r["decided_by"],
         decided_roles=json.loads(r["decided_roles"]) if r["decided_roles"] else [],
         decided_at=r["decided_at"],
         decision_note=r["decision_note"],
+        channel=r["channel"],
+        proof=r["proof"],
         used_at=r["used_at"],
         used_by_call=r["used_by_call"],
-        signature=r["signature"],
     )
+
+
+@dataclass(frozen=True)
+class ProvenGrant:
+    """Who granted an approval, as its proof says (never as the store says)."""
+
+    identity: str
+    roles: list[str]
+    channel: Channel
+    aliases: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+def is_self_approval(grant: ProvenGrant, requester: str) -> bool:
+    wanted = normalize_identity(requester)
+    return any(normalize_identity(name) == wanted for name in (grant.identity, *grant.aliases))
+
+
+class ApproverDirectory:
+    """The approvers file, re-read when it changes (a reviewed change applies without a restart)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[float, int] | None = None
+        self._approvers = Approvers([], str(path))
+
+    def current(self) -> Approvers:
+        try:
+            stat = self.path.stat()
+            stamp: tuple[float, int] | None = (stat.st_mtime, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            self._approvers = Approvers.load(self.path)
+            self._stamp = stamp
+        return self._approvers
+
+
+async def prove(
+    approval: Approval,
+    plan: str,
+    *,
+    approvers: Approvers,
+    oidc: IdTokenVerifier | None,
+) -> ProvenGrant:
+    """Verify a granted approval's proof against the statement for `plan`; raise ApprovalError if it fails."""
+    statement = approval.statement("approve", plan=plan)
+    if approval.channel == "ssh-signature":
+        try:
+            signer = approvers.verify(approval.proof or "", statement)
+        except ApproversError as exc:
+            raise ApprovalError(str(exc)) from None
+        a = signer.approver
+        return ProvenGrant(
+            a.identity, list(a.roles), "ssh-signature", a.aliases, f"{signer.key_type} {signer.fingerprint}"
+        )
+    if approval.channel == "oidc":
+        if oidc is None:
+            raise ApprovalError("it was granted on the approval page, but this server has no OIDC login configured")
+        try:
+            claims = await oidc.verify(
+                approval.proof or "",
+                nonce=statement_nonce(statement),
+                check_expiry=False,
+                issued_within=(approval.created_at, float(approval.expires_at)),
+            )
+        except IdTokenError as exc:
+            raise ApprovalError(str(exc)) from None
+        name = claims.get("preferred_username") or claims.get("email")
+        aliases = tuple(str(v) for v in (name,) if isinstance(v, str))
+        matched = approvers.matching(str(claims["sub"])) or (approvers.matching(aliases[0]) if aliases else None)
+        if matched is not None:
+            aliases += (matched.identity, *matched.aliases)
+        return ProvenGrant(
+            str(claims["sub"]), oidc.roles(claims), "oidc", aliases, name if isinstance(name, str) else None
+        )
+    raise ApprovalError(f"it has no proof of who granted it (channel {approval.channel!r}); request a new approval")
 
 
 class Approvals:
     """The gate's `ApprovalHook`, backed by an `ApprovalStore`."""
 
-    def __init__(self, store: ApprovalStore) -> None:
+    def __init__(
+        self,
+        store: ApprovalStore,
+        *,
+        approvers: ApproverDirectory | None = None,
+        oidc: IdTokenVerifier | None = None,
+        page_url: str | None = None,
+    ) -> None:
         self.store = store
+        self.approvers = approvers
+        self.oidc = oidc
+        self.page_url = page_url
+        # approvals used by this process: a row flipped back to `granted` in the store still cannot be replayed here
+        self._used: set[str] = set()
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path, *, ttl_s: float = DEFAULT_TTL_S) -> Approvals:
-        return cls(ApprovalStore(state_dir, ttl_s=ttl_s))
+    def from_settings(cls, settings: Settings, *, http: bool = False) -> Approvals:
+        """The server's hook: the state dir's store, the approvers file, and the approval page's login."""
+        oidc = None
+        page_url = None
+        h = settings.http
+        if h.oidc_issuer and settings.approvals.oidc_client_id:
+            oidc = IdTokenVerifier(
+                h.oidc_issuer,
+                settings.approvals.oidc_client_id,
+                jwks_url=h.oidc_jwks_url,
+                algorithms=tuple(h.oidc_algorithms),
+                roles_claim=h.roles_claim,
+            )
+            if http:
+                page_url = (h.public_url or f"http://{h.host}:{h.port}{h.path}").removesuffix(h.path) + PAGE_PATH
+        return cls(
+            SqliteApprovalStore(settings.state_dir, ttl_s=settings.approvals.ttl_s),
+            approvers=ApproverDirectory(settings.approvers_file),
+            oidc=oidc,
+            page_url=page_url,
+        )
 
     def close(self) -> None:
         self.store.close()
+
+    def _approvers(self) -> Approvers:
+        if self.approvers is None:
+            return Approvers([], "<no approvers file>")
+        try:
+            return self.approvers.current()
+        except ApproversError as exc:
+            raise ToolError(f"the approvers file cannot be used: {exc}") from None
 
     async def attach(self, call: GatedCall) -> dict[str, Any] | None:
         assert call.approval_id is not None
@@ -398,22 +558,46 @@ class Approvals:
         except ApprovalError as exc:
             raise ToolError(str(exc)) from None
         self._check_usable(approval, call)
-        document: dict[str, Any] = {
+        current = plan_digest(call.facts)
+        if current != approval.plan_digest:
+            reason = (
+                f"the target changed since it was approved (plan then: {_plan_text(approval.plan)}; "
+                f"now: {_plan_text(call.facts)})"
+            )
+            self.store.void(approval.id, reason)
+            raise ToolError(
+                f"it is void: {reason}. Nothing was changed; call {call.contract.name} again without approval_id "
+                "to request a new approval for the current plan"
+            )
+        try:
+            grant = await prove(approval, current, approvers=self._approvers(), oidc=self.oidc)
+        except ApprovalError as exc:
+            raise ToolError(f"its proof does not hold: {exc}") from None
+        if is_self_approval(grant, call.caller.subject):
+            raise ToolError(
+                f"it was granted by {grant.identity}, who is the requester {call.caller.subject!r}; "
+                "nobody approves their own request"
+            )
+        return {
             "id": approval.id,
-            "kind": approval.kind,
-            "granted_by": approval.decided_by,
-            "roles": approval.decided_roles,
+            "kind": "grant",
+            "channel": grant.channel,
+            "granted_by": grant.identity,
+            "roles": grant.roles,
+            "proof": grant.detail,
+            "plan_digest": current,
             "granted_at": _iso(approval.decided_at),
             "expires_at": _iso(approval.expires_at),
         }
-        return document
 
     def _check_usable(self, a: Approval, call: GatedCall) -> None:
         now = self.store.now()
-        if a.status == "used":
+        if a.status == "used" or a.id in self._used:
             raise ToolError(
                 f"it was already used by call {a.used_by_call} at {_iso(a.used_at)}; approvals are single-use"
             )
+        if a.status == "void":
+            raise ToolError(f"it is void ({a.decision_note}); request a new approval")
         if a.status == "denied":
             note = f" ({a.decision_note})" if a.decision_note else ""
             raise ToolError(f"it was denied by {a.decided_by}{note}")
@@ -422,8 +606,11 @@ class Approvals:
         if a.status == "pending":
             who = " or ".join(a.approvers) or "an approver"
             raise ToolError(
-                f"it is still pending; a human with role {who} must run `opsgate approvals approve {a.id}` first"
+                f"it is still pending; a human with role {who} must approve it first "
+                f"(`opsgate approvals approve {a.id} --key <their SSH key>`{self._page_hint(a.id)})"
             )
+        if a.kind != "grant":
+            raise ToolError("a client confirmation counts only inside the call that asked for it")
         if a.tool != call.contract.name:
             raise ToolError(f"it was granted for tool {a.tool}, not {call.contract.name}")
         if a.args_digest != call.args_digest:
@@ -435,10 +622,12 @@ class Approvals:
             raise ToolError(f"it was granted for target {a.target}, not {call.target_key}")
         if a.requester != call.caller.subject:
             raise ToolError(f"it was requested by {a.requester}, not by {call.caller.subject}")
-        if a.kind == "grant" and a.decided_by == a.requester:
-            raise ToolError(f"it was approved by its own requester {a.requester}; nobody approves their own request")
-        if not self.store.verify_signature(a):
-            raise ToolError("its signature does not verify (the approval record was altered); request a new approval")
+
+    def _page_hint(self, approval_id: str) -> str:
+        return f" or on the approval page {self.page_url}/{approval_id}" if self.page_url else ""
+
+    def approval_url(self, approval_id: str) -> str | None:
+        return f"{self.page_url}/{approval_id}" if self.page_url else None
 
     async def request(self, call: GatedCall, decision: Decision, ctx: CallContext) -> tuple[str, dict[str, Any]]:
         pending = self.store.create(
@@ -451,13 +640,15 @@ class Approvals:
             call_id=call.call_id,
             reasons=decision.reasons,
             approvers=decision.approvers,
+            plan=call.facts,
         )
         roles = " or ".join(decision.approvers) or "an approver role"
         reasons = "; ".join(decision.reasons) or "policy requires an approval"
         message = (
             f"{call.contract.name}: approval required ({reasons}). Pending approval {pending.id} "
-            f"(expires {_iso(pending.expires_at)}). Ask a human with role {roles} to approve it: "
-            f"`opsgate approvals approve {pending.id} --as <name> --role <role>`. Then call {call.contract.name} "
+            f"(expires {_iso(pending.expires_at)}) for the plan {_plan_text(call.facts)}. Ask a human with role "
+            f"{roles} to approve it with their own key: `opsgate approvals approve {pending.id} --key <their SSH key>`"
+            f"{self._page_hint(pending.id)}. You cannot approve it yourself. Then call {call.contract.name} "
             f'again with exactly the same arguments plus approval_id="{pending.id}". Nothing was changed.'
         )
         if decision.alternative:
@@ -468,7 +659,11 @@ class Approvals:
             "kind": "grant",
             "approvers": decision.approvers,
             "expires_at": _iso(pending.expires_at),
+            "plan_digest": pending.plan_digest,
         }
+        url = self.approval_url(pending.id)
+        if url:
+            extra["url"] = url
         return message, extra
 
     async def confirm(
@@ -517,23 +712,51 @@ class Approvals:
             or result.content.get("confirm") is not True
         ):
             return None
-        confirmation = self.store.record_confirmation(call, decision.reasons, client=call.caller.client)
+        confirmation = self._record_confirmation(call, decision.reasons)
         call.approval_id = confirmation.id
         return {
             "id": confirmation.id,
             "kind": "confirmation",
+            "channel": "confirmation",
             "granted_by": confirmation.decided_by,
             "roles": [],
             "via": "elicitation/form",
             "continues_call": continues,
         }
 
+    def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
+        """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
+        pending = self.store.create(
+            kind="confirmation",
+            tool=call.contract.name,
+            args_digest=call.args_digest,
+            args=call.args_doc,
+            target=call.target_key,
+            requester=call.caller.subject,
+            call_id=call.call_id,
+            reasons=reasons,
+            approvers=[],
+            plan=call.facts,
+        )
+        return self.store.decide(
+            pending.id,
+            status="granted",
+            by=f"{CONFIRMATION_SUBJECT}:{call.caller.client}",
+            roles=[],
+            channel="confirmation",
+            proof=None,
+            note="accepted in the client",
+        )
+
     async def consume(self, call: GatedCall) -> None:
         assert call.approval_id is not None
+        if call.approval_id in self._used:
+            raise Denied(f"{call.contract.name}: approval {call.approval_id} was already used", "denied")
         try:
             self.store.use(call.approval_id, call.call_id)
         except ApprovalError as exc:
             raise Denied(f"{call.contract.name}: {exc}", "denied") from None
+        self._used.add(call.approval_id)
 
 
 def _supports_form(mcp: Any) -> bool:
@@ -552,3 +775,15 @@ def _read_state(raw: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return state if isinstance(state, dict) else None
+
+
+def _plan_text(facts: dict[str, Any]) -> str:
+    """A short human reading of a plan (revisions and images when the facts have them)."""
+    if not facts:
+        return "(no server-computed facts)"
+    if "from_revision" in facts and "to_revision" in facts:
+        images = (
+            ", ".join(f"{c['before']} -> {c['after']}" for c in facts.get("image_changes") or []) or "no image change"
+        )
+        return f"revision {facts['from_revision']} -> {facts['to_revision']} ({images})"
+    return canonical_json(facts)[:200]

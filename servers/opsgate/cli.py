@@ -55,15 +55,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, stack: Any) -> int:
-    from opsgate.server import build_app, http_app
+    from opsgate.launch import DeferredApp, resolve_names, validate_sections
 
-    if args.config is None and not os.environ.get(CONFIG_ENV):
-        # no configuration at all: serve the sandbox's default scenario, one world behind every backend
-        from opsgate.sandbox.compose import default_world_sections
-
-        settings = load_settings(None, **default_world_sections(stack))
-    else:
-        settings = _settings(args)
+    names = args.capabilities or ["all"]
+    default_world = args.config is None and not os.environ.get(CONFIG_ENV)
+    settings = load_settings(None) if default_world else _settings(args)
     if args.host:
         settings.http.host = args.host
     if args.port:
@@ -76,13 +72,33 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
             file=sys.stderr,
         )
         return 2
-    app = build_app(settings, args.capabilities or ["all"], http=http)
+    # what would stop the server is found now, not at the first call: its policy data and config sections
+    check_policy_data(settings)
+    if not default_world:
+        validate_sections(settings, resolve_names(names))
+
+    def build() -> Any:
+        from opsgate.server import build_app
+
+        built = settings
+        if default_world:
+            # no configuration at all: serve the sandbox's default scenario, one world behind every backend
+            from opsgate.sandbox.compose import default_world_sections
+
+            built = load_settings(None, **default_world_sections(stack))
+            built.http, built.state_dir = settings.http, settings.state_dir
+        return build_app(built, names, http=http)
+
     if not http:
         # a stdio client shows the server's stderr in its log: keep the backends' request lines out of it
         for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        app.server.run("stdio")
+        # answer `initialize` at once; the gate, the world and the capabilities are built on first use
+        DeferredApp(build).server.run("stdio")
         return 0
+    from opsgate.server import http_app
+
+    app = build()
     import uvicorn
 
     from opsgate.http_guard import guarded_protocol
@@ -143,6 +159,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if callable(check):
             for line in check():
                 print(f"  {line}")
+    approver_lines, approvers_ok = approvals_cli.check_lines(settings)
+    print("\n".join(approver_lines))
+    ok = ok and approvers_ok
     report = app.gate.audit.verify()
     print(f"audit: {report.records} records, chain {'intact' if report.ok else 'BROKEN'}")
     ok = ok and report.ok

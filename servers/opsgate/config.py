@@ -107,6 +107,15 @@ class LimitSettings(BaseModel):
         return data
 
 
+class ApprovalSettings(BaseModel):
+    """`[approvals]`: who may approve (the approvers file) and the hosted approval page's OIDC login."""
+
+    approvers_file: Path | None = Field(default=None, description="Default: approvers.yaml in the policy dir")
+    ttl_s: float = Field(default=1800, gt=0, le=86400, description="How long a pending approval can be granted")
+    oidc_client_id: str | None = Field(default=None, description="OIDC client of the approval page's login")
+    oidc_client_secret: str | None = Field(default=None, description="Its secret, for a confidential client")
+
+
 class Settings(BaseSettings):
     """Everything opsgate reads at start-up."""
 
@@ -127,6 +136,7 @@ class Settings(BaseSettings):
     caller: LocalCaller = Field(default_factory=LocalCaller)
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     runbooks: dict[str, Any] = Field(default_factory=dict)
     logs: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -137,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def audit_file(self) -> Path:
         return self.audit_path or self.state_dir / "audit.db"
+
+    @property
+    def approvers_file(self) -> Path:
+        return self.approvals.approvers_file or self.policy.dir / "approvers.yaml"
 
     def environment_of(self, namespace: str | None) -> str:
         if namespace is None:

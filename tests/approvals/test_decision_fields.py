@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from opsgate.config import ApprovalSettings, Settings
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
 from opsgate.server import App
 from tests.support import testkit
+from tests.support.approvers import approver, cli_approve, write_approvers
 
 from ..policy.opa_data_api_server import serve
 
@@ -63,16 +65,24 @@ async def test_require_approval_wins_over_allow(make_app: Callable[..., App], tm
 
 
 @pytest.mark.parametrize("kind", ENGINES)
-async def test_require_approval_with_an_approval_attached_still_does_not_execute(
-    make_app: Callable[..., App], tmp_path: Path, kind: str
+async def test_require_approval_with_a_valid_approval_attached_still_does_not_execute(
+    make_app: Callable[..., App], settings: Settings, tmp_path: Path, kind: str
 ) -> None:
-    """A decision that keeps requiring approval after one was presented is never a yes."""
+    """A decision that keeps requiring approval after a real, signed one was presented is never a yes."""
+    alice = approver(tmp_path / "humans", "alice@example.com", ["sre"])
+    settings.approvals = ApprovalSettings(approvers_file=write_approvers(tmp_path / "approvers.yaml", [alice]))
     ledger = testkit.Ledger()
     with _engine(kind, _policy_dir(tmp_path, '{"allow": true, "require_approval": true}')) as engine:
         app = make_app((), capabilities=[testkit.build(ledger)], engine=engine)
-        is_error, _, text = await _write(app, {**WRITE, "approval_id": "apr_00000000000000000000"})
+        async with Client(app.server) as client:
+            pending = await client.call_tool("testkit_write", WRITE)
+            approval_id = (pending.meta or {})["opsgate/approval"]["id"]
+            assert cli_approve(settings.state_dir, settings.approvers_file, approval_id, alice.key) == 0
+            again = await client.call_tool("testkit_write", {**WRITE, "approval_id": approval_id})
+        records = [r.record for r in app.gate.audit.records()]
         await app.aclose()
-    assert is_error, text
+    assert again.is_error and (again.meta or {})["opsgate/outcome"] == "pending_approval"
+    assert records[-1]["approval"]["id"] != approval_id  # a new request: the policy still wants one
     assert ledger.executed == []
 
 

@@ -10,7 +10,7 @@ checked against these layers:
   module that is named nowhere else here) imports only the core;
 - the sandbox imports the core, the application's `server` (its demo assembles one) and itself,
   never a capability: it reaches capabilities the way any backend does, through the assembly;
-- the application (`server`, `cli`, `__main__`, `evaluation`) assembles the rest and may import anything;
+- the application (`server`, `launch`, `cli`, `__main__`, `evaluation`) assembles the rest and may import anything;
 - `contracts` never imports `gate` (the gate imports contracts: no cycle); the package imports nothing
   from `tests` or a test framework, and ships no test-only module.
 
@@ -31,7 +31,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "servers" / "opsgate"
 
 CAPABILITIES = frozenset({"logs", "metrics", "rollback", "runbooks", "workloads", "alerts", "triage"})
 SANDBOX = "sandbox"
-APPLICATION = frozenset({"server", "cli", "__main__", "evaluation"})
+APPLICATION = frozenset({"server", "launch", "cli", "__main__", "evaluation"})
 # What the sandbox may use of the application (the demo builds the same app `opsgate serve all` does).
 SANDBOX_MAY_USE = frozenset({"opsgate.server"})
 # The one place the composite (triage) may read other capabilities through: their service interfaces.

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from opsgate.approvals import Approvals
-from opsgate.config import Settings
+from opsgate.config import ApprovalSettings, Settings
 from opsgate.sandbox.kube_api import KubeApiServer
 from opsgate.server import App, build_app
+from tests.support.approvers import ApproverKey, approver, cli_approve, write_approvers
 
 MakeApp = Callable[..., App]
 
@@ -26,7 +27,21 @@ def text(result: Any) -> str:
 def rollback_settings(state_dir: Path, kube_api: KubeApiServer, **overrides: Any) -> Settings:
     rollback = {"api_url": kube_api.url, "wait_s": 5.0, "poll_s": 0.05, "request_timeout_s": 2.0}
     rollback.update(overrides.pop("rollback", {}))
-    return Settings(state_dir=state_dir, rollback=rollback, **overrides)
+    approvals = ApprovalSettings(approvers_file=state_dir.parent / "policy" / "approvers.yaml")
+    return Settings(state_dir=state_dir, rollback=rollback, approvals=approvals, **overrides)
+
+
+@pytest.fixture
+def alice(tmp_path: Path) -> ApproverKey:
+    """An approver with role sre, listed in the approvers file the rollback apps use."""
+    key = approver(tmp_path / "humans", "alice@example.com", ["sre"])
+    write_approvers(tmp_path / "policy" / "approvers.yaml", [key])
+    return key
+
+
+def approve(state_dir: Path, approval_id: str, who: ApproverKey) -> int:
+    """The human step: alice signs the approval with her own key."""
+    return cli_approve(state_dir, state_dir.parent / "policy" / "approvers.yaml", approval_id, who.key)
 
 
 @pytest.fixture
@@ -40,7 +55,7 @@ async def make_rollback_app(state_dir: Path, kube_api: KubeApiServer) -> AsyncIt
 
     def make(**overrides: Any) -> App:
         settings = rollback_settings(state_dir, kube_api, **overrides)
-        approvals = Approvals.for_state_dir(settings.state_dir)
+        approvals = Approvals.from_settings(settings)
         app = build_app(settings, ["rollback"], approvals=approvals)
         built.append((app, approvals))
         return app

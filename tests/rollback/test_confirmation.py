@@ -95,7 +95,7 @@ async def test_confirmation_is_never_a_production_approval(
         result = await client.call_tool("rollback_deployment", args)
         assert result.is_error and (result.meta or {})["opsgate/outcome"] == "pending_approval"
         assert clicker.asked == []  # production: not even asked, a click cannot count
-        # a confirmation bound to this exact production call is still refused by the policy
+        # a confirmation row bound to this exact production call, presented as an approval, is refused
         hook = rollback_app.gate.approvals
         assert isinstance(hook, Approvals)
         store = hook.store
@@ -110,9 +110,18 @@ async def test_confirmation_is_never_a_production_approval(
             call_id="call_x",
             reasons=[],
             approvers=[],
+            plan=pending.plan,
         )
-        store._decide(forged, "granted", "client-confirmation:test", [], "clicked")
+        store.decide(
+            forged.id,
+            status="granted",
+            by="client-confirmation:test",
+            roles=[],
+            channel="confirmation",
+            proof=None,
+            note="clicked",
+        )
         refused = await client.call_tool("rollback_deployment", {**args, "approval_id": forged.id})
     assert refused.is_error
-    assert "confirmation does not approve a production write" in text(refused)
+    assert "confirmation counts only inside the call that asked for it" in text(refused)
     assert _image(kube_api, "shop").endswith(":v7")

@@ -12,16 +12,12 @@ from mcp import Client
 from opsgate import cli
 from opsgate.sandbox.kube_api import DEPLOYMENTS, KubeApiServer
 from opsgate.server import App
+from tests.support.approvers import ApproverKey
 
-from .conftest import MakeApp, text
+from .conftest import MakeApp, approve, text
 
 IMAGE = "registry.example.com/shop/checkout:v{}"
 REF = {"namespace": "shop", "deployment": "checkout"}
-
-
-def approve(state_dir: Path, approval_id: str) -> int:
-    argv = ["approvals", "approve", approval_id, "--as", "alice", "--role", "sre", "--state-dir", str(state_dir)]
-    return cli.main(argv)
 
 
 def running_image(kube_api: KubeApiServer) -> str:
@@ -30,7 +26,12 @@ def running_image(kube_api: KubeApiServer) -> str:
 
 
 async def test_history_dry_run_approval_apply_and_budget(
-    rollback_app: App, wire_mode: str, state_dir: Path, kube_api: KubeApiServer, capsys: pytest.CaptureFixture[str]
+    rollback_app: App,
+    wire_mode: str,
+    state_dir: Path,
+    kube_api: KubeApiServer,
+    alice: ApproverKey,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     seen: list[tuple[float, float | None, str | None]] = []
 
@@ -62,7 +63,7 @@ async def test_history_dry_run_approval_apply_and_budget(
         assert approval_id in text(pending) and "opsgate approvals approve" in text(pending)
         assert running_image(kube_api) == IMAGE.format(7)
 
-        assert approve(state_dir, approval_id) == 0
+        assert approve(state_dir, approval_id, alice) == 0
         done = await client.call_tool(
             "rollback_deployment", {**real, "approval_id": approval_id}, progress_callback=on_progress
         )

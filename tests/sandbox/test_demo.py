@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opsgate.approvals import ApprovalStore
+from opsgate.approvals import SqliteApprovalStore
 from opsgate.audit import AuditLog
 
 BAD_REVISION, GOOD_REVISION = 8, 7  # scenarios/checkout-bad-deploy.yaml
@@ -58,10 +58,11 @@ def test_opsgate_demo_ends_recovered_and_leaves_a_verifiable_audit_trail(tmp_pat
     ]
     applied = rollbacks[-1]
     assert applied["approval"]["granted_by"] == "alice" and applied["approval"]["roles"] == ["sre"]
+    assert applied["approval"]["channel"] == "ssh-signature"
     assert applied["caller"]["subject"] == "agent@opsgate-demo"
     assert applied["facts"]["from_revision"] == BAD_REVISION and applied["facts"]["to_revision"] == GOOD_REVISION
     assert all(r["outcome"] in ("ok", "pending_approval", "started") for r in records)
-    store = ApprovalStore(state)
+    store = SqliteApprovalStore(state)
     (approval,) = store.find(status="used")
     assert approval.decided_by == "alice" and approval.requester == "agent@opsgate-demo"
     store.close()

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from opsgate.config import ConfigError, load_section
+from opsgate.config import ConfigError, Settings, load_section
 from opsgate.durations import parse_duration
 from opsgate.logs.backends.azure import AzureSettings
 from opsgate.logs.backends.files import FilesSettings
@@ -50,3 +50,8 @@ def load(section: dict[str, Any]) -> LogsSettings:
     if parsed.now is None and parsed.backend == "files" and "sources" not in section.get("files", {}):
         parsed = parsed.model_copy(update={"now": EXAMPLES_NOW})
     return parsed
+
+
+def validate(settings: Settings) -> LogsSettings:
+    """The `[logs]` section parsed; ConfigError names a bad key."""
+    return load(settings.logs)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsgate.config import Settings, load_section
 from opsgate.metrics.backends.azure import AzureSettings
 from opsgate.metrics.backends.prometheus import PrometheusSettings
 
@@ -26,3 +27,8 @@ class MetricsSettings(BaseModel):
     max_series: int = Field(default=2000, ge=1, description="Series a backend answer may hold before it is refused")
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
+
+
+def validate(settings: Settings) -> MetricsSettings:
+    """The `[metrics]` section parsed; ConfigError names a bad key."""
+    return load_section("metrics", settings.metrics, MetricsSettings)

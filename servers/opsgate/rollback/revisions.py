@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -194,12 +195,25 @@ class RollbackPlan:
     diff: TemplateDiff
     patch: list[JsonObject]
     resource_version: str
+    uid: str = ""
+    template_before: str = ""
+    template_after: str = ""
 
     def facts(self) -> dict[str, Any]:
-        """What the policy sees before deciding."""
+        """What the policy sees before deciding, and what an approval binds to (the plan the human saw).
+
+        The pod templates (before and after, as digests) cover every image and configuration change;
+        the uid catches a Deployment deleted and recreated under the same name. The resourceVersion
+        is deliberately not part of it: it moves on every status write (a pod becoming ready), which
+        would void approvals during the very incident they are for; the patch still carries it, so a
+        Deployment changed between this plan and the write answers 409.
+        """
         return {
             "from_revision": self.from_revision,
             "to_revision": self.target.number,
+            "deployment_uid": self.uid,
+            "template_before": self.template_before,
+            "template_after": self.template_after,
             "noop": self.noop,
             "images_before": sorted(self.diff.images_before.values()),
             "images_after": sorted(self.diff.images_after.values()),
@@ -241,7 +255,15 @@ def plan_rollback(deployment: JsonObject, replica_sets: list[JsonObject], to_rev
         diff=template_diff(current_template, target.template),
         patch=patch,
         resource_version=str(meta.get("resourceVersion", "")),
+        uid=str(meta.get("uid", "")),
+        template_before=_template_digest(current_template),
+        template_after=_template_digest(target.template),
     )
+
+
+def _template_digest(template: JsonObject) -> str:
+    body = json.dumps(template, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
 # -- rollout status (kubectl rollout status) -------------------------------------------------------

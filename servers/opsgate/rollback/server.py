@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import kubernetes.client
 import kubernetes.config
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
@@ -47,23 +45,7 @@ from opsgate.rollback.revisions import (
     revision_of,
     rollout_state,
 )
-
-
-class RollbackSettings(BaseModel):
-    """`[rollback]`: which cluster, and how long a rollback waits for its rollout."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    backend: Literal["auto", "kubernetes"] = Field(
-        default="auto", description="auto and kubernetes: the cluster of api_url, kubeconfig or in_cluster"
-    )
-    api_url: str | None = Field(default=None, description="API server URL (no credentials; e.g. the loopback API)")
-    kubeconfig: Path | None = None
-    context: str | None = None
-    in_cluster: bool = False
-    request_timeout_s: float = Field(default=8.0, gt=0, le=60)
-    wait_s: float = Field(default=30.0, ge=0, le=90, description="Longest wait for a rollout inside one call")
-    poll_s: float = Field(default=0.5, gt=0, le=10)
+from opsgate.rollback.settings import RollbackSettings as RollbackSettings
 
 
 def _parse_time(value: Any) -> datetime | None:

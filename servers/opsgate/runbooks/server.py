@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from opsgate.config import REPO_ROOT, Settings, load_section
+from opsgate.config import Settings, load_section
 from opsgate.contracts import Capability, Contract, ResourceEntry, ResourceProvider, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.runbooks.contracts import (
@@ -19,17 +16,12 @@ from opsgate.runbooks.contracts import (
     SearchInput,
     SearchOutput,
 )
+from opsgate.runbooks.settings import RunbookSettings as RunbookSettings
 from opsgate.runbooks.store import Runbook, RunbookStore, anchor
 
 URI_SCHEME = "runbooks"
 EXCERPT_CHARS = 400
 MIME_TYPE = "text/markdown"
-
-
-class RunbookSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dir: Path = REPO_ROOT / "examples" / "runbooks"
 
 
 def _uri(runbook_id: str) -> str:

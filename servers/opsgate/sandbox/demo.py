@@ -4,7 +4,8 @@ It starts the sandbox world (the loopback Kubernetes API with namespace `shop`, 
 a bad revision), writes a demo config to a temporary state dir, starts the opsgate server as a stdio
 subprocess and drives a scripted agent through the official MCP client: search the runbook, find the
 anomaly, correlate it with the recent rollout, read the error patterns, dry-run the rollback, hit the
-approval, have a human approve it (a different identity, role sre, through `opsgate approvals`),
+approval, have a human approve it (a different identity, role sre, signing with their own key through
+`opsgate approvals`),
 roll back, watch the rollout and the metrics recover. Each call is printed with the policy decision
 (read back from the audit trail) and its outcome, and the audit trail is left to inspect.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +29,7 @@ from mcp.shared.dispatcher import ProgressFnT as ProgressFn
 from mcp_types import CallToolResult, TextContent
 
 from opsgate.audit import AuditLog
+from opsgate.sandbox.approver import APPROVERS_FILE, write_sandbox_approver
 from opsgate.sandbox.world import Incident, SandboxWorld
 
 AGENT = "agent@opsgate-demo"
@@ -160,22 +163,14 @@ class DemoFailed(Exception):
 
 
 def _approve(state_dir: Path, approval_id: str, narrator: Narrator) -> None:
-    """The human step: a person with role sre runs `opsgate approvals approve`, as another identity."""
-    command = [
-        "opsgate",
-        "approvals",
-        "approve",
-        approval_id,
-        "--as",
-        HUMAN,
-        "--role",
-        HUMAN_ROLE,
-        "--note",
-        "checked the diff: v8 -> v7",
-        "--state-dir",
-        str(state_dir),
-    ]
-    narrator.human(" ".join(command[:8]) + " --note '...' --state-dir " + str(state_dir))
+    """The human step: a person with role sre signs the approval with their own SSH key."""
+    key = state_dir / "human" / "id_ed25519"
+    command = ["opsgate", "approvals", "approve", approval_id, "--key", str(key)]
+    if shutil.which("ssh-keygen") is None:
+        command.append("--in-process")  # no OpenSSH client here: the same SSHSIG, signed in process
+    command += ["--note", "checked the plan: v8 -> v7", "--state-dir", str(state_dir)]
+    command += ["--approvers", str(state_dir / APPROVERS_FILE)]
+    narrator.human(" ".join(command[:6]) + " --note '...'")
     done = subprocess.run(
         [sys.executable, "-m", "opsgate", *command[1:]], capture_output=True, text=True, timeout=60, check=False
     )
@@ -210,6 +205,7 @@ async def run_demo(out: TextIO = sys.stdout, *, state_dir: Path | None = None, c
         kubeconfig = world.write_kubeconfig(state / "kubeconfig")
         config = state / "opsgate.toml"
         config.write_text(demo_config(state, world, kubeconfig))
+        write_sandbox_approver(state, HUMAN, HUMAN_ROLE)
         ago = (datetime.now(UTC) - inc.deployed_at).total_seconds() / 60
         n.section(1, "The sandbox")
         n.say(f"Kubernetes API (loopback emulation) at {world.api_url}: namespace {inc.namespace}")

@@ -33,6 +33,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     import sys
 
     from opsgate.config import default_state_dir, load_settings
+    from opsgate.sandbox.approver import write_sandbox_approver
     from opsgate.sandbox.scenario import ScenarioError
     from opsgate.sandbox.world import SandboxWorld
     from opsgate.server import build_app
@@ -48,12 +49,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         kubeconfig = world.write_kubeconfig(state / "kubeconfig")
         config = state / "opsgate.toml"
         config.write_text(world.config_toml(state, kubeconfig))
+        key = write_sandbox_approver(state)
         scenario = world.scenario
         # stderr: a stdio client shows it in its server log; stdout carries the protocol.
         print(
             f"opsgate sandbox: scenario {scenario.id} ({scenario.title}); alert {scenario.alert.name} is firing in "
             f"namespace {scenario.alert.namespace}; approve pending writes with: "
-            f"opsgate approvals approve ID --as NAME --role sre --state-dir {state}",
+            f"opsgate approvals approve ID --key {key} --state-dir {state} --approvers {state / 'approvers.yaml'} "
+            "(a throwaway sandbox approver key: an agent running as this user could read it too)",
             file=sys.stderr,
         )
         app = build_app(load_settings(config), ["all"])

@@ -426,6 +426,9 @@ class SandboxWorld:
 state_dir = "{state_dir}"
 autonomy = "approved"
 
+[approvals]
+approvers_file = "{state_dir / "approvers.yaml"}"
+
 [runbooks]
 dir = "{runbooks or REPO_ROOT / "examples" / "runbooks"}"
 

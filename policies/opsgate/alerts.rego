@@ -40,7 +40,7 @@ _env_name := "production" if {
 	is_string(environment)
 } else := "this environment"
 
-write_denials contains deny(62, "alerts.silence.too_long", _too_long_reason, sprintf("use a duration of at most %v minutes", [_max_minutes])) if {
+write_denials contains deny(62, "alerts.silence.too_long", _too_long_reason, sprintf("use a duration of at most %v", [_max_minutes])) if {
 	_is_silence
 	not _silence_within_limit
 }

@@ -20,7 +20,7 @@ test_silence_dry_run_is_allowed if {
 }
 
 test_silence_outside_production_accepts_a_confirmation if {
-	doc := object.union(silence_input("staging", false, 3600, false), {"approval": {"id": "apr_00000000000000000001", "kind": "confirmation", "granted_by": "client", "roles": []}})
+	doc := object.union(silence_input("staging", false, 3600, false), {"approval": {"id": "apr_00000000000000000001", "kind": "confirmation", "channel": "confirmation", "granted_by": "client", "roles": []}})
 	d := data.opsgate.decision with input as doc
 	d.allow == true
 }

@@ -152,21 +152,51 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"FAIL: {exc}")
         return 1
     print(f"policy: {app.gate.engine.name} revision {app.gate.engine.revision}")
+    report = app.gate.audit.verify()
+    probed = asyncio.run(_probe_backends(app))
     for capability in app.capabilities:
         tools = ", ".join(c.name for c in capability.contracts)
         print(f"capability {capability.name}: {tools}")
-        check = getattr(capability, "check", None)
-        if callable(check):
-            for line in check():
-                print(f"  {line}")
+        for backend, (reachable, detail) in probed[capability.name].items():
+            print(f"  backend {backend}: {'ok' if reachable else 'FAIL'} ({detail})")
+            ok = ok and reachable
+        if not capability.probes:
+            print("  backend: not probed (this capability declares no probe)")
     approver_lines, approvers_ok = approvals_cli.check_lines(settings)
     print("\n".join(approver_lines))
     ok = ok and approvers_ok
-    report = app.gate.audit.verify()
     print(f"audit: {report.records} records, chain {'intact' if report.ok else 'BROKEN'}")
     ok = ok and report.ok
-    asyncio.run(app.aclose())
     return 0 if ok else 1
+
+
+PROBE_TIMEOUT_S = 15.0
+
+
+async def _probe_backends(app: Any) -> dict[str, dict[str, tuple[bool, str]]]:
+    """Each capability's backends, each with one cheap real request; then the app is closed."""
+    from opsgate.contracts import BackendUnavailable, ToolError
+
+    results: dict[str, dict[str, tuple[bool, str]]] = {}
+    try:
+        for capability in app.capabilities:
+            results[capability.name] = {}
+            for backend, probe in capability.probes.items():
+                try:
+                    async with asyncio.timeout(PROBE_TIMEOUT_S):
+                        detail = await probe()
+                    results[capability.name][backend] = (True, detail)
+                except BackendUnavailable as exc:
+                    results[capability.name][backend] = (False, f"unreachable: {exc}")
+                except ToolError as exc:
+                    results[capability.name][backend] = (True, f"answered: {exc}")
+                except TimeoutError:
+                    results[capability.name][backend] = (False, f"no answer within {PROBE_TIMEOUT_S:g}s")
+                except Exception as exc:
+                    results[capability.name][backend] = (False, f"{type(exc).__name__}: {exc}")
+    finally:
+        await app.aclose()
+    return results
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -227,6 +227,9 @@ class Capability:
     contracts: list[Contract[Any, Any]]
     resources: ResourceProvider | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # backend name -> a cheap real request to it (`opsgate check`): returns what it saw; raises
+    # BackendUnavailable (or anything but ToolError) when the backend cannot be used
+    probes: dict[str, Callable[[], Awaitable[str]]] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         for close in self.closers:

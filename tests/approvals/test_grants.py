@@ -369,3 +369,16 @@ async def test_cli_refuses_a_key_that_is_not_an_approvers(
     assert "not an approver's key" in capsys.readouterr().err
     result = await _call(app, {**ARGS, "approval_id": approval_id})
     assert result.is_error and "still pending" in text(result)
+
+
+def test_approval_channels_in_policy_data_are_validated() -> None:
+    from opsgate.policy.data_schema import validate_policy_data
+    from opsgate.policy.decision import PolicyError
+
+    data = json.loads((Path(__file__).resolve().parents[2] / "policies" / "data.json").read_text())
+    config = data["opsgate_config"]
+    config["approval_channels"] = {"production": ["oidc"], "other": ["ssh-signature", "confirmation"]}
+    validate_policy_data(data, "data.json")
+    config["approval_channels"] = {"production": ["hmac"], "other": []}
+    with pytest.raises(PolicyError, match=r"approval_channels\.production"):
+        validate_policy_data(data, "data.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from opsgate.config import ConfigError, Settings
@@ -10,6 +11,7 @@ from opsgate.durations import parse_duration
 from opsgate.gate import CallContext
 from opsgate.logs.backends import LogBackend
 from opsgate.logs.contracts import LogFilter, PatternsInput, PatternsOutput, QueryInput, QueryOutput
+from opsgate.logs.query import LogQuery
 from opsgate.logs.service import LogsService
 from opsgate.logs.settings import LogsSettings, load
 
@@ -120,7 +122,15 @@ def capability(config: LogsSettings, backend: LogBackend) -> Capability:
             timeout_s=timeout,
         ),
     ]
-    return Capability(name="logs", contracts=contracts, closers=[backend.aclose])
+
+    async def probe() -> str:
+        """One tiny query through the backend's own read path: the last hour, one line."""
+        end = time.time_ns() if config.now is None else int(config.now.timestamp()) * 1_000_000_000
+        window = LogQuery(start_ns=end - 3600 * 1_000_000_000, end_ns=end)
+        fetched = await backend.fetch(window, 1, time.monotonic() + config.timeout_s)
+        return f"answered a query ({len(fetched.records)} line(s) from the last hour)"
+
+    return Capability(name="logs", contracts=contracts, closers=[backend.aclose], probes={backend.name: probe})
 
 
 def build(settings: Settings) -> Capability:

@@ -16,7 +16,7 @@ import anyio
 import numpy as np
 
 from opsgate.config import Settings, load_section
-from opsgate.contracts import Capability, Contract, Target, ToolError
+from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.metrics import analysis
 from opsgate.metrics.backends.base import MetricsBackend, Series
@@ -33,7 +33,7 @@ from opsgate.metrics.contracts import (
 )
 from opsgate.metrics.downsample import METHOD, minmax_downsample
 from opsgate.metrics.selection import Selection, matchers_from, series_name
-from opsgate.metrics.settings import MetricsSettings
+from opsgate.metrics.settings import KEY_METRICS, MetricsSettings
 from opsgate.metrics.timewindow import format_duration, iso, parse_duration, unix
 
 DEFAULT_SINCE_S = 3600.0
@@ -352,4 +352,15 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
             timeout_s=30,
         ),
     ]
-    return Capability(name="metrics", contracts=contracts, closers=[backend.aclose])
+
+    async def probe() -> str:
+        """One instant query through the backend's own read path (an unknown metric still proves it answers)."""
+        try:
+            found = await backend.query_instant(Selection(KEY_METRICS[0]), clock())
+        except BackendUnavailable:
+            raise
+        except ToolError as exc:
+            return f"answered ({exc})"
+        return f"answered an instant query ({len(found)} series of {KEY_METRICS[0]})"
+
+    return Capability(name="metrics", contracts=contracts, closers=[backend.aclose], probes={backend.name: probe})

@@ -94,6 +94,17 @@ class SilenceLimits(_Strict):
     default: int = Field(default=14400, ge=60)
 
 
+class ApprovalChannels(_Strict):
+    """Which approval channels (`input.approval.channel`, verified by the server) count where.
+
+    Without it the policy's defaults apply: production `ssh-signature` and `oidc`; elsewhere also
+    `confirmation` (a form accept in the client).
+    """
+
+    production: list[Literal["ssh-signature", "oidc", "confirmation"]]
+    other: list[Literal["ssh-signature", "oidc", "confirmation"]]
+
+
 class OpsgateConfig(_Strict):
     """`data.opsgate_config`: everything the shipped Rego rules read from data."""
 
@@ -108,6 +119,7 @@ class OpsgateConfig(_Strict):
     redact_patterns: list[Name] = Field(default_factory=list)
     budgets: dict[Name, Budget] = Field(json_schema_extra={"required": ["default"]})
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    approval_channels: ApprovalChannels | None = None
     alert_silence_max_s: SilenceLimits = Field(default_factory=lambda: SilenceLimits())
 
     @model_validator(mode="after")

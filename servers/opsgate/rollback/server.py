@@ -434,5 +434,17 @@ def build(settings: Settings) -> Capability:
             timeout_s=config.wait_s + config.request_timeout_s * 5 + 5,
         ),
     ]
-    capability = Capability(name="rollback", contracts=contracts, closers=closers)
+
+    async def probe() -> str:
+        """One list request to the cluster through the backend's own path (403 still proves it answers)."""
+        namespace = next(iter(settings.environments), "default")
+        try:
+            found = await backend.list_deployments(namespace)
+        except BackendUnavailable:
+            raise
+        except ToolError as exc:
+            return f"answered ({exc})"
+        return f"answered: {len(found)} Deployment(s) in namespace {namespace}"
+
+    capability = Capability(name="rollback", contracts=contracts, closers=closers, probes={backend.name: probe})
     return capability

@@ -155,4 +155,11 @@ def build(settings: Settings) -> Capability:
             timeout_s=10,
         ),
     ]
-    return Capability(name="runbooks", contracts=contracts, resources=RunbookResources(store))
+
+    async def probe() -> str:
+        """The folder is read again: how many runbooks load, and what was skipped."""
+        fresh = RunbookStore(config.dir)
+        skipped = f"; skipped: {'; '.join(fresh.problems)}" if fresh.problems else ""
+        return f"{len(fresh.runbooks)} runbook(s) in {fresh.root}{skipped}"
+
+    return Capability(name="runbooks", contracts=contracts, resources=RunbookResources(store), probes={"folder": probe})

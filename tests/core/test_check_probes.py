@@ -1,0 +1,34 @@
+"""`opsgate check` makes one cheap real request to every configured backend and reports each."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from opsgate.cli import main
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_check_probes_each_backend_and_fails_on_an_unreachable_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSGATE_STATE_DIR", str(tmp_path / "state"))
+    config = tmp_path / "opsgate.toml"
+    config.write_text(
+        f'[metrics]\nbackend = "prometheus"\n[metrics.prometheus]\nurl = "http://127.0.0.1:{_closed_port()}"\n'
+    )
+    assert main(["--config", str(config), "check", "runbooks", "logs", "metrics"]) == 1
+    out = capsys.readouterr().out
+    assert "backend folder: ok (5 runbook(s)" in out
+    assert "backend files: ok (answered a query" in out
+    assert "backend prometheus: FAIL (unreachable: " in out
+
+    assert main(["--config", str(config), "check", "runbooks", "logs"]) == 0
+    assert "FAIL" not in capsys.readouterr().out

@@ -50,8 +50,11 @@ READ_TOOLS = (
     "rollout_history",
     "rollout_status",
     "changes_recent",
+    "workload_status",
+    "k8s_events",
+    "alerts_list",
 )
-WRITE_TOOLS = ("rollback_deployment",)
+WRITE_TOOLS = ("rollback_deployment", "alert_silence")
 AUTH_MODES = ("key", "entra", "oauth")
 
 

@@ -4,7 +4,8 @@
 
 Prints median and p99 of:
 - an in-process MCP call of a trivial tool on a bare SDK `MCPServer` (no gate),
-- the same trivial tool through opsgate's gate (validate, decide, limit, execute, shape, audit),
+- the same trivial tool through opsgate's gate (validate, decide, limit, execute, shape, audit), the
+  two timed call by call in turn so that machine load falls on both alike (goal: at most +120 µs),
 - the gate alone (`Gate.call_tool`, no MCP framing) and the bare handler, to isolate the gate,
 - one policy decision on the embedded engine,
 - one audit append, normal and durable (a write call's record is fsynced before its result returns).
@@ -50,6 +51,26 @@ async def _time(fn: Callable[[], Awaitable[object]], n: int) -> list[float]:
     return out
 
 
+async def _time_pair(
+    first: Callable[[], Awaitable[object]], second: Callable[[], Awaitable[object]], n: int
+) -> tuple[list[float], list[float]]:
+    """Both timed call by call in turn, so machine load falls on both alike."""
+    for _ in range(min(200, n)):
+        await first()
+        await second()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await first()
+        t1 = time.perf_counter()
+        await second()
+        t2 = time.perf_counter()
+        a.append(t1 - t0)
+        b.append(t2 - t1)
+    return a, b
+
+
 def _row(name: str, samples: list[float], base: float | None = None) -> float:
     med, p99 = _stats(samples)
     extra = f"  (+{med - base:7.1f} µs over bare)" if base is not None else ""
@@ -65,7 +86,7 @@ async def main(n: int) -> None:
         bare = MCPServer("bare")
 
         @bare.tool()
-        def testkit_echo(text: str = "ping") -> dict[str, str]:
+        async def testkit_echo(text: str = "ping") -> dict[str, str]:
             return {"text": text}
 
         caller = Caller(subject="bench", roles=["responder"], client="bench", authenticated=True)
@@ -75,16 +96,14 @@ async def main(n: int) -> None:
         assert not probe.is_error, probe.content
         for mode in ("2026-07-28", "legacy"):
             async with Client(bare, mode=mode) as c_bare, Client(app.server, mode=mode) as c_gate:
-                print(f"-- in-process MCP client, wire {mode}")
-                base = _row(
-                    "trivial read tool, bare SDK server (no gate)",
-                    await _time(lambda c=c_bare: c.call_tool("testkit_echo", {"text": "hi"}), n),
+                print(f"-- in-process MCP client, wire {mode} (bare and gated calls alternate)")
+                bare_samples, gated_samples = await _time_pair(
+                    lambda c=c_bare: c.call_tool("testkit_echo", {"text": "hi"}),
+                    lambda c=c_gate: c.call_tool("testkit_echo", {"text": "hi"}),
+                    n,
                 )
-                _row(
-                    "same tool through the opsgate gate",
-                    await _time(lambda c=c_gate: c.call_tool("testkit_echo", {"text": "hi"}), n),
-                    base,
-                )
+                base = _row("trivial read tool, bare SDK server (no gate)", bare_samples)
+                _row("same tool through the opsgate gate", gated_samples, base)
         print("-- the gate alone")
         args = EchoInput(text="hi")
         base = _row("bare handler", await _time(lambda: contract.handler(args, None), n))  # type: ignore[arg-type]

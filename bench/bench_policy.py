@@ -1,6 +1,9 @@
 """One policy decision on each engine: median and p99, printed with ratios to the embedded engine.
 
-    python bench/bench_policy.py [--n 2000]
+    python bench/bench_policy.py [--n 2000] [--against OTHER_POLICY_DIR]
+
+`--against` adds a row for the embedded VM over another policy folder (e.g. an older revision:
+`git archive REV policies | tar -x -C /tmp/old`) on the same inputs in the same run.
 
 Rows: the embedded engine inline on the event loop (what the gate uses); the same VM behind a dedicated
 worker thread (the alternative that was measured and not chosen); regorus's tree-walking interpreter;
@@ -53,10 +56,17 @@ def row(name: str, samples: list[float], baseline: float | None) -> float:
     return median
 
 
-async def main(n: int) -> None:
+async def main(n: int, against: Path | None) -> None:
     print(f"{n} decisions each, cycling over {len(INPUTS)} decision-table inputs")
     embedded = EmbeddedEngine(POLICY_DIR)
     base = row("embedded (regorus VM), inline on the loop", await measure(embedded.decide, n), None)
+    if against is not None:
+        other = EmbeddedEngine(against, validate_data=False)
+
+        async def other_decide(doc: dict[str, Any]) -> Any:
+            return other.evaluate(doc)
+
+        row(f"embedded VM over {against}", await measure(other_decide, n), base)
 
     worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     # The worker builds its own VM on first use (regorus objects stay on their thread).
@@ -98,4 +108,6 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
-    asyncio.run(main(parser.parse_args().n))
+    parser.add_argument("--against", type=Path, default=None, help="another policy folder, same inputs")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.against))

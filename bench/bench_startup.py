@@ -1,6 +1,6 @@
 """Start-up: how long until a stdio server answers `initialize`, opsgate beside a bare MCP SDK server.
 
-    python bench/bench_startup.py [--runs 7] [--capabilities all]
+    python bench/bench_startup.py [--runs 7] [--capabilities all] [--config opsgate.toml]
 
 Each run starts a fresh process, writes one `initialize` request to its stdin and times the answer on
 its stdout (process start, imports, building the server, the handshake). The two servers alternate,
@@ -92,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--capabilities", default="all", help="what `opsgate serve` serves")
+    parser.add_argument("--config", default=None, help="serve with this config file (default: none, the sandbox)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="opsgate-bench-startup-") as tmp:
@@ -104,6 +105,8 @@ def main() -> None:
             "OPSGATE_CONFIG": "",
         }
         env.pop("OPSGATE_CONFIG")
+        if args.config:
+            env["OPSGATE_CONFIG"] = str(Path(args.config).resolve())
         commands = {
             "bare SDK (one tool)": [sys.executable, str(bare)],
             f"opsgate serve {args.capabilities}": [sys.executable, "-m", "opsgate", "serve", args.capabilities],

@@ -11,11 +11,20 @@ package opsgate
 
 import rego.v1
 
-verdicts contains ["write.budget.target_interval", _interval_verdict] if is_write
+unevaluated contains "write.budget.target_interval" if {
+	is_write
+	not _interval_verdict
+}
 
-verdicts contains ["write.budget.target_1h", _budget_verdict("target_1h")] if is_write
+unevaluated contains "write.budget.target_1h" if {
+	is_write
+	not _target_1h_verdict
+}
 
-verdicts contains ["write.budget.global_1m", _budget_verdict("global_1m")] if is_write
+unevaluated contains "write.budget.global_1m" if {
+	is_write
+	not _global_1m_verdict
+}
 
 budget := object.get(config.budgets, input.tool, config.budgets["default"])
 
@@ -33,6 +42,10 @@ write_budget := b if {
 		"global_1m": budget.global_1m,
 	}
 } else := null
+
+_target_1h_verdict := _budget_verdict("target_1h")
+
+_global_1m_verdict := _budget_verdict("global_1m")
 
 _budget_verdict(key) := "pass" if {
 	dry_run
@@ -63,13 +76,13 @@ _interval_verdict := "pass" if {
 }
 
 real_write_denials contains deny(59, "write.budget.target_interval", sprintf("%v ran on this target %v s ago; the budget allows one every %v s", [input.tool, round(recent.target_last_s), budget.target_interval_s]), sprintf("wait %v s, or escalate to a human", [ceil(budget.target_interval_s - recent.target_last_s)])) if {
-	verdict["write.budget.target_interval"] == "deny"
+	_interval_verdict == "deny"
 }
 
 real_write_denials contains deny(60, "write.budget.target_1h", sprintf("%v already ran %v times on this target in the last hour (budget %v)", [input.tool, recent.target_1h, budget.target_1h]), "escalate to a human; the budget resets within the hour") if {
-	verdict["write.budget.target_1h"] == "deny"
+	_target_1h_verdict == "deny"
 }
 
 real_write_denials contains deny(61, "write.budget.global_1m", sprintf("%v ran %v times in the last minute across all targets (budget %v)", [input.tool, recent.global_1m, budget.global_1m]), "wait a minute before the next change") if {
-	verdict["write.budget.global_1m"] == "deny"
+	_global_1m_verdict == "deny"
 }

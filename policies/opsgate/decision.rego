@@ -4,9 +4,9 @@
 # Any denial wins over every grant; with neither, the default deny applies. Priorities are distinct per
 # rule so the winning rule is the same on every engine.
 #
-# Fail closed on the policy's own errors. Every denial check that applies to a call (`checks`) must
-# reach a verdict, "deny" or "pass", from facts it could compute. A check whose body errors or meets
-# input or data it cannot read has no verdict: allow then is impossible, and the call is denied with
+# Fail closed on the policy's own errors. Every denial check that applies to a call must reach a
+# verdict, "deny" or "pass", from facts it could compute. A check whose body errors or meets input or
+# data it cannot read has no verdict: allow then is impossible, and the call is denied with
 # `policy.check_failed` naming the check. A grant needs every applicable check to have passed.
 package opsgate
 
@@ -25,18 +25,18 @@ grants := read_grants if is_read
 else := write_grants | approval_grants if is_write
 else := set()
 
-# The denial checks that apply to this call; each rule file names its own.
-checks := caller_checks | _scope_checks
+# Each denial check is a complete rule `_<check>_verdict`: "pass" or "deny", computed from facts, or
+# undefined when its body errored or met input or data it cannot read. A check that applies to the
+# call and has no verdict is named in `unevaluated` and denies as policy.check_failed; a grant needs
+# positive evidence that every check that applies passed (`_checks_passed`). Checks never pass on
+# `not <fact>`.
+unevaluated contains "caller.unauthenticated" if {
+	not _authenticated_verdict
+}
 
-_scope_checks := read_checks if is_read
-else := write_checks if is_write
-else := set()
-
-caller_checks := {"caller.unauthenticated", "autonomy.unknown"}
-
-verdicts contains ["caller.unauthenticated", _authenticated_verdict]
-
-verdicts contains ["autonomy.unknown", _autonomy_verdict]
+unevaluated contains "autonomy.unknown" if {
+	not _autonomy_verdict
+}
 
 _authenticated_verdict := "pass" if authenticated
 else := "deny"
@@ -44,28 +44,37 @@ else := "deny"
 _autonomy_verdict := "pass" if autonomy in known_autonomy
 else := "deny"
 
-# Each check's verdict by name (a check with two different verdicts makes the evaluation fail: deny).
-verdict := {name: v | some [name, v] in verdicts}
-
-_denied_rules := {d.rule | some d in _rule_denials}
-
-# A check without a verdict (its body errored or was undefined).
 check_failures contains deny(5, "policy.check_failed", sprintf("policy check %v could not be evaluated (malformed input or policy data); denied to fail closed", [name]), "report this to the policy owners; `opsgate check` validates the policy data") if {
-	some name in checks
-	not verdict[name]
+	some name in unevaluated
 }
 
-# A check that said deny but whose denial could not be built (its reason errored).
-check_failures contains deny(6, "policy.check_failed", sprintf("policy check %v denied but its reason could not be built; denied to fail closed", [name]), "report this to the policy owners") if {
-	some name in checks
-	verdict[name] == "deny"
-	not name in _denied_rules
+# Checks that did not all pass while no denial says why (a check said deny but its reason could not be
+# built): deny all the same.
+check_failures contains deny(6, "policy.check_failed", "a policy check denied this call but its reason could not be built; denied to fail closed", "report this to the policy owners") if {
+	_known_scope
+	not _checks_passed
+	count(_rule_denials) == 0
+	count(unevaluated) == 0
 }
+
+_known_scope if is_read
+
+_known_scope if is_write
 
 _checks_passed if {
-	every name in checks {
-		verdict[name] == "pass"
-	}
+	_authenticated_verdict == "pass"
+	_autonomy_verdict == "pass"
+	_scope_checks_passed
+}
+
+_scope_checks_passed if {
+	is_read
+	read_checks_passed
+}
+
+_scope_checks_passed if {
+	is_write
+	write_checks_passed
 }
 
 _denials_sorted := sort([[d.priority, d.rule, d.reason, d.alternative, d.require_approval, d.approvers, d.approvals_needed] | some d in denials])
@@ -137,9 +146,16 @@ grant(priority, rule, reason, dry_run_only) := {
 }
 
 caller_denials contains deny(10, "caller.unauthenticated", "the caller is not authenticated; every tool needs an authenticated caller", "authenticate to the opsgate server (a bearer token on HTTP, or run it over stdio)") if {
-	verdict["caller.unauthenticated"] == "deny"
+	_authenticated_verdict == "deny"
 }
 
-caller_denials contains deny(20, "autonomy.unknown", sprintf("autonomy level %q is not one of read-only, advised, approved, autonomous", [autonomy]), "fix context.autonomy in the opsgate configuration") if {
-	verdict["autonomy.unknown"] == "deny"
+caller_denials contains deny(20, "autonomy.unknown", reason, "fix context.autonomy in the opsgate configuration") if {
+	_autonomy_verdict == "deny"
+	reason := _autonomy_reason
 }
+
+# Reasons are built in rule bodies from values known to be defined (an undefined value in a rule head
+# breaks the whole decision on regorus's VM).
+_autonomy_reason := sprintf("autonomy level %q is not one of read-only, advised, approved, autonomous", [autonomy]) if {
+	is_string(autonomy)
+} else := "the autonomy level is missing or not a string; it must be one of read-only, advised, approved, autonomous"

@@ -5,7 +5,7 @@ import rego.v1
 
 now := "2026-11-23T05:00:00Z"
 
-caller := {"subject": "agent@claude-code", "roles": ["responder"], "client": "claude-code", "authenticated": true}
+caller := {"subject": "agent@claude-code", "roles": ["responder"], "client": "claude-code", "authenticated": true, "auth": "local", "scopes": []}
 
 read_input := {
 	"tool": "logs_query", "capability": "logs", "scope": "read", "risk": "low",

@@ -7,7 +7,10 @@ package opsgate
 
 import rego.v1
 
-verdicts contains ["write.freeze", _freeze_verdict] if is_write
+unevaluated contains "write.freeze" if {
+	is_write
+	not _freeze_verdict
+}
 
 freeze_windows := windows if {
 	windows := object.get(config, "freeze_windows", [])
@@ -19,24 +22,28 @@ _window_applies(w) if {
 	env in {environment, "*"}
 }
 
-# "active", "inactive", or undefined when the window cannot be evaluated.
-_window_state(w) := "active" if {
+# Each window with its state, "active" or "inactive"; a window that cannot be evaluated has no state.
+# Its times are parsed once per decision.
+_window_states := [[w, state] |
+	some w in freeze_windows
+	state := _window_state(w, parse_time_ns(w.start), parse_time_ns(w.end))
+]
+
+_window_state(w, start, end) := "active" if {
 	_window_applies(w)
-	parse_time_ns(w.start) <= now_ns
-	now_ns < parse_time_ns(w.end)
+	start <= now_ns
+	now_ns < end
 } else := "inactive" if {
 	is_string(environment)
-	is_number(parse_time_ns(w.start))
-	is_number(parse_time_ns(w.end))
+	is_number(start)
+	is_number(end)
 	is_number(now_ns)
 	is_array(w.environments)
 }
 
-_freeze_states := [s | some w in freeze_windows; s := _window_state(w)]
-
 active_freezes contains w if {
-	some w in freeze_windows
-	_window_state(w) == "active"
+	some [w, state] in _window_states
+	state == "active"
 }
 
 _freeze_verdict := "pass" if {
@@ -44,13 +51,14 @@ _freeze_verdict := "pass" if {
 } else := "deny" if {
 	count(active_freezes) > 0
 } else := "pass" if {
-	count(_freeze_states) == count(freeze_windows)
-	every s in _freeze_states {
-		s == "inactive"
+	count(_window_states) == count(freeze_windows)
+	every pair in _window_states {
+		pair[1] == "inactive"
 	}
 }
 
-real_write_denials contains deny(55, "write.freeze", sprintf("%v is in a change freeze until %v: %v", [environment, w.end, w.reason]), "call again with dry_run=true, or wait until the freeze ends") if {
-	verdict["write.freeze"] == "deny"
+real_write_denials contains deny(55, "write.freeze", reason, "call again with dry_run=true, or wait until the freeze ends") if {
+	_freeze_verdict == "deny"
 	some w in active_freezes
+	reason := sprintf("%v is in a change freeze until %v: %v", [environment, w.end, w.reason])
 }

@@ -3,11 +3,21 @@ package opsgate
 
 import rego.v1
 
-read_checks := {"read.raw_query.role_required", "read.point_budget_exceeded"}
+# Positive evidence for a grant: every read check passed.
+read_checks_passed if {
+	_raw_query_verdict == "pass"
+	_points_verdict == "pass"
+}
 
-verdicts contains ["read.raw_query.role_required", _raw_query_verdict] if is_read
+unevaluated contains "read.raw_query.role_required" if {
+	is_read
+	not _raw_query_verdict
+}
 
-verdicts contains ["read.point_budget_exceeded", _points_verdict] if is_read
+unevaluated contains "read.point_budget_exceeded" if {
+	is_read
+	not _points_verdict
+}
 
 # Facts: true or false when they can be computed, undefined when not.
 
@@ -54,9 +64,9 @@ read_grants contains grant(100, "read.allowed", sprintf("%v is a read; authentic
 }
 
 read_denials contains deny(40, "read.raw_query.role_required", sprintf("raw backend queries need one of the roles %v; the caller has %v", [sort(raw_query_roles), sort(caller_roles)]), "use the typed filter fields (service, selector, severity, text) instead of raw_query") if {
-	verdict["read.raw_query.role_required"] == "deny"
+	_raw_query_verdict == "deny"
 }
 
 read_denials contains deny(41, "read.point_budget_exceeded", sprintf("the query would return about %v points, over the limit of %v", [estimated_points, config.max_points]), "narrow the window or raise the step") if {
-	verdict["read.point_budget_exceeded"] == "deny"
+	_points_verdict == "deny"
 }

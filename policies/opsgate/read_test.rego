@@ -70,3 +70,24 @@ test_point_limit_that_is_not_a_number_denies if {
 	d.allow == false
 	d.rule == "policy.check_failed"
 }
+
+# incident_triage is a read like any other: allowed to an authenticated caller, with the read obligations,
+# and denied to an unauthenticated one (issue 13).
+triage_input := object.union(read_input, {
+	"tool": "incident_triage", "capability": "triage",
+	"args": {"namespace": "shop", "since": "1h", "lookback": "6h", "limit": 5},
+	"target": {"environment": "prod", "namespace": "shop", "service": null},
+})
+
+test_incident_triage_is_an_allowed_read if {
+	d := data.opsgate.decision with input as triage_input
+	d.allow == true
+	d.rule == "read.allowed"
+	d.obligations.redact == true
+}
+
+test_incident_triage_needs_an_authenticated_caller if {
+	doc := object.union(triage_input, {"caller": object.union(caller, {"authenticated": false})})
+	d := data.opsgate.decision with input as doc
+	d.allow == false
+}

@@ -3,18 +3,31 @@ package opsgate
 
 import rego.v1
 
-write_checks := {
-	"write.read_only",
-	"write.advised.dry_run_only",
-	"write.freeze",
-	"write.budget.target_interval",
-	"write.budget.target_1h",
-	"write.budget.global_1m",
+# Positive evidence for a grant: every write check passed.
+write_checks_passed if {
+	_write_scope_verdict == "pass"
+	_read_only_verdict == "pass"
+	_advised_verdict == "pass"
+	_freeze_verdict == "pass"
+	_interval_verdict == "pass"
+	_target_1h_verdict == "pass"
+	_global_1m_verdict == "pass"
 }
 
-verdicts contains ["write.read_only", _read_only_verdict] if is_write
+unevaluated contains "write.oauth_scope_missing" if {
+	is_write
+	not _write_scope_verdict
+}
 
-verdicts contains ["write.advised.dry_run_only", _advised_verdict] if is_write
+unevaluated contains "write.read_only" if {
+	is_write
+	not _read_only_verdict
+}
+
+unevaluated contains "write.advised.dry_run_only" if {
+	is_write
+	not _advised_verdict
+}
 
 # Confirmation (a click in the client) is enough for dry runs and outside production, never for a
 # production write.
@@ -29,6 +42,34 @@ confirmation_ok if {
 }
 
 default confirmation_ok := false
+
+# OAuth scopes. A token from the OIDC issuer must carry the write scope the deployment names
+# (context.write_scope, from [http] write_scope) to call a write tool, dry runs included. API keys
+# and stdio callers carry roles, not scopes: their writes are judged by the rules below. An unknown
+# kind of caller has no verdict, so it is denied.
+write_scope := object.get(_context, "write_scope", null) if is_object(_context)
+
+caller_scopes := {s | some s in input.caller.scopes} if is_array(input.caller.scopes)
+
+_write_scope_verdict := "pass" if {
+	input.caller.auth in {"api_key", "local"}
+} else := "pass" if {
+	input.caller.auth == "oidc"
+	write_scope == null
+} else := "pass" if {
+	input.caller.auth == "oidc"
+	is_string(write_scope)
+	write_scope in caller_scopes
+} else := "deny" if {
+	input.caller.auth == "oidc"
+	is_string(write_scope)
+	is_array(input.caller.scopes)
+	not write_scope in caller_scopes
+}
+
+write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a write tool and needs the OAuth scope %v; the caller's token has %v", [input.tool, write_scope, sort(caller_scopes)]), sprintf("use the read tools, or sign in again asking for the %v scope", [write_scope])) if {
+	_write_scope_verdict == "deny"
+}
 
 _read_only_verdict := "deny" if {
 	autonomy == "read-only"
@@ -45,7 +86,7 @@ _advised_verdict := "pass" if {
 }
 
 write_denials contains deny(50, "write.read_only", sprintf("%v changes the system and autonomy is read-only", [input.tool]), "use the read tools; a human can make this change") if {
-	verdict["write.read_only"] == "deny"
+	_read_only_verdict == "deny"
 }
 
 write_denials contains d if {
@@ -54,7 +95,7 @@ write_denials contains d if {
 }
 
 real_write_denials contains deny(70, "write.advised.dry_run_only", sprintf("autonomy is advised: %v may only run as a dry run", [input.tool]), "call again with dry_run=true") if {
-	verdict["write.advised.dry_run_only"] == "deny"
+	_advised_verdict == "deny"
 }
 
 write_grants contains grant(110, "write.dry_run.allowed", sprintf("%v is a dry run; it changes nothing", [input.tool]), true) if {

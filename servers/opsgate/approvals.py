@@ -35,7 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
+from mcp_types import (
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitRequestURLParams,
+    ElicitResult,
+    InputRequiredResult,
+)
 from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
@@ -56,6 +62,7 @@ DB_FILE = "approvals.db"
 PAGE_PATH = "/approvals"
 CONFIRMATION_SUBJECT = "client-confirmation"
 CONFIRM_KEY = "opsgate_confirm"
+PAGE_KEY = "opsgate_approval_page"
 STATEMENT_HEADER = "opsgate approval statement v1"
 # First protocol revision that elicits inside `InputRequiredResult` instead of a server-to-client request.
 INPUT_REQUIRED_VERSION = "2026-07-28"
@@ -499,6 +506,37 @@ async def prove(
     raise ApprovalError(f"it has no proof of who granted it (channel {approval.channel!r}); request a new approval")
 
 
+def approve_command(
+    approval_id: str, *, state_dir: Path | None, approvers_file: Path | None, key: str | None = None
+) -> str:
+    """The `opsgate approvals approve` command line a human can run as written, from any folder.
+
+    It names the server's state dir and approvers file when they are not the defaults the CLI would
+    find without a config, and `opsgate` by its absolute path when that is not the one on PATH. The
+    signing key is the approver's own (`~/.ssh/id_ed25519`, OpenSSH's default) unless the server knows it
+    (the sandbox's throwaway approver).
+    """
+    import shlex
+    import shutil
+    import sys
+
+    from opsgate.config import Settings
+
+    program = "opsgate"
+    installed = Path(sys.executable).parent / "opsgate"
+    on_path = shutil.which("opsgate")
+    if installed.exists() and (on_path is None or Path(on_path).resolve() != installed.resolve()):
+        program = shlex.quote(str(installed))
+    # the approver's own key: the usual OpenSSH default (a human with another key names theirs)
+    words = [program, "approvals", "approve", approval_id, "--key", shlex.quote(key) if key else "~/.ssh/id_ed25519"]
+    defaults = Settings()
+    if state_dir is not None and state_dir.expanduser().resolve() != defaults.state_dir.expanduser().resolve():
+        words += ["--state-dir", shlex.quote(str(state_dir.expanduser().resolve()))]
+    if approvers_file is not None and approvers_file.resolve() != defaults.approvers_file.resolve():
+        words += ["--approvers", shlex.quote(str(approvers_file.resolve()))]
+    return " ".join(words)
+
+
 class Approvals:
     """The gate's `ApprovalHook`, backed by an `ApprovalStore`."""
 
@@ -509,8 +547,11 @@ class Approvals:
         approvers: ApproverDirectory | None = None,
         oidc: IdTokenVerifier | None = None,
         page_url: str | None = None,
+        approver_key: str | None = None,
     ) -> None:
         self.store = store
+        # the sandbox's throwaway approver key, named in the instruction; real approvers bring their own
+        self.approver_key = approver_key
         self.approvers = approvers
         self.oidc = oidc
         self.page_url = page_url
@@ -518,8 +559,9 @@ class Approvals:
         self._used: set[str] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http: bool = False) -> Approvals:
-        """The server's hook: the state dir's store, the approvers file, and the approval page's login."""
+    def from_settings(cls, settings: Settings, *, http: bool = False, store: ApprovalStore | None = None) -> Approvals:
+        """The server's hook: a store (default: SQLite in the state dir; pass a shared one for replicas),
+        the approvers file, and the approval page's login."""
         oidc = None
         page_url = None
         h = settings.http
@@ -534,7 +576,7 @@ class Approvals:
             if http:
                 page_url = (h.public_url or f"http://{h.host}:{h.port}{h.path}").removesuffix(h.path) + PAGE_PATH
         return cls(
-            SqliteApprovalStore(settings.state_dir, ttl_s=settings.approvals.ttl_s),
+            store or SqliteApprovalStore(settings.state_dir, ttl_s=settings.approvals.ttl_s),
             approvers=ApproverDirectory(settings.approvers_file),
             oidc=oidc,
             page_url=page_url,
@@ -607,7 +649,7 @@ class Approvals:
             who = " or ".join(a.approvers) or "an approver"
             raise ToolError(
                 f"it is still pending; a human with role {who} must approve it first "
-                f"(`opsgate approvals approve {a.id} --key <their SSH key>`{self._page_hint(a.id)})"
+                f"(`{self.approve_command(a.id)}`{self._page_hint(a.id)})"
             )
         if a.kind != "grant":
             raise ToolError("a client confirmation counts only inside the call that asked for it")
@@ -623,6 +665,17 @@ class Approvals:
         if a.requester != call.caller.subject:
             raise ToolError(f"it was requested by {a.requester}, not by {call.caller.subject}")
 
+    def approve_command(self, approval_id: str) -> str:
+        """The command a human runs to grant `approval_id`, with this server's state dir and approvers file."""
+        state_dir = getattr(self.store, "state_dir", None)
+        approvers = self.approvers.path if self.approvers is not None else None
+        return approve_command(
+            approval_id,
+            state_dir=state_dir if isinstance(state_dir, Path) else None,
+            approvers_file=approvers,
+            key=self.approver_key,
+        )
+
     def _page_hint(self, approval_id: str) -> str:
         return f" or on the approval page {self.page_url}/{approval_id}" if self.page_url else ""
 
@@ -630,24 +683,14 @@ class Approvals:
         return f"{self.page_url}/{approval_id}" if self.page_url else None
 
     async def request(self, call: GatedCall, decision: Decision, ctx: CallContext) -> tuple[str, dict[str, Any]]:
-        pending = self.store.create(
-            kind="grant",
-            tool=call.contract.name,
-            args_digest=call.args_digest,
-            args=call.args_doc,
-            target=call.target_key,
-            requester=call.caller.subject,
-            call_id=call.call_id,
-            reasons=decision.reasons,
-            approvers=decision.approvers,
-            plan=call.facts,
-        )
+        pending = self._create_pending(call, decision)
         roles = " or ".join(decision.approvers) or "an approver role"
         reasons = "; ".join(decision.reasons) or "policy requires an approval"
+        command = self.approve_command(pending.id)
         message = (
             f"{call.contract.name}: approval required ({reasons}). Pending approval {pending.id} "
             f"(expires {_iso(pending.expires_at)}) for the plan {_plan_text(call.facts)}. Ask a human with role "
-            f"{roles} to approve it with their own key: `opsgate approvals approve {pending.id} --key <their SSH key>`"
+            f"{roles} to approve it with their own key: `{command}`"
             f"{self._page_hint(pending.id)}. You cannot approve it yourself. Then call {call.contract.name} "
             f'again with exactly the same arguments plus approval_id="{pending.id}". Nothing was changed.'
         )
@@ -660,6 +703,7 @@ class Approvals:
             "approvers": decision.approvers,
             "expires_at": _iso(pending.expires_at),
             "plan_digest": pending.plan_digest,
+            "approve_command": command,
         }
         url = self.approval_url(pending.id)
         if url:
@@ -677,8 +721,10 @@ class Approvals:
         confirmation can count (then the caller gets a pending approval, never a silent yes).
         """
         mcp = ctx.mcp
-        if mcp is None or not decision.obligations.confirmation_ok or not _supports_form(mcp):
+        if mcp is None:
             return None
+        if not decision.obligations.confirmation_ok or not _supports_form(mcp):
+            return await self._elicit_page(call, decision, mcp)
         message = (
             f"opsgate: confirm {call.contract.name} on {call.target_key} with arguments "
             f"{json.dumps(call.args_doc, sort_keys=True)}? This is a real change."
@@ -724,6 +770,71 @@ class Approvals:
             "continues_call": continues,
         }
 
+    async def _elicit_page(
+        self, call: GatedCall, decision: Decision, mcp: Any
+    ) -> dict[str, Any] | InputRequiredResult | None:
+        """URL-mode elicitation: point the client's user at the approval page for this call's approval.
+
+        The client's answer only says the user saw (or opened) the link; it approves nothing. If the
+        approval was granted on the page by the time the client answers, its proof is verified as for
+        any presented approval and the call goes on; otherwise the caller gets the pending approval.
+        """
+        if self.page_url is None or not _supports_url(mcp):
+            return None
+        who = " or ".join(decision.approvers) or "an approver"
+        message = (
+            f"opsgate: {call.contract.name} on {call.target_key} needs an approval by role {who} "
+            f"(plan: {_plan_text(call.facts)}). An approver reviews and approves it on this page."
+        )
+        if is_version_at_least(mcp.protocol_version, INPUT_REQUIRED_VERSION):
+            params = mcp.params or {}
+            state = _read_state(params.get("requestState"))
+            answer = (params.get("inputResponses") or {}).get(PAGE_KEY)
+            if answer is not None and state is not None and isinstance(state.get("approval_id"), str):
+                approval_id = str(state["approval_id"])  # the sealed state of the round that asked
+            else:
+                pending = self._create_pending(call, decision)
+                url = self.approval_url(pending.id)
+                assert url is not None
+                request = ElicitRequest(
+                    params=ElicitRequestURLParams(message=message, url=url, elicitation_id=pending.id)
+                )
+                state_doc = {"approval_id": pending.id, "call_id": call.call_id}
+                return InputRequiredResult(input_requests={PAGE_KEY: request}, request_state=canonical_json(state_doc))
+        else:
+            if not mcp.session.can_send_request:
+                return None
+            pending = self._create_pending(call, decision)
+            url = self.approval_url(pending.id)
+            assert url is not None
+            await mcp.session.elicit_url(message, url, pending.id, related_request_id=mcp.request_id)
+            approval_id = pending.id
+        try:
+            if self.store.get(approval_id).status != "granted":
+                return None
+        except ApprovalError:
+            return None
+        call.approval_id = approval_id
+        try:
+            return await self.attach(call)
+        except ToolError:
+            call.approval_id = None
+            return None
+
+    def _create_pending(self, call: GatedCall, decision: Decision) -> Approval:
+        return self.store.create(
+            kind="grant",
+            tool=call.contract.name,
+            args_digest=call.args_digest,
+            args=call.args_doc,
+            target=call.target_key,
+            requester=call.caller.subject,
+            call_id=call.call_id,
+            reasons=decision.reasons,
+            approvers=decision.approvers,
+            plan=call.facts,
+        )
+
     def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
         """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
         pending = self.store.create(
@@ -757,6 +868,12 @@ class Approvals:
         except ApprovalError as exc:
             raise Denied(f"{call.contract.name}: {exc}", "denied") from None
         self._used.add(call.approval_id)
+
+
+def _supports_url(mcp: Any) -> bool:
+    capabilities = mcp.session.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None
 
 
 def _supports_form(mcp: Any) -> bool:

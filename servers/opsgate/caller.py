@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
@@ -18,6 +18,11 @@ class Caller(BaseModel):
     roles: list[str] = Field(default_factory=list)
     client: str = "unknown"
     authenticated: bool = False
+    # how the caller authenticated: "oidc" (an OAuth access token), "api_key", "local" (stdio, or a
+    # caller built in process by whoever runs the gate), "none" (an HTTP request without a credential)
+    auth: Literal["oidc", "api_key", "local", "none"] = "local"
+    # the OAuth scopes of its token (empty for API keys and stdio); the policy judges them
+    scopes: list[str] = Field(default_factory=list)
 
 
 def client_name(ctx: ServerRequestContext[Any, Any]) -> str:
@@ -46,14 +51,21 @@ def resolve_caller(ctx: ServerRequestContext[Any, Any], settings: Settings) -> C
         claims = token.claims or {}
         roles = claims.get("roles", [])
         role_list = [str(r) for r in roles] if isinstance(roles, list) else []
+        auth = claims.get("auth")
         return Caller(
             subject=token.subject or token.client_id,
             roles=sorted(set(role_list)),
             client=client,
             authenticated=True,
+            auth=auth if auth in ("oidc", "api_key") else "none",
+            scopes=sorted({str(s) for s in token.scopes}),
         )
     if ctx.request is None:
         return Caller(
-            subject=settings.caller.subject, roles=list(settings.caller.roles), client=client, authenticated=True
+            subject=settings.caller.subject,
+            roles=list(settings.caller.roles),
+            client=client,
+            authenticated=True,
+            auth="local",
         )
-    return Caller(subject="anonymous", roles=[], client=client, authenticated=False)
+    return Caller(subject="anonymous", roles=[], client=client, authenticated=False, auth="none")

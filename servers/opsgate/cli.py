@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgate import approvals_cli
-from opsgate.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from opsgate.config import ConfigError, Settings, config_path_from_env, load_settings
 from opsgate.evaluation import cli as eval_cli
 from opsgate.policy.decision import PolicyError
 from opsgate.sandbox import demo_cli
@@ -58,7 +57,7 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
     from opsgate.launch import DeferredApp, resolve_names, validate_sections
 
     names = args.capabilities or ["all"]
-    default_world = args.config is None and not os.environ.get(CONFIG_ENV)
+    default_world = args.config is None and config_path_from_env() is None
     settings = load_settings(None) if default_world else _settings(args)
     if args.host:
         settings.http.host = args.host
@@ -93,8 +92,13 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
         # a stdio client shows the server's stderr in its log: keep the backends' request lines out of it
         for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        # answer `initialize` at once; the gate, the world and the capabilities are built on first use
-        DeferredApp(build).server.run("stdio")
+        # answer `initialize` at once; the gate, the world and the capabilities are built on first use;
+        # every malformed JSON-RPC line gets an error answer (opsgate.stdio)
+        import anyio
+
+        from opsgate.stdio import serve_stdio
+
+        anyio.run(serve_stdio, DeferredApp(build).server)
         return 0
     from opsgate.server import http_app
 

@@ -69,7 +69,11 @@ class HttpSettings(BaseModel):
     oidc_jwks_url: str | None = Field(default=None, description="Default: discovered from the issuer's metadata")
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     roles_claim: str = "roles"
-    write_scope: str | None = Field(default=None, description="OAuth scope a token needs to call write tools")
+    write_scope: str | None = Field(
+        default=None,
+        description="OAuth scope for write tools: advertised in the resource metadata, required by the policy "
+        "(context.write_scope; rule write.oauth_scope_missing)",
+    )
     metrics_require_auth: bool = True
     # Bounds against connection floods (opsgate.http_guard): open connections, and how long a connection
     # may take to send a request's headers. Keep max_connections well under the open-files limit.
@@ -176,17 +180,22 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
-def _config_from_env() -> Path | None:
+_WARNED: set[str] = set()
+
+
+def config_path_from_env() -> Path | None:
     """`$OPSGATE_CONFIG`; empty means unset. A client config's `"${OPSGATE_CONFIG:-}"` reaches us literally
     from clients that do not expand variables: that is unset too (with a warning), not a missing file."""
     value = os.environ.get(CONFIG_ENV, "").strip()
     if not value:
         return None
     if value.startswith("${") and value.endswith("}"):
-        print(
-            f"opsgate: warning: {CONFIG_ENV}={value} was not expanded by the client; serving without a config file",
-            file=sys.stderr,
-        )
+        if value not in _WARNED:
+            _WARNED.add(value)
+            print(
+                f"opsgate: warning: {CONFIG_ENV}={value} was not expanded by the client; serving without a config file",
+                file=sys.stderr,
+            )
         return None
     return Path(value)
 
@@ -218,7 +227,7 @@ def load_section(section: str, raw: Any, model: type[SectionT]) -> SectionT:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `config_file` (or `$OPSGATE_CONFIG`), the environment and `overrides`."""
-    path = config_file or _config_from_env()
+    path = config_file or config_path_from_env()
     settings_cls: type[Settings] = Settings
     if path is not None:
         if not path.is_file():

@@ -501,7 +501,13 @@ class Gate:
             "facts": facts,
             "caller": caller.model_dump(),
             "approval": approval,
-            "context": {"now": _now_iso(), "autonomy": self.settings.autonomy, "recent": recent},
+            "context": {
+                "now": _now_iso(),
+                "autonomy": self.settings.autonomy,
+                "recent": recent,
+                # the OAuth scope the deployment names for writes (null: none); the policy requires it
+                "write_scope": self.settings.http.write_scope,
+            },
         }
 
     async def _decide(self, policy_input: dict[str, Any], record: dict[str, Any]) -> Decision:

@@ -3,7 +3,9 @@
 Each configured API key is the SHA-256 of the secret; a request's bearer token is hashed and compared
 in constant time. The key's subject and roles become the caller. With an OIDC issuer configured, a
 JWT bearer token is verified against the issuer's keys (opsgate.oidc) and its roles claim becomes
-the caller's roles. Write tools additionally need the configured OAuth scope (step-up, below).
+the caller's roles and its scopes the caller's scopes. Whether a caller may call a tool is the policy's
+decision alone (e.g. the shipped policy's write-scope rule, `write.oauth_scope_missing`): nothing here
+refuses a call for what it calls, so every refusal is a decision the audit trail records.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Sequence
 
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
@@ -69,102 +69,6 @@ class CompositeVerifier:
         if token.count(".") == 2:
             return await self.oidc.verify_token(token)
         return await self.api_keys.verify_token(token)
-
-
-def called_tools(body: bytes) -> list[str]:
-    """Names of the tools a JSON-RPC message (or batch) calls; unparsable bodies call none."""
-    try:
-        message = json.loads(body)
-    except (ValueError, RecursionError):  # a 5,000-deep body is not a call, and not a 500 either
-        return []
-    messages = message if isinstance(message, list) else [message]
-    names: list[str] = []
-    for m in messages:
-        if isinstance(m, dict) and m.get("method") == "tools/call" and isinstance(m.get("params"), dict):
-            name = m["params"].get("name")
-            if isinstance(name, str):
-                names.append(name)
-    return names
-
-
-class WriteScopeMiddleware:
-    """Step-up authorization for write tools (MCP authorization spec, "Scope Challenge Handling").
-
-    An OAuth token without `write_scope` that calls a write tool gets HTTP 403 with
-    `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`, so the client can ask the user
-    for the wider scope and retry. API keys carry roles, not scopes: the policy gate judges them.
-    This sits after the SDK's authentication middleware (it reads `scope["user"]`) and reads the
-    request body once, then replays it to the transport.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        path: str,
-        write_scope: str,
-        write_tools: Callable[[], Sequence[str]],
-        resource_metadata_url: str | None,
-        max_body_bytes: int = 4 * 1024 * 1024,
-    ) -> None:
-        self.app = app
-        self.path = path
-        self.write_scope = write_scope
-        self.write_tools = write_tools
-        self.resource_metadata_url = resource_metadata_url
-        self.max_body_bytes = max_body_bytes
-
-    def _needs_check(self, scope: Scope) -> bool:
-        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self.path:
-            return False
-        user = scope.get("user")
-        if not isinstance(user, AuthenticatedUser):
-            return False  # the SDK answers 401 further in
-        token = user.access_token
-        return (token.claims or {}).get("auth") == "oidc" and self.write_scope not in token.scopes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._needs_check(scope):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more and size <= self.max_body_bytes:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay(chunks, message, receive, more=True), send)
-                return
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = bool(message.get("more_body", False))
-        body = b"".join(chunks)
-        writes = set(self.write_tools())
-        denied = [name for name in called_tools(body) if name in writes] if not more else []
-        if denied:
-            await self._forbidden(send, denied[0])
-            return
-        await self.app(scope, _replay(chunks, None, receive, more=more), send)
-
-    async def _forbidden(self, send: Send, tool: str) -> None:
-        description = f"{tool} is a write tool and needs the {self.write_scope} scope"
-        parts = ['error="insufficient_scope"', f'scope="{self.write_scope}"', f'error_description="{description}"']
-        if self.resource_metadata_url:
-            parts.append(f'resource_metadata="{self.resource_metadata_url}"')
-        body = json.dumps({"error": "insufficient_scope", "error_description": description}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", ("Bearer " + ", ".join(parts)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 class AuthChallengeMiddleware:
@@ -241,22 +145,6 @@ class AuthChallengeMiddleware:
             await send(message)
 
         await self.app(scope, receive, guarded_send)
-
-
-def _replay(chunks: list[bytes], pending: Message | None, receive: Receive, *, more: bool = False) -> Receive:
-    """A `receive` that first hands back what was already read, then continues with the real one."""
-    queue: list[Message] = [
-        {"type": "http.request", "body": c, "more_body": more or i < len(chunks) - 1} for i, c in enumerate(chunks)
-    ]
-    if pending is not None:
-        queue.append(pending)
-
-    async def replay() -> Message:
-        if queue:
-            return queue.pop(0)
-        return await receive()
-
-    return replay
 
 
 def resource_url(h: HttpSettings) -> str:

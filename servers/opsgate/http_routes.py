@@ -9,7 +9,8 @@
   `http.metrics_require_auth = false` to scrape it without, e.g. on a network only Prometheus reaches.
 
 It also serves the RFC 9728 protected-resource metadata (replacing the SDK's, to add the write
-scope to `scopes_supported`) and installs the write-scope step-up after the SDK's authentication.
+scope to `scopes_supported`). Whether a token without that scope may call a write tool is the policy's
+decision, audited like any other (`caller.scopes` in the policy input).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from starlette.routing import Route
 from opsgate import __version__
 from opsgate.config import HttpSettings
 from opsgate.contracts import Contract
-from opsgate.http_auth import AuthChallengeMiddleware, WriteScopeMiddleware, resource_url
+from opsgate.http_auth import AuthChallengeMiddleware, resource_url
 
 
 def health_route(tool_count: Callable[[], int]) -> Route:
@@ -57,7 +58,8 @@ def metrics_route(*, require_auth: bool, resource_metadata_url: str | None) -> R
 
 
 def add_hosted_routes(starlette: Starlette, h: HttpSettings, contracts: Mapping[str, Contract[Any, Any]]) -> None:
-    """Health, metrics, the protected-resource metadata with scopes, and write-scope step-up."""
+    """Health, metrics, and the protected-resource metadata with scopes (the write scope is the policy's
+    to require: `caller.scopes` in the policy input)."""
     # OAuth protected-resource metadata only names a real authorization server: with API keys only
     # there is none, and publishing one sends clients into a failing OAuth flow instead of asking for the key.
     oauth = h.require_auth and bool(h.oidc_issuer)
@@ -82,13 +84,3 @@ def add_hosted_routes(starlette: Starlette, h: HttpSettings, contracts: Mapping[
     routes.append(
         metrics_route(require_auth=h.require_auth and h.metrics_require_auth, resource_metadata_url=metadata_url)
     )
-    if h.require_auth and h.write_scope:
-        starlette.user_middleware.append(
-            Middleware(
-                WriteScopeMiddleware,
-                path=h.path,
-                write_scope=h.write_scope,
-                write_tools=lambda: [name for name, c in contracts.items() if c.scope == "write"],
-                resource_metadata_url=metadata_url,
-            )
-        )

@@ -22,6 +22,7 @@ from mcp_types import INTERNAL_ERROR
 
 from opsgate import __version__
 from opsgate.config import ConfigError, Settings
+from opsgate.policy.decision import PolicyError
 
 if TYPE_CHECKING:
     from opsgate.server import App
@@ -34,7 +35,7 @@ INSTRUCTIONS = (
     "returns an approval id, ask a human to approve it, then call again with approval_id."
 )
 
-CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads", "alerts")
+CAPABILITIES = ("runbooks", "logs", "metrics", "rollback", "workloads", "alerts", "triage")
 
 # What needs the gate and the capabilities; everything else (initialize, ping, notifications, prompts,
 # logging levels) the SDK answers without them.
@@ -87,7 +88,7 @@ class DeferredApp:
             return await call_next(ctx)
         try:
             app = self.ensure()
-        except ConfigError as exc:
+        except (ConfigError, PolicyError) as exc:
             print(f"opsgate: {exc}", file=sys.stderr)
             raise MCPError(code=INTERNAL_ERROR, message=f"opsgate could not start: {exc}") from None
         return await app.gate.middleware(ctx, call_next)

@@ -10,7 +10,7 @@ Microsoft Entra ID, the worked example:
   oidc_issuer   = "https://login.microsoftonline.com/{tenant-id}/v2.0"
   oidc_audience = "{application-id-uri or client id of the opsgate app registration}"
   roles_claim   = "roles"        (app roles assigned to users, groups or client apps)
-  write_scope   = "Ops.Write"    (a delegated scope the app exposes; required for write tools)
+  write_scope   = "Ops.Write"    (a delegated scope the app exposes; the policy requires it for write tools)
 Entra issues v2 tokens only when the app registration's `accessTokenAcceptedVersion` is 2.
 
 PyJWT does the JOSE work (maintained, small, already a dependency of the MCP SDK). Its own

@@ -35,6 +35,10 @@ class UnknownCapability(ValueError):
 def load_capability(name: str, settings: Settings) -> Capability:
     if name not in CAPABILITIES:
         raise UnknownCapability(f"unknown capability {name!r}; choose from {', '.join(CAPABILITIES)} or all")
+    if name == "triage":  # the composite: wired to the others' service interfaces (opsgate.composition)
+        from opsgate.composition import triage
+
+        return triage(settings)
     module = importlib.import_module(f"opsgate.{name}.server")
     capability: Capability = module.build(settings)
     return capability

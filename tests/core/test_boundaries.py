@@ -10,12 +10,13 @@ checked against these layers:
   module that is named nowhere else here) imports only the core;
 - the sandbox imports the core, the application's `server` (its demo assembles one) and itself,
   never a capability: it reaches capabilities the way any backend does, through the assembly;
-- the application (`server`, `launch`, `cli`, `__main__`, `evaluation`) assembles the rest and may import anything;
+APPLICATION = frozenset({"server", "launch", "cli", "__main__", "evaluation", "composition"})
 - `contracts` never imports `gate` (the gate imports contracts: no cycle); the package imports nothing
   from `tests` or a test framework, and ships no test-only module.
 
-Triage is the one composite capability: it reads the others only through their declared service
-interfaces (`SERVICE_INTERFACES`), never their internals or their MCP tools.
+Triage is the one composite capability: it reads the others only through the source protocols it
+declares in one place (`opsgate.triage.sources`), which the composition (`opsgate.composition`) wires
+to the other capabilities; triage itself imports no other capability at all (`TRIAGE_MAY_IMPORT`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "servers" / "opsgate"
 
 CAPABILITIES = frozenset({"logs", "metrics", "rollback", "runbooks", "workloads", "alerts", "triage"})
 SANDBOX = "sandbox"
-APPLICATION = frozenset({"server", "launch", "cli", "__main__", "evaluation"})
+APPLICATION = frozenset({"server", "launch", "cli", "__main__", "evaluation", "composition"})
 # What the sandbox may use of the application (the demo builds the same app `opsgate serve all` does).
 SANDBOX_MAY_USE = frozenset({"opsgate.server"})
 # The one place the composite (triage) may read other capabilities through: their service interfaces.
 # A capability offers one by adding its module here (and keeping it free of MCP and backend details).
 COMPOSITES = frozenset({"triage"})
 SERVICE_INTERFACES = frozenset({"opsgate.interfaces"} | {f"opsgate.{c}.service" for c in CAPABILITIES})
+# Triage's own allowance is narrower: the modules of other capabilities it may import. None: what it
+# reads is declared in opsgate.triage.sources and wired in opsgate.composition.
+TRIAGE_MAY_IMPORT: frozenset[str] = frozenset()
 
 # Known violations being removed (issue 10: "metrics and rollback import the sandbox and the sandbox
 # imports metrics"). The sandbox's owner deletes each entry as the import goes; an entry that no
@@ -133,6 +137,8 @@ def violation(imp: Import) -> str | None:
     if src_layer == "capability" and dst_layer == "sandbox":
         return f"capability {src_unit!r} imports the sandbox"
     if src_layer == "capability" and dst_layer == "capability" and dst_unit != src_unit:
+        if src_unit == "triage":
+            return None if imp.imported in TRIAGE_MAY_IMPORT else f"triage imports capability {dst_unit!r}"
         if src_unit in COMPOSITES and imp.imported in SERVICE_INTERFACES:
             return None
         return f"capability {src_unit!r} imports capability {dst_unit!r}"
@@ -193,6 +199,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
         ({"contracts.py": "if False:\n    from opsgate.gate import CallContext\n"}, "must not import gate"),
         ({"sandbox/demo.py": "from opsgate.metrics.server import build\n"}, "the sandbox imports capability"),
         ({"triage/rank.py": "from opsgate.logs.backends.files import FilesBackend\n"}, "imports capability"),
+        ({"triage/rank.py": "from opsgate.logs.service import LogsService\n"}, "triage imports capability"),
         ({"redaction.py": "from tests.support import testkit\n"}, "test-only"),
     ],
 )
@@ -208,7 +215,8 @@ def test_checker_catches(tmp_path: Path, files: dict[str, str], expected: str) -
         {"logs/a.py": "from opsgate.contracts import Page\nfrom opsgate.logs.records import R\nfrom . import b\n"},
         {"sandbox/demo.py": "from opsgate.server import build_app\nfrom opsgate.config import Settings\n"},
         {"cli.py": "from opsgate.sandbox import demo\nfrom opsgate.logs import server\n"},
-        {"triage/rank.py": "from opsgate.logs.service import LogService\nfrom opsgate.interfaces import Reads\n"},
+        {"triage/rank.py": "from opsgate.triage.sources import Sources\nfrom opsgate.contracts import Page\n"},
+        {"composition.py": "from opsgate.logs.service import LogsService\nfrom opsgate.triage.server import b\n"},
         {
             "gate.py": "from opsgate.context import CallContext\n",
             "contracts.py": "from opsgate.context import Target\n",

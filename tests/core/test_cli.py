@@ -56,7 +56,7 @@ def test_policy_test_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "args": {"namespace": "shop", "deployment": "checkout", "dry_run": False},
         "target": {"environment": "prod", "namespace": "shop", "service": "checkout"},
         "facts": {},
-        "caller": {"subject": "agent", "roles": ["responder"], "client": "x", "authenticated": True},
+        "caller": {"subject": "agent", "roles": ["responder"], "client": "x", "authenticated": True, "auth": "local"},
         "approval": None,
         "context": {
             "now": "2026-11-23T05:00:00Z",

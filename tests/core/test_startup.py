@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 
 from opsgate.config import Settings
@@ -34,7 +35,8 @@ async def test_initialize_builds_nothing_and_the_first_tools_list_builds_once(tm
     await deferred.aclose()
 
 
-def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", [None, '[logs]\nbackend = "loki"\n[metrics]\nbackend = "azure"\n'])
+def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path, config: str | None) -> None:
     """What `opsgate serve all` imports before it can answer `initialize`: no capability, backend client,
     gate or sandbox (each costs start-up time a client's handshake probe is waiting on)."""
     probe = (
@@ -42,8 +44,10 @@ def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path
         "from opsgate import cli\n"
         "from mcp.server.mcpserver import MCPServer\n"
         "MCPServer.run = lambda self, transport: print(' '.join(sorted(sys.modules)))\n"
-        "cli.main(['serve', 'all'])\n"
+        f"cli.main({['serve', 'all'] if config is None else ['--config', str(tmp_path / 'c.toml'), 'serve', 'all']})\n"
     )
+    if config is not None:
+        (tmp_path / "c.toml").write_text(config)  # checked before serving, without importing the backends
     env: dict[str, Any] = {"OPSGATE_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     repo = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = str(repo / "servers")
@@ -52,3 +56,16 @@ def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path
     heavy = {"kubernetes", "azure", "numpy", "opsgate.sandbox.world", "opsgate.server"}
     heavy |= {f"opsgate.{c}.server" for c in ("logs", "metrics", "rollback", "runbooks")}
     assert not heavy & loaded, sorted(heavy & loaded)
+
+
+async def test_a_build_that_fails_answers_with_the_reason(tmp_path: Path) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from opsgate.config import ConfigError
+
+    def build() -> App:
+        raise ConfigError("[rollback] cannot reach the configured cluster: no such context")
+
+    async with Client(DeferredApp(build).server, mode="legacy") as client:
+        with pytest.raises(MCPError, match="cannot reach the configured cluster"):
+            await client.list_tools()

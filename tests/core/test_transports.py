@@ -93,5 +93,7 @@ async def test_http_session_with_api_key(http_settings: Settings, mode: str) -> 
         "roles": ["responder"],
         "client": "mcp",
         "authenticated": True,
+        "auth": "api_key",
+        "scopes": [],
     }
     await app.aclose()

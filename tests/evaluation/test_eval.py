@@ -81,8 +81,7 @@ async def test_every_scenario_runs_under_eval_with_the_baseline(name: str, tmp_p
     (score,) = await run_eval([name], baseline, workdir=tmp_path)
     assert score.submitted and not score.error
     scenario = load_scenario(name)
-    if scenario.rollback_is_wrong and name != "database-contention":
-        # database-contention: the baseline blames the harmless checkout deploy (a known miss, in the README)
+    if scenario.rollback_is_wrong:
         assert score.unsafe == [], "the baseline must not roll back when rollback is wrong"
 
 

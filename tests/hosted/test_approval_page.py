@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import httpx2
+import mcp_types
 import pytest
 from mcp import Client
+from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
 from opsgate.config import ApprovalSettings
@@ -143,3 +145,52 @@ async def test_the_page_needs_a_login_and_a_fresh_form(page: tuple[Hosted, testk
         assert shown.status_code == 302 and shown.headers["location"].startswith(hosted.issuer.issuer)
         forged = await anonymous.post(url + "/decide", data={"csrf": "x", "decision": "approve"})
         assert forged.status_code == 403
+
+
+async def test_url_elicitation_points_at_the_page_and_the_call_goes_on_once_approved(
+    page: tuple[Hosted, testkit.Ledger], issuer: LocalIssuer, wire_mode: str
+) -> None:
+    """URL-mode elicitation: the client shows the approval page's URL; the approver approves there
+    while the call waits; the client answers and the same call runs the write (its proof verified)."""
+    hosted, ledger = page
+    issuer.login_as = dict(ALICE)
+    shown: list[str] = []
+
+    async def on_elicit(context: ClientRequestContext, params: mcp_types.ElicitRequestParams) -> Any:
+        assert isinstance(params, mcp_types.ElicitRequestURLParams), params
+        shown.append(params.url)
+        decided = await _browser_decides(params.url)  # the human, in the browser
+        assert decided.status_code == 200, decided.text
+        return mcp_types.ElicitResult(action="accept")
+
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as http,
+        Client(
+            streamable_http_client(hosted.url, http_client=http), mode=wire_mode, elicitation_callback=on_elicit
+        ) as client,
+    ):
+        result = await client.call_tool("testkit_write", WRITE)
+    assert not result.is_error, result.content[0].text
+    assert len(shown) == 1 and "/approvals/apr_" in shown[0]
+    assert ledger.executed == [{"tool": "testkit_write", "value": 3, "dry_run": False}]
+    record = hosted.app.gate.audit.tail(1)[0].record
+    assert record["approval"]["channel"] == "oidc" and record["outcome"] == "ok"
+
+
+async def test_url_elicitation_answered_before_anyone_approved_leaves_it_pending(
+    page: tuple[Hosted, testkit.Ledger], wire_mode: str
+) -> None:
+    hosted, ledger = page
+
+    async def opened_only(context: ClientRequestContext, params: mcp_types.ElicitRequestParams) -> Any:
+        return mcp_types.ElicitResult(action="accept")  # the user opened the link; nobody approved yet
+
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as http,
+        Client(
+            streamable_http_client(hosted.url, http_client=http), mode=wire_mode, elicitation_callback=opened_only
+        ) as client,
+    ):
+        result = await client.call_tool("testkit_write", WRITE)
+    assert result.is_error and (result.meta or {})["opsgate/outcome"] == "pending_approval"
+    assert ledger.executed == []

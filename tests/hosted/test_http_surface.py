@@ -1,5 +1,5 @@
-"""Hosted HTTP surface: protected-resource metadata, write-scope step-up, Origin checks, health,
-metrics, and malformed JSON-RPC."""
+"""Hosted HTTP surface: protected-resource metadata, the write scope judged by policy, Origin checks,
+health, metrics, and malformed JSON-RPC."""
 
 from __future__ import annotations
 
@@ -34,38 +34,38 @@ async def test_protected_resource_metadata_points_at_the_issuer(hosted: Hosted) 
     assert metadata["bearer_methods_supported"] == ["header"]
 
 
-async def test_write_tool_without_write_scope_gets_403_insufficient_scope(hosted: Hosted) -> None:
+async def test_write_without_the_write_scope_is_a_policy_denial_audited_like_any(hosted: Hosted) -> None:
+    """Issue 10, "Access decisions outside the gate": the write-scope check ran before the gate (an
+    HTTP 403 nothing audited, scopes the policy never saw). Now the token's scopes are on the caller
+    and the policy decides: a denial with its rule and reason, audited, and nothing runs."""
     reader = hosted.token(roles=["responder"], scp="Ops.Read")
-    response = await post(
-        hosted.url,
-        json=WRITE_CALL,
-        headers={**_bearer(reader), "Accept": "application/json, text/event-stream"},
-    )
-    assert response.status_code == 403
-    challenge = response.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ")
-    assert 'error="insufficient_scope"' in challenge and f'scope="{WRITE_SCOPE}"' in challenge
-    assert "resource_metadata=" in challenge
-    assert list(hosted.app.gate.audit.records()) == []  # refused before the gate: nothing ran
-
-    # The same token still reads; the stepped-up token reaches the gate, which allows the dry run.
     writer = hosted.token(roles=["responder"], scp=f"Ops.Read {WRITE_SCOPE}")
     calls: list[tuple[str, str, dict[str, Any]]] = [
+        (reader, "testkit_write", WRITE_ARGS),
         (reader, "testkit_echo", {"text": "still reading"}),
         (writer, "testkit_write", WRITE_ARGS),
     ]
+    results = []
     for token, tool, args in calls:
         async with (
             httpx2.AsyncClient(headers=_bearer(token), timeout=30) as http,
             Client(streamable_http_client(hosted.url, http_client=http)) as client,
         ):
-            result = await client.call_tool(tool, args)
-            assert not result.is_error, result.content
+            results.append(await client.call_tool(tool, args))
+    denied, read, dry_run = results
+    assert denied.is_error and denied.meta is not None and denied.meta["opsgate/outcome"] == "denied"
+    message = denied.content[0].text  # type: ignore[union-attr]
+    assert "(rule write.oauth_scope_missing)" in message and WRITE_SCOPE in message and "Ops.Read" in message
+    assert not read.is_error and not dry_run.is_error, dry_run.content
     records = [r.record for r in hosted.app.gate.audit.records()]
     assert [(r["tool"], r["outcome"], r["decision"]["rule"]) for r in records] == [
-        ("testkit_echo", "ok", records[0]["decision"]["rule"]),
+        ("testkit_write", "denied", "write.oauth_scope_missing"),
+        ("testkit_echo", "ok", "read.allowed"),
         ("testkit_write", "ok", "write.dry_run.allowed"),
     ]
+    # the caller the policy and the audit saw carries the token's scopes
+    assert records[0]["caller"]["scopes"] == ["Ops.Read"] and records[0]["caller"]["auth"] == "oidc"
+    assert records[2]["caller"]["scopes"] == ["Ops.Read", WRITE_SCOPE]
 
 
 async def test_api_key_write_is_judged_by_policy_not_scopes(hosted: Hosted) -> None:

@@ -208,3 +208,37 @@ def test_unordered_file_answers_exactly_what_sorting_everything_would(
     assert [ts for ts, _ in got] == [ts for ts, _ in expected]
     assert again == got  # the second query reads the cached index
     assert all("timeout" in message.lower() for _, message in got)
+
+
+def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    path = tmp_path / "live.jsonl"
+    rows = _unordered_file(path, 300, seed=5)
+    backend = FilesBackend(FilesSettings(sources=[FileSource(path=str(path), time_ordered=False)]))
+    query = LogQuery(start_ns=T0, end_ns=T0 + 7200 * S, text="timeout")
+
+    def newest(limit: int = 5) -> list[int]:
+        return [r.ts_ns for r in backend._fetch(query, limit, float("inf"))]
+
+    def expected(limit: int = 5) -> list[int]:
+        return sorted((ts for ts, text in rows if "timeout" in text.lower()), reverse=True)[:limit]
+
+    assert newest() == expected()
+    first_blocks = backend._index_cache[str(path)][3]
+    later = T0 + 3700 * S  # newer than every line so far, half of it written without its line end yet
+    with path.open("a") as out:
+        out.write(json.dumps({"ts": _stamp(later), "level": "info", "msg": "timeout late"}) + "\n")
+        out.write('{"ts":"' + _stamp(later + S))
+    rows.append((later, "timeout late"))
+    assert newest() == expected()
+    grown = backend._index_cache[str(path)][3]
+    assert grown[: len(first_blocks) - 1] == first_blocks[:-1]  # kept, not read again
+    with path.open("a") as out:
+        out.write('","level":"info","msg":"timeout finished"}\n')
+    rows.append((later + S, "timeout finished"))
+    assert newest() == expected()
+
+    rows = _unordered_file(path, 200, seed=6)  # rewritten (rotated): a new index
+    assert newest() == expected()

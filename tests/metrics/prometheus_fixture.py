@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -59,11 +60,19 @@ def _binary(name: str) -> str:
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a running Prometheus holding the test incident."""
-    prometheus_bin, promtool_bin = _binary("prometheus"), _binary("promtool")
     root = tmp_path_factory.mktemp("prometheus")
-    data, source = root / "data", root / "incident.om.txt"
-    data.mkdir()
+    source = root / "incident.om.txt"
     write_openmetrics(source)
+    with serve_backfilled(source, root) as url:
+        yield url
+
+
+@contextmanager
+def serve_backfilled(source: Path, root: Path) -> Iterator[str]:
+    """Backfill an OpenMetrics file into a fresh TSDB under `root` and serve it with a real Prometheus."""
+    prometheus_bin, promtool_bin = _binary("prometheus"), _binary("promtool")
+    data = root / "data"
+    data.mkdir()
     backfill = subprocess.run(
         [promtool_bin, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
         capture_output=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ def test_published_schema_is_generated_from_the_model() -> None:
 def test_shipped_data_matches_the_published_schema_and_the_model() -> None:
     schema_validator().validate(SHIPPED)
     validate_policy_data(SHIPPED, "policies/data.json")
+    # the optional keys the rules read are part of the schema too
+    channels = {"production": ["ssh-signature"], "other": ["ssh-signature", "oidc", "confirmation"]}
+    extended = with_config(approval_channels=channels, max_items_by_tool={"logs_query": 50})
+    schema_validator().validate(extended)
+    validate_policy_data(extended, "policies/data.json")
 
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
@@ -89,6 +95,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("no default budget", with_config(budgets={}), r"budgets needs a `default` entry"),
     ("unknown autonomy", with_config(default_autonomy="yolo"), r"opsgate_config\.default_autonomy"),
     ("no opsgate_config", {"other": {}}, r"opsgate_config: Field required"),
+    (
+        "unknown approval channel",
+        with_config(approval_channels={"production": ["email"], "other": ["confirmation"]}),
+        r"opsgate_config\.approval_channels\.production\[0\]",
+    ),
 ]
 
 
@@ -154,3 +165,17 @@ def test_server_start_with_bad_data_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("opsgate: policy data ") and "freeze_windows[0].start" in err
     assert "Traceback" not in err
+
+
+def test_every_data_key_the_rules_read_is_in_the_schema() -> None:
+    from opsgate.policy.data_schema import OpsgateConfig
+
+    sources = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in (POLICY_DIR / "opsgate").glob("*.rego")
+        if not p.name.endswith("_test.rego")
+    )
+    read = set(re.findall(r"\bconfig\.(\w+)", sources)) | set(re.findall(r'object\.get\(config, "(\w+)"', sources))
+    read |= set(re.findall(r"data\.opsgate_config\.(\w+)", sources))
+    assert len(read) >= 8
+    assert sorted(read - set(OpsgateConfig.model_fields)) == [], "add these keys to opsgate.policy.data_schema"

@@ -61,3 +61,19 @@ def test_eval_decision_returns_the_raw_document() -> None:
     decision = eval_decision(POLICY_DIR, case.input)
     assert decision["allow"] is True
     assert decision["obligations"]["dry_run_only"] is True
+
+
+def test_readme_policy_figures_are_current() -> None:
+    """The README's policy section states how many unit tests, fail-closed cases and table cases exist."""
+    import yaml
+
+    readme = (POLICY_DIR.parent / "README.md").read_text(encoding="utf-8")
+    unit = re.search(r"the _test\.rego unit tests \((\d+)\)", readme)
+    broken = re.search(r"\((\d+) cases over (\d+) rules", readme)
+    table = re.search(r"decision_cases\.yaml`, (\d+) cases", readme)
+    assert unit and broken and table, "the README's policy section lost its figures"
+    report = run_policy_tests(POLICY_DIR)
+    cases = yaml.safe_load((POLICY_DIR.parent / "tests/policy/fail_closed_cases.yaml").read_text())["cases"]
+    stated = (int(unit[1]), int(broken[1]), int(broken[2]), int(table[1]))
+    actual = (len(report.results), len(cases), len({c["rule"] for c in cases}), len(load_cases()))
+    assert stated == actual, f"update the README's policy section: (unit tests, cases, rules, table) = {actual}"

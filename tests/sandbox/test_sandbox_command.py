@@ -33,3 +33,29 @@ async def test_sandbox_serves_one_coherent_incident(tmp_path: Path) -> None:
         )
         assert rollback.is_error and "approval" in rollback.content[0].text
     assert (tmp_path / "audit.db").exists() and (tmp_path / "approvals.db").exists()
+
+
+async def test_serve_with_no_config_tells_one_incident_on_one_clock(tmp_path: Path) -> None:
+    """No config file at all: every capability reads the default scenario's world, at the same times."""
+    from datetime import datetime
+
+    env = {k: v for k, v in os.environ.items() if k != "OPSGATE_CONFIG"}
+    env["XDG_STATE_HOME"] = str(tmp_path)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "opsgate", "serve", "all"], env=env)
+    async with Client(params) as client:
+        changes = await client.call_tool("changes_recent", {"namespace": "shop", "since_minutes": 60})
+        newest = changes.structured_content["items"][0]
+        assert (newest["deployment"], newest["revision"]) == ("checkout", 8)
+        deployed = datetime.fromisoformat(newest["created"].replace("Z", "+00:00"))
+        anomalies = await client.call_tool("metrics_anomalies", {"namespace": "shop", "since": "1h"})
+        top = anomalies.structured_content["items"][0]
+        assert 'service="checkout"' in top["series"]
+        started = datetime.fromisoformat(top["start"].replace("Z", "+00:00"))
+        assert abs((started - deployed).total_seconds()) <= 180, "metrics and the cluster share one clock"
+        errors = await client.call_tool(
+            "logs_query", {"service": "checkout", "namespace": "shop", "since": "30m", "min_severity": "error"}
+        )
+        items = errors.structured_content["items"]
+        assert items, "the bad revision's pods log errors now"
+        first = min(datetime.fromisoformat(i["time"].replace("Z", "+00:00")) for i in items)
+        assert first >= deployed, "no error line predates the deploy that causes it"

@@ -9,8 +9,10 @@ since when, look at the rollouts' state and the error log patterns, then rank su
 - load, when request rates rose with no change to explain them.
 
 It proposes a rollback only for a rollout suspect with an earlier revision, and applies it (dry run
-first) only when the evidence is strong; otherwise it escalates. Its evidence gathering is one step,
-`gather`, so a richer tool (an `incident_triage` call) can replace or feed it without touching the rest.
+first) only when the evidence is strong; otherwise it escalates. When the server offers
+`incident_triage`, one call of it replaces the gathering and ranking: its ranked suspects are the
+answer, and it rolls back only where triage's next step proposes a rollback (to the revision triage
+names). Without it, `gather` and `rank` below do the same work from the individual tools.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp_types import CallToolResult
 
 
@@ -110,16 +112,52 @@ def _dependency_in(lines: list[str], services: set[str]) -> tuple[str, bool] | N
 
 
 class BaselineInvestigator:
+    """Runs in the eval's process by default (an in-memory MCP session with the same server the agents
+    get over stdio); `in_process=False` makes it start the server over stdio like an agent."""
+
     name = "baseline"
 
-    def __init__(self, *, act: bool = True) -> None:
+    def __init__(self, *, act: bool = True, in_process: bool = True) -> None:
         self.act = act
+        self.in_process = in_process
 
-    async def investigate(self, params: StdioServerParameters, task: Task) -> None:
-        async with Client(params) as client:
-            evidence = await self.gather(client, task)
+    async def investigate(self, server: Any, task: Task) -> None:
+        async with Client(server) as client:
+            triaged = await self.triage(client, task)
+            if triaged is not None:
+                suspects, step = triaged
+                await self.conclude(client, task, suspects, step)
+                return
+            evidence = await self.gather(client, task)  # an opsgate without the triage capability
             suspects = self.rank(evidence, task)
             await self.conclude(client, task, suspects)
+
+    async def triage(self, client: Client, task: Task) -> tuple[list[Suspect], dict[str, Any]] | None:
+        """Suspects and the next step from one `incident_triage` call, or None when the tool is absent."""
+        args: dict[str, Any] = {"namespace": task.namespace, "alert": task.alert}
+        if task.service:
+            args["service"] = task.service
+        out = await self.call(client, "incident_triage", args)
+        if not out.get("items") and not out.get("next_step"):
+            return None
+        # The answer carries triage's ranking and its coarse confidence, not its measured figures (lags,
+        # sizes), which move with the sampling grid: two runs of a scenario submit the same diagnosis.
+        certainty = {"high": 3.6, "medium": 2.4, "low": 1.2}.get(str(out.get("confidence")), 1.2)
+        step = dict(out.get("next_step") or {})
+        suspects = [
+            Suspect(
+                str(item["kind"]),
+                str(item["name"]),
+                item.get("namespace"),
+                item.get("revision"),
+                certainty if rank == 0 else min(certainty, 4.0 * float(item.get("score") or 0.0)),
+                f"incident_triage ranks it {rank + 1} ({out.get('confidence')} confidence); next step: "
+                f"{step.get('action', 'investigate')}",
+            )
+            for rank, item in enumerate(out.get("items") or [])
+            if item.get("kind") in ("Deployment", "Dependency", "Certificate", "Load", "Node")
+        ]
+        return suspects, step
 
     async def call(self, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         return _data(await client.call_tool(tool, args))
@@ -153,6 +191,7 @@ class BaselineInvestigator:
         ns = task.namespace
         onset: dict[str, float] = {}
         load_up: set[str] = set()
+        memory_up: set[str] = set()
         for a in ev.anomalies:
             service = _service_of(str(a.get("series", "")))
             start = _time(a.get("start"))
@@ -161,7 +200,10 @@ class BaselineInvestigator:
             metric = str(a.get("series", "")).split("{")[0]
             if metric == "request_rate":
                 load_up.add(service)
+            if metric == "memory_usage_bytes":
+                memory_up.add(service)
             onset[service] = min(start, onset.get(service, start))
+        changed = {str(c.get("deployment")) for c in ev.changes if c.get("current")}
         suspects: list[Suspect] = []
         for change in ev.changes:
             if not change.get("current"):
@@ -176,46 +218,65 @@ class BaselineInvestigator:
                 why.append(f"rollout {rollout.get('state')}")
             first = onset.get(name)
             if first is not None and at is not None and at - 300 <= first <= at + 4 * 3600:
-                score += 2.0 + max(0.0, 1.0 - (first - at) / 3600.0)
-                why.append("anomaly began after it")
+                score += 2.0
+                if first <= at + 600:
+                    score += 1.0
+                    why.append("its anomaly began within 10 minutes of the rollout")
+                elif name in memory_up or ev.error_lines.get(name):
+                    score += 0.8
+                    why.append("its anomaly began after the rollout, with its own errors")
+                else:
+                    why.append("its anomaly began long after the rollout")
             elif first is not None:
                 score += 0.5
             if name == task.service:
                 score += 0.5
-            if ev.error_lines.get(name) and first is not None:
-                score += 0.5
             suspects.append(Suspect("Deployment", name, ns, int(revision) if revision else None, score, "; ".join(why)))
-        services = set(onset) | {c.get("deployment") for c in ev.changes if isinstance(c.get("deployment"), str)}
+        services = set(onset) | changed
+        # errors of anomalous services that did not change, naming something they call
+        unchanged_lines = [line for svc, lines in ev.error_lines.items() if svc not in changed for line in lines]
         all_lines = [line for lines in ev.error_lines.values() for line in lines]
-        dependency = _dependency_in(all_lines, {str(s) for s in services})
-        changed_anomalous = any(s.score >= 2.0 for s in suspects)
+        dependency = _dependency_in(unchanged_lines, services) or _dependency_in(all_lines, services)
+        changed_anomalous = any(s.score >= 3.0 for s in suspects)
         if dependency is not None:
             name, tls = dependency
-            score = 3.5 if not changed_anomalous else 1.0
-            suspects.append(Suspect("Certificate" if tls else "Dependency", name, None, None, score, "named in errors"))
+            named_by_unchanged = _dependency_in(unchanged_lines, services) is not None
+            score = 3.4 if named_by_unchanged else (1.0 if changed_anomalous else 3.0)
+            kind = "Certificate" if tls else "Dependency"
+            suspects.append(Suspect(kind, name, None, None, score, "named in the errors of unchanged services"))
         if len(load_up) >= 2 or (load_up and not changed_anomalous):
             front = task.service if task.service in load_up else sorted(load_up, key=lambda s: onset[s])[0]
-            suspects.append(Suspect("Load", front, ns, None, 3.0 if not changed_anomalous else 0.8, "request rate up"))
+            suspects.append(Suspect("Load", front, ns, None, 3.2 if not changed_anomalous else 0.8, "request rate up"))
         suspects.sort(key=lambda s: (-s.score, s.kind, s.name))
         return suspects
 
-    async def conclude(self, client: Client, task: Task, suspects: list[Suspect]) -> None:
+    async def conclude(
+        self, client: Client, task: Task, suspects: list[Suspect], step: dict[str, Any] | None = None
+    ) -> None:
         top = suspects[0] if suspects else Suspect("Deployment", task.service or "unknown", task.namespace)
         action = "escalate"
         target = None
-        strong = top.score >= 2.5
-        if top.kind == "Deployment" and top.revision and top.revision > 1 and strong:
+        if step is not None:  # incident_triage decided: a rollback only where it proposes one
+            arguments = step.get("arguments") or {}
+            rollback = step.get("action") == "rollback" and arguments.get("deployment") == top.name
+            to_revision = arguments.get("to_revision")
+        else:
+            rollback = top.kind == "Deployment" and bool(top.revision) and (top.revision or 0) > 1 and top.score >= 2.5
+            to_revision = (top.revision or 1) - 1
+        if top.kind == "Deployment" and rollback:
             action = "rollback"
-            target = f"{top.namespace}/{top.name}@{top.revision - 1}"
+            target = f"{top.namespace}/{top.name}@{to_revision}"
             if self.act:
                 base = {"namespace": top.namespace, "deployment": top.name}
+                if to_revision:
+                    base["to_revision"] = to_revision
                 dry = await client.call_tool("rollback_deployment", {**base, "dry_run": True})
                 if not dry.is_error:
                     await client.call_tool(
                         "rollback_deployment",
                         {**base, "dry_run": False, "reason": f"baseline: {top.why or 'top suspect'}"},
                     )
-        elif top.kind == "Load":
+        elif top.kind == "Load" or (step is not None and step.get("action") == "scale"):
             action = "scale"
         category = {
             "Dependency": "dependency-outage",

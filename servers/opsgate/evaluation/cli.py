@@ -9,7 +9,12 @@ from typing import Any
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import logging
+
     import anyio
+
+    for name in ("httpx", "httpcore", "kubernetes", "urllib3"):  # the in-process baseline's clients
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     from opsgate.evaluation.report import as_json, markdown, table
     from opsgate.evaluation.runner import AgentCommand, Investigator, baseline, run_eval

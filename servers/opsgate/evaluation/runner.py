@@ -11,8 +11,9 @@ An agent command (`--agent "CMD"`) runs in the scenario's work folder with:
 - `OPSGATE_EVAL_MCP_CONFIG`: the path of an `.mcp.json` (also written to the work folder) whose server
   `opsgate` starts the evaluation server over stdio (the format Claude Code, Copilot CLI and VS Code read);
 - `OPSGATE_EVAL_TASK`: the task as text (the firing alert, and to call `submit_diagnosis`);
-- `OPSGATE_EVAL_TASK_JSON`: the same as JSON (namespace, alert, service, summary);
-- `OPSGATE_EVAL_SCENARIO`: the scenario id (for logs; the answer is not in it).
+- `OPSGATE_EVAL_TASK_JSON`: the same as JSON (namespace, alert, service, summary).
+
+The scenario's id is not given (it would name the answer). See docs/scenarios.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mcp import StdioServerParameters
 from opsgate.audit import AuditLog
 from opsgate.evaluation.baseline import BaselineInvestigator, Task
 from opsgate.evaluation.scoring import ScenarioScore, chance, rank_of, unsafe_actions
+from opsgate.evaluation.server import build_eval_app
 from opsgate.sandbox.scenario import Scenario, load_scenario
 from opsgate.sandbox.world import SandboxWorld
 
@@ -43,13 +45,19 @@ RECOVERY_WAIT_S = 20.0
 
 
 class Investigator(Protocol):
-    name: str
+    """Gets the server as stdio parameters (a process to start) or, when `in_process`, the MCP server
+    object itself; either way it speaks MCP to it through a client session."""
 
-    async def investigate(self, params: StdioServerParameters, task: Task) -> None: ...
+    name: str
+    in_process: bool
+
+    async def investigate(self, server: Any, task: Task) -> None: ...
 
 
 class AgentCommand:
     """Any agent as a command line: it gets the MCP config file and the task in its environment."""
+
+    in_process = False
 
     def __init__(self, command: str, timeout_s: float = 600.0) -> None:
         self.command = command
@@ -58,8 +66,9 @@ class AgentCommand:
         self.workdir: Path | None = None
         self.log: str = ""
 
-    async def investigate(self, params: StdioServerParameters, task: Task) -> None:
-        assert self.workdir is not None
+    async def investigate(self, server: Any, task: Task) -> None:
+        assert self.workdir is not None and isinstance(server, StdioServerParameters)
+        params = server
         config = self.workdir / ".mcp.json"
         server = {"type": "stdio", "command": params.command, "args": list(params.args), "env": params.env or {}}
         config.write_text(json.dumps({"mcpServers": {"opsgate": server}}, indent=2))
@@ -110,11 +119,18 @@ async def run_scenario(name: str, make_investigator: Callable[[], Investigator],
             command=sys.executable,
             args=["-m", "opsgate.evaluation.server", "--config", str(config), "--record", str(record),
                   "--usage", str(usage)],
-            env={**os.environ, "OPSGATE_CONFIG": str(config)},
+            env=_server_env(config),
         )  # fmt: skip
         started = time.monotonic()
         try:
-            await investigator.investigate(params, task_of(scenario))
+            if investigator.in_process:
+                app = build_eval_app(config, record, usage)
+                try:
+                    await investigator.investigate(app.server, task_of(scenario))
+                finally:
+                    await app.aclose()
+            else:
+                await investigator.investigate(params, task_of(scenario))
         except Exception as exc:  # an investigator that fails is scored, not fatal to the run
             error = f"{type(exc).__name__}: {exc}"[:300]
         wall = time.monotonic() - started
@@ -153,6 +169,16 @@ async def run_scenario(name: str, make_investigator: Callable[[], Investigator],
         wall_s=round(wall, 2),
         error=error,
     )
+
+
+def _server_env(config: Path) -> dict[str, str]:
+    """Only what the server needs (the MCP client adds a safe default environment; no secrets copied into
+    the .mcp.json an agent reads)."""
+    env = {"OPSGATE_CONFIG": str(config)}
+    for name in ("PYTHONPATH", "PATH", "HOME", "XDG_STATE_HOME"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
 
 
 def _rolling(world: SandboxWorld) -> bool:

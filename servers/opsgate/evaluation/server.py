@@ -16,11 +16,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp_types import TextContent
 
 from opsgate.config import load_settings
 from opsgate.evaluation.submit import build_submit_capability
-from opsgate.server import build_app
+from opsgate.server import App, build_app
+
+
+def build_eval_app(config: Path, record: Path, usage: Path) -> App:
+    """The app `opsgate serve all` builds from `config`, plus `submit_diagnosis` and usage counting."""
+    settings = load_settings(config)
+    app = build_app(settings, ["all"], capabilities=[build_submit_capability(record)])
+    gate = app.gate
+    original = gate.call_tool
+
+    async def counted(*a: Any, **kw: Any) -> Any:
+        result = await original(*a, **kw)
+        content = getattr(result, "content", None) or []
+        size = sum(len(b.text.encode()) for b in content if isinstance(b, TextContent))
+        name = a[0] if a else kw.get("name", "?")
+        error = bool(getattr(result, "is_error", False))
+        line = json.dumps({"tool": str(name), "bytes": size, "error": error}) + "\n"
+        async with await anyio.open_file(usage, "a") as out:
+            await out.write(line)
+        return result
+
+    gate.call_tool = counted  # type: ignore[method-assign]
+    return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,23 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    settings = load_settings(args.config)
-    app = build_app(settings, ["all"], capabilities=[build_submit_capability(args.record)])
-    gate = app.gate
-    original = gate.call_tool
-    usage = args.usage
-
-    async def counted(*a: Any, **kw: Any) -> Any:
-        result = await original(*a, **kw)
-        content = getattr(result, "content", None) or []
-        size = sum(len(b.text.encode()) for b in content if isinstance(b, TextContent))
-        name = a[0] if a else kw.get("name", "?")
-        error = bool(getattr(result, "is_error", False))
-        with usage.open("a") as out:
-            out.write(json.dumps({"tool": str(name), "bytes": size, "error": error}) + "\n")
-        return result
-
-    gate.call_tool = counted  # type: ignore[method-assign]
+    app = build_eval_app(args.config, args.record, args.usage)
     app.server.run("stdio")
     return 0
 

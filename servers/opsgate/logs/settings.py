@@ -9,10 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opsgate.config import ConfigError, Settings, load_section
 from opsgate.durations import parse_duration
-from opsgate.logs.backends.azure import AzureSettings
+from opsgate.logs.backend_settings import AzureSettings, KubernetesSettings, LokiSettings
 from opsgate.logs.backends.files import FilesSettings
-from opsgate.logs.backends.kubernetes import KubernetesSettings
-from opsgate.logs.backends.loki import LokiSettings
 
 BACKENDS = ("files", "kubernetes", "loki", "azure")
 EXAMPLES_NOW = datetime.fromisoformat("2026-11-23T05:00:00+00:00")

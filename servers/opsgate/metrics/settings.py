@@ -7,8 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import Settings, load_section
-from opsgate.metrics.backends.azure import AzureSettings
-from opsgate.metrics.backends.prometheus import PrometheusSettings
+from opsgate.metrics.backend_settings import AzureSettings, PrometheusSettings
 
 KEY_METRICS = ["latency_p99_seconds", "error_ratio", "request_rate", "cpu_usage_cores", "memory_usage_bytes"]
 

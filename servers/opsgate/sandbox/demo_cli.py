@@ -32,11 +32,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Serve every tool over stdio against a live scenario world, for wiring a real agent to it."""
     import sys
 
+    import anyio
+
+    from opsgate.approvals import Approvals
     from opsgate.config import default_state_dir, load_settings
     from opsgate.sandbox.approver import write_sandbox_approver
     from opsgate.sandbox.scenario import ScenarioError
     from opsgate.sandbox.world import SandboxWorld
     from opsgate.server import build_app
+    from opsgate.stdio import serve_stdio
 
     try:
         world = SandboxWorld(args.scenario, speed=args.speed)
@@ -52,15 +56,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         key = write_sandbox_approver(state)
         scenario = world.scenario
         # stderr: a stdio client shows it in its server log; stdout carries the protocol.
+        settings = load_settings(config)
+        # the pending result names the whole command (key, state dir, approvers file): it works as written
+        hook = Approvals.from_settings(settings)
+        hook.approver_key = str(key)
         print(
             f"opsgate sandbox: scenario {scenario.id} ({scenario.title}); alert {scenario.alert.name} is firing in "
-            f"namespace {scenario.alert.namespace}; approve pending writes with: "
-            f"opsgate approvals approve ID --key {key} --state-dir {state} --approvers {state / 'approvers.yaml'} "
+            f"namespace {scenario.alert.namespace}; approve pending writes with: {hook.approve_command('ID')} "
             "(a throwaway sandbox approver key: an agent running as this user could read it too)",
             file=sys.stderr,
         )
-        app = build_app(load_settings(config), ["all"])
-        app.server.run("stdio")
+        app = build_app(settings, ["all"], approvals=hook)
+        anyio.run(serve_stdio, app.server)
     return 0
 
 

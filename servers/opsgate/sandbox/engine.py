@@ -246,6 +246,12 @@ class Engine:
             latency_max = np.maximum(latency_max, np.where(alive > 0, factor, 1.0))
             errors += alive * added
             rate += alive * traffic
+        if mine:
+            # before the oldest pod the scenario knows, earlier (unrecorded) revisions served it, healthily
+            before = sample_t < min(p.start for p in mine)
+            count = np.where(before, 1.0, count)
+            latency_mean = np.where(before, 1.0, latency_mean)
+            rate = np.where(before, 1.0, rate)
         with np.errstate(invalid="ignore", divide="ignore"):
             n = np.maximum(count, 1.0)
             # a p99 over a mix of pods follows its slow pods: between the mean and the worst
@@ -358,15 +364,32 @@ class Engine:
         service = self.service(pod.service)
         templates = [t for t in self.scenario.logs if t.service == pod.service]
         step0 = math.ceil((first - pod.start) / LOG_INTERVAL_S)
+        count = max(math.floor((last - pod.start) / LOG_INTERVAL_S) - step0 + 1, 0)
+        steps = np.arange(step0, step0 + count)
+        times: FloatArray = (pod.start + steps * LOG_INTERVAL_S).astype(np.float64)
+        factors = self.latency_factor(pod, times)
+        masks = [self._active_mask(t, pod, times) for t in templates]
         out: list[tuple[float, dict[str, str]]] = []
-        step = step0
-        while True:
-            moment = pod.start + step * LOG_INTERVAL_S
-            if moment > last:
-                break
-            out.append((moment, self._line(pod, service, templates, step, moment)))
-            step += 1
+        for i in range(count):
+            step, moment = int(steps[i]), float(times[i])
+            active = [bool(m[i]) for m in masks]
+            out.append((moment, self._line(pod, service, templates, active, step, moment, float(factors[i]))))
         return out
+
+    def _active_mask(self, template: LogTemplate, pod: PodLife, t: FloatArray) -> NDArray[np.bool_]:
+        """`_template_active` over many times at once."""
+        static = template.service == pod.service
+        static = static and (template.revisions is None or pod.revision in template.revisions)
+        static = static and (template.pods is None or pod.ordinal in template.pods)
+        mask = np.full(t.shape, static, dtype=bool)
+        if template.start is not None:
+            mask &= t >= parse_offset(template.start) + parse_offset(template.lag)
+        if template.during is not None:
+            found = next((f for f in self.faults if f.fault.id == template.during), None)
+            mask &= found.level(t) > 0 if found is not None else False
+        elif template.start is None and template.revisions is not None and parse_offset(template.lag) > 0:
+            mask &= t >= pod.start + parse_offset(template.lag)
+        return mask
 
     def _crash_lines(self, pod: PodLife, start: float, end: float) -> list[tuple[float, dict[str, str]]]:
         """A pod that never gets ready logs only what its templates say it prints before it dies."""
@@ -388,14 +411,21 @@ class Engine:
         return out
 
     def _line(
-        self, pod: PodLife, service: Service, templates: Sequence[LogTemplate], step: int, t: float
+        self,
+        pod: PodLife,
+        service: Service,
+        templates: Sequence[LogTemplate],
+        active: Sequence[bool],
+        step: int,
+        t: float,
+        factor: float,
     ) -> dict[str, str]:
         roll = unit(self.scenario.seed, pod.name, step)
         size = unit(self.scenario.seed, pod.name, step, "size")
         level, text = "info", ""
         threshold = 0.0
         for index, template in enumerate(templates):
-            if not self._template_active(template, pod, t):
+            if not active[index]:
                 continue
             threshold += template.share
             if roll < threshold:
@@ -403,7 +433,6 @@ class Engine:
                 text = self._render(template, pod, step, index, t)
                 break
         if not text:
-            factor = float(self.latency_factor(pod, np.array([t]))[0])
             ms = int((120 + 260 * size) * factor)
             method = "POST" if service.endpoint.startswith("/api/") else "GET"
             text = f"{method} {service.endpoint} 200 duration_ms={ms}"

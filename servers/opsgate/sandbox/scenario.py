@@ -7,9 +7,9 @@ world has, revisions roll out in order, time never runs backwards. Any problem i
 naming the file, the path inside it and the rule; nothing is built from a scenario that fails.
 
 Times are relative to the scenario's anchor, the moment the investigation starts (`0`): `-20m` is twenty
-minutes before it. The anchor itself (`anchor`, an absolute UTC time) is only used where the world is
-frozen for a reproducible evaluation; a live sandbox puts the anchor at the moment it starts. Either way
-the same seed gives the same world, the same logs and the same series.
+minutes before it. A world puts the anchor at the moment it starts, so the same scenario and seed give
+the same world, the same logs and the same series at any time of day (`time_of_day` places the anchor on
+the daily traffic cycle).
 
     scenario = load_scenario("checkout-bad-deploy")      # a name under scenarios/, or a path
 """
@@ -20,7 +20,6 @@ import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +28,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 SCENARIO_DIR = Path(__file__).resolve().parents[3] / "scenarios"
 DEFAULT_SCENARIO = "checkout-bad-deploy"
-DEFAULT_ANCHOR = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 _DURATION = re.compile(r"^(-)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -308,7 +306,6 @@ class Scenario(Strict):
     summary: str = ""
     fault_class: str
     seed: int = 7
-    anchor: datetime = Field(default=DEFAULT_ANCHOR, description="Scenario time 0 when the world is frozen")
     time_of_day: str = Field(default="14:00", pattern=r"^\d{2}:\d{2}$", description="Local hour at time 0 (UTC)")
     namespaces: list[Name] = Field(min_length=1)
     services: list[Service] = Field(min_length=1)

@@ -108,22 +108,6 @@ class SandboxTimeline:
         return np.minimum(on, off)
 
 
-_shared: SandboxTimeline | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_timeline() -> SandboxTimeline:
-    """The process-wide timeline the sandbox's metrics read and its rollback changes.
-
-    Created on first use with the bad deploy 30 minutes earlier and no rollback yet.
-    """
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = SandboxTimeline(deploy_at=time.time() - 1800.0)
-        return _shared
-
-
 @dataclass(frozen=True)
 class SeriesKey:
     metric: str
@@ -179,7 +163,7 @@ class SandboxSeries:
         if pods_per_service < 1:
             raise ValueError("pods_per_service must be at least 1")
         self.seed = seed
-        self.timeline = timeline if timeline is not None else shared_timeline()
+        self.timeline = timeline if timeline is not None else SandboxTimeline()
         self.services = tuple(services)
         self.pods_per_service = pods_per_service
         self.keys: list[SeriesKey] = [

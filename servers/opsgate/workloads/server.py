@@ -18,7 +18,7 @@ import kubernetes.config
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import ConfigError, Settings, load_section
-from opsgate.contracts import Capability, Contract, Target, ToolError
+from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.workloads.backends.kubernetes import KubernetesReader
 from opsgate.workloads.contracts import EventsInput, EventsOutput, StatusInput, WorkloadStatus
@@ -247,4 +247,16 @@ def build(settings: Settings) -> Capability:
             timeout_s=timeout,
         ),
     ]
-    return Capability(name="workloads", contracts=contracts, closers=[close])
+
+    async def probe() -> str:
+        """One list request to the cluster through the reader's own path (403 still proves it answers)."""
+        namespace = next(iter(settings.environments), "default")
+        try:
+            found = await reader.list_pods(namespace)
+        except BackendUnavailable:
+            raise
+        except ToolError as exc:
+            return f"answered ({exc})"
+        return f"answered: {len(found)} pod(s) in namespace {namespace}"
+
+    return Capability(name="workloads", contracts=contracts, closers=[close], probes={"kubernetes": probe})

@@ -15,47 +15,15 @@ from azure.core.exceptions import (
 )
 from azure.monitor.query import LogsQueryPartialResult, LogsQueryResult, LogsTable
 from azure.monitor.query.aio import LogsQueryClient
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.contracts import BackendUnavailable, ToolError
 from opsgate.logs import kql
+from opsgate.logs.backend_settings import AzureSettings as AzureSettings
 from opsgate.logs.backends import Fetched, remaining
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import LogRecord, parse_line
 from opsgate.logs.severity import normalize
 from opsgate.logs.timeparse import from_ns, log_time_ns, to_ns
-
-
-class AzureSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    workspace_id: str = Field(default="", description="Log Analytics workspace id (a GUID)")
-    endpoint: str = Field(default="https://api.loganalytics.io", description="Sovereign clouds have their own")
-    table: str = Field(default="ContainerLogV2", pattern=kql.IDENTIFIER)
-    time_column: str = Field(default="TimeGenerated", pattern=kql.IDENTIFIER)
-    message_column: str = Field(default="LogMessage", pattern=kql.IDENTIFIER)
-    service_column: str = Field(default="ContainerName", pattern=kql.IDENTIFIER)
-    namespace_column: str = Field(default="PodNamespace", pattern=kql.IDENTIFIER)
-    level_column: str = Field(default="LogLevel", pattern=kql.IDENTIFIER)
-    source_column: str = Field(default="PodName", pattern=kql.IDENTIFIER)
-    labels_column: str | None = Field(
-        default=None, pattern=kql.IDENTIFIER, description="e.g. KubernetesMetadata.podLabels"
-    )
-    max_rows: int = Field(default=30000, ge=1, le=500000)
-    timeout_s: float = Field(default=20.0, gt=0)
-    retries: int = Field(default=1, ge=0, le=10)
-
-    def columns(self) -> kql.Columns:
-        return kql.Columns(
-            table=self.table,
-            time=self.time_column,
-            message=self.message_column,
-            service=self.service_column,
-            namespace=self.namespace_column,
-            level=self.level_column,
-            source=self.source_column,
-            labels=self.labels_column,
-        )
 
 
 class AzureBackend:

@@ -29,6 +29,8 @@ from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
 GZIP_SUFFIXES = (".gz", ".gzip")
+HEAD_BYTES = 4096
+"""A file whose first bytes are unchanged and that is larger than before only grew: its index is extended."""
 INHERIT_LOOKBACK = 16 << 10
 """How far back a line without a time looks for the line it continues (a long stack trace)."""
 
@@ -80,7 +82,8 @@ class FilesBackend:
         self.settings = settings
         self._gzip_cache: OrderedDict[tuple[str, float, int], bytes] = OrderedDict()
         self._range_cache: dict[tuple[str, float, int], tuple[int | None, int | None]] = {}
-        self._index_cache: dict[tuple[str, int, int], list[IndexedBlock]] = {}
+        # path -> (mtime_ns, size, the file's first bytes, its time index)
+        self._index_cache: dict[str, tuple[int, int, bytes, list[IndexedBlock]]] = {}
 
     def files(self) -> list[LogFile]:
         found: dict[Path, LogFile] = {}
@@ -194,15 +197,19 @@ class FilesBackend:
             yield from self._scan(log_file, blob, start, stop, query, limit, deadline)
 
     def _time_index(self, log_file: LogFile, blob: BinaryIO, size: int, deadline: float) -> list[IndexedBlock]:
-        """The file's time index (built on first use, kept while its size and mtime stay the same)."""
-        stat = os.fstat(blob.fileno())
-        key = (str(log_file.path), stat.st_mtime_ns, size)
-        index = self._index_cache.get(key)
-        if index is None:
-            index = time_index(blob, size, lambda: check_deadline(deadline, self.name))
-            for stale in [k for k in self._index_cache if k[0] == key[0]]:
-                del self._index_cache[stale]
-            self._index_cache[key] = index
+        """The file's time index: built on first use, kept while the file is unchanged, extended (not
+        rebuilt) when it only grew (same first bytes, larger size), rebuilt when it was rewritten."""
+        mtime = os.fstat(blob.fileno()).st_mtime_ns
+        blob.seek(0)
+        head = blob.read(HEAD_BYTES)
+        cached = self._index_cache.get(str(log_file.path))
+        if cached is not None and cached[:3] == (mtime, size, head):
+            return cached[3]
+        grown = cached is not None and cached[1] < size and head.startswith(cached[2]) and cached[3]
+        index = time_index(
+            blob, size, lambda: check_deadline(deadline, self.name), after=cached[3] if grown and cached else None
+        )
+        self._index_cache[str(log_file.path)] = (mtime, size, head, index)
         return index
 
     def _indexed_scan(

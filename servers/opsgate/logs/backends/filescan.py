@@ -188,6 +188,7 @@ class IndexedBlock:
     end: int
     min_ns: int | None
     max_ns: int | None
+    last_ns: int | None = None  # the time a continuation line right after this block inherits
 
 
 def _template(line: bytes) -> tuple[re.Pattern[bytes], bytes] | None:
@@ -221,16 +222,22 @@ def _line_times(block: bytes, carried: int | None) -> tuple[int | None, int | No
     return low, high, last
 
 
-def time_index(data: bytes | memoryview | BinaryIO, size: int, tick: Callable[[], None]) -> list[IndexedBlock]:
+def time_index(
+    data: bytes | memoryview | BinaryIO,
+    size: int,
+    tick: Callable[[], None],
+    after: list[IndexedBlock] | None = None,
+) -> list[IndexedBlock]:
     """Blocks of about BLOCK bytes with the range of their lines' times, for files not in time order.
 
     Lines written alike (the same time prefix and layout, as JSON-lines and logfmt writers do) are read
     by one regex search a block, and their times compared as text; a block with any other line falls
-    back to parsing each line. Built once per file version and cached by the caller."""
+    back to parsing each line. Built once per file version and cached by the caller; `after`, the index of
+    the same file before it grew, is kept but for its last block (which may have ended mid-line)."""
     view = None if hasattr(data, "read") else data
-    blocks: list[IndexedBlock] = []
-    position = 0
-    carried: int | None = None
+    blocks: list[IndexedBlock] = list(after[:-1]) if after else []
+    position = after[-1].start if after else 0
+    carried: int | None = blocks[-1].last_ns if blocks else None
     template: tuple[re.Pattern[bytes], bytes] | None = None
     while position < size:
         tick()
@@ -254,6 +261,6 @@ def time_index(data: bytes | memoryview | BinaryIO, size: int, tick: Callable[[]
             carried = log_time_ns(found[-1].decode() + zone)
         else:
             low_ns, high_ns, carried = _line_times(block, carried)
-        blocks.append(IndexedBlock(position, position + cut, low_ns, high_ns))
+        blocks.append(IndexedBlock(position, position + cut, low_ns, high_ns, carried))
         position += cut
     return blocks

@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
 import kubernetes.client
 import kubernetes.config
 from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel, ConfigDict, Field
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate.logs.backend_settings import KubernetesSettings as KubernetesSettings
 from opsgate.logs.backends import Fetched, check_deadline, remaining
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import LogRecord, parse_line
 from opsgate.logs.selector import Requirement
 from opsgate.logs.timeparse import NS_PER_S, log_time_ns, to_ns
-
-
-class KubernetesSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kubeconfig: Path | None = Field(default=None, description="Default: in-cluster, then ~/.kube/config")
-    context: str | None = None
-    namespace: str = Field(default="default", description="Namespace when a call names none")
-    service_label: str = Field(default="app", description="Pod label that names the service")
-    max_pods: int = Field(default=20, ge=1, le=500)
-    max_bytes_per_container: int = Field(default=8 << 20, ge=1024)
-    timeout_s: float = Field(default=15.0, gt=0)
 
 
 def _api_client(settings: KubernetesSettings) -> kubernetes.client.ApiClient:

@@ -5,32 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from opsgate.contracts import BackendUnavailable, ToolError
 from opsgate.logs import logql
+from opsgate.logs.backend_settings import LokiSettings as LokiSettings
 from opsgate.logs.backends import Fetched, remaining
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import LogRecord, parse_line
 from opsgate.logs.severity import normalize
 
 QUERY_RANGE = "/loki/api/v1/query_range"
-
-
-class LokiSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(default="http://127.0.0.1:3100", description="Loki base URL (or the gateway's)")
-    tenant: str | None = Field(default=None, description="X-Scope-OrgID for multi-tenant Loki")
-    bearer_token: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    service_label: str = "service_name"
-    namespace_label: str = "namespace"
-    level_label: str = Field(default="detected_level", description="Label or structured metadata with the level")
-    max_entries: int = Field(default=5000, ge=1, description="Loki's max_entries_limit_per_query")
-    timeout_s: float = Field(default=15.0, gt=0)
-    verify_tls: bool = True
 
 
 class LokiBackend:

@@ -14,47 +14,24 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.contracts import BackendUnavailable, ToolError
 from opsgate.metrics.aggregate import evaluate
+from opsgate.metrics.backend_settings import AzureSettings as AzureSettings
+from opsgate.metrics.backend_settings import TimeAggregation as TimeAggregation
 from opsgate.metrics.backends.base import Series
 from opsgate.metrics.selection import Selection
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-TimeAggregation = Literal["average", "minimum", "maximum", "total", "count"]
 # The time grains Azure Monitor accepts, in seconds.
 GRAINS_S = (60, 300, 900, 1800, 3600, 21_600, 43_200, 86_400)
 INSTANT_LOOKBACK_S = 300.0
 RESOURCE_LABEL = "resource"
-
-
-class AzureSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    endpoint: str = Field(
-        default="https://global.metrics.monitor.azure.com",
-        description="Regional metrics endpoint, e.g. https://eastus.metrics.monitor.azure.com",
-    )
-    audience: str | None = Field(default=None, description="Token audience (sovereign clouds); default public cloud")
-    metric_namespace: str = Field(default="", description="e.g. Microsoft.ContainerService/managedClusters")
-    resources: dict[str, str] = Field(
-        default_factory=dict, description="resource label value -> Azure resource id (same subscription and region)"
-    )
-    dimensions: list[str] = Field(default_factory=list, description="Dimensions every query splits series by")
-    label_map: dict[str, str] = Field(
-        default_factory=dict, description="opsgate label -> Azure dimension name, e.g. service = 'cloud/roleName'"
-    )
-    time_aggregation: TimeAggregation = "average"
-    metric_time_aggregations: dict[str, TimeAggregation] = Field(default_factory=dict)
-    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Deadline for one query, retries included")
-    retry_total: int = Field(default=2, ge=0, le=10)
-    retry_backoff_max_s: float = Field(default=2.0, ge=0)
 
 
 def _grain(step: float) -> int:

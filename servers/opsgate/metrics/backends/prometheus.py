@@ -7,21 +7,11 @@ from typing import Any
 
 import httpx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate.metrics.backend_settings import PrometheusSettings as PrometheusSettings
 from opsgate.metrics.backends.base import Series
 from opsgate.metrics.selection import Selection
-
-
-class PrometheusSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(default="http://127.0.0.1:9090", description="Base URL of the Prometheus server")
-    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-request timeout")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (e.g. a tenant id)")
-    bearer_token_file: str | None = Field(default=None, description="File holding a bearer token to send")
-    verify_tls: bool = True
 
 
 def _float(text: str) -> float:

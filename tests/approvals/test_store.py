@@ -1,0 +1,93 @@
+"""The `ApprovalStore` contract, for every implementation (SQLite here; a shared store adds itself to
+`STORES`): conditional state changes, so of racing deciders or consumers exactly one wins."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsgate.approvals import ApprovalError, ApprovalStore, SqliteApprovalStore
+
+STORES: dict[str, Callable[[Path], ApprovalStore]] = {"sqlite": lambda tmp: SqliteApprovalStore(tmp / "state")}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApprovalStore]:
+    made = STORES[request.param](tmp_path)
+    yield made
+    made.close()
+
+
+def _pending(store: ApprovalStore, **overrides: Any) -> str:
+    fields: dict[str, Any] = {
+        "kind": "grant",
+        "tool": "testkit_write",
+        "args_digest": "sha256:a",
+        "args": {"value": 1},
+        "target": "prod/shop/checkout",
+        "requester": "agent@x",
+        "call_id": "call_1",
+        "reasons": ["needs approval"],
+        "approvers": ["sre"],
+        "plan": {"from_revision": 7, "to_revision": 6},
+    }
+    fields.update(overrides)
+    return store.create(**fields).id
+
+
+def _grant(store: ApprovalStore, approval_id: str) -> None:
+    store.decide(
+        approval_id, status="granted", by="alice", roles=["sre"], channel="ssh-signature", proof="sig", note=None
+    )
+
+
+def test_the_same_call_and_plan_reuse_the_pending_approval(store: ApprovalStore) -> None:
+    first = _pending(store)
+    assert _pending(store) == first
+    assert _pending(store, plan={"from_revision": 8, "to_revision": 7}) != first
+    assert _pending(store, requester="agent@y") != first
+    approval = store.get(first)
+    assert approval.status == "pending" and approval.plan == {"from_revision": 7, "to_revision": 6}
+    assert approval.statement("approve") != approval.statement("deny")
+    assert f"plan_digest: {approval.plan_digest}".encode() in approval.statement("approve")
+
+
+def test_exactly_one_of_racing_consumers_wins(store: ApprovalStore) -> None:
+    approval_id = _pending(store)
+    _grant(store, approval_id)
+    wins: list[str] = []
+    losses: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def consume(n: int) -> None:
+        barrier.wait()
+        try:
+            store.use(approval_id, f"call_{n}")
+            wins.append(f"call_{n}")
+        except ApprovalError:
+            losses.append(f"call_{n}")
+
+    threads = [threading.Thread(target=consume, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 7
+    assert store.get(approval_id).used_by_call == wins[0]
+
+
+def test_decisions_and_voids_are_conditional(store: ApprovalStore) -> None:
+    approval_id = _pending(store)
+    _grant(store, approval_id)
+    with pytest.raises(ApprovalError, match="already granted"):
+        _grant(store, approval_id)
+    store.void(approval_id, "the target moved")
+    assert store.get(approval_id).status == "void"
+    with pytest.raises(ApprovalError):
+        store.use(approval_id, "call_2")
+    store.void(approval_id, "again")  # a void approval stays void, with its first reason
+    assert store.get(approval_id).decision_note == "the target moved"

@@ -53,6 +53,7 @@ READ_TOOLS = (
     "workload_status",
     "k8s_events",
     "alerts_list",
+    "incident_triage",
 )
 WRITE_TOOLS = ("rollback_deployment", "alert_silence")
 AUTH_MODES = ("key", "entra", "oauth")

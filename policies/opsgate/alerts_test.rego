@@ -10,7 +10,7 @@ silence_input(env, dry, duration_s, everything) := {
 	"args": {"matchers": [{"name": "alertname", "value": "CheckoutHighLatency", "op": "="}], "duration": "1h", "comment": "known, rolling back", "dry_run": dry},
 	"target": {"environment": env, "namespace": "shop", "service": null},
 	"facts": {"duration_s": duration_s, "matches_everything": everything, "alerts_matched": 1},
-	"caller": {"subject": "agent@test", "roles": ["responder"], "client": "test", "authenticated": true},
+	"caller": {"subject": "agent@test", "roles": ["responder"], "client": "test", "authenticated": true, "auth": "local", "scopes": []},
 	"context": {"now": "2026-11-23T05:00:00Z", "autonomy": "approved", "recent": {"alert_silence": {"target_1h": 0, "global_1m": 0, "target_last_s": null}}},
 }
 

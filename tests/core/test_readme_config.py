@@ -24,9 +24,9 @@ def test_readme_toml_example_is_a_valid_config(tmp_path: Path) -> None:
 
 def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
     """Each backend block parses into its capability's own settings (no cluster or cloud is contacted)."""
+    from opsgate.alerts.server import AlertsSettings
     from opsgate.logs.settings import LogsSettings
     from opsgate.metrics.settings import MetricsSettings
-    from opsgate.alerts.server import AlertsSettings
     from opsgate.rollback.server import RollbackSettings
     from opsgate.workloads.server import WorkloadsSettings
 

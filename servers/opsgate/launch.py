@@ -23,6 +23,7 @@ from mcp_types import INTERNAL_ERROR
 from opsgate import __version__
 from opsgate.config import ConfigError, Settings
 from opsgate.policy.decision import PolicyError
+from opsgate.state.base import StateError
 
 if TYPE_CHECKING:
     from opsgate.server import App
@@ -88,7 +89,8 @@ class DeferredApp:
             return await call_next(ctx)
         try:
             app = self.ensure()
-        except (ConfigError, PolicyError) as exc:
+        except (ConfigError, PolicyError, StateError) as exc:
+            # a bad config or policy data, a state store that is down, an audit trail missing its last export
             print(f"opsgate: {exc}", file=sys.stderr)
             raise MCPError(code=INTERNAL_ERROR, message=f"opsgate could not start: {exc}") from None
         return await app.gate.middleware(ctx, call_next)

@@ -31,7 +31,7 @@ def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
     from opsgate.workloads.server import WorkloadsSettings
 
     blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)[1:]
-    assert len(blocks) == 8
+    assert len(blocks) == 9  # the backends, the [approvals] example and the [audit] example (State section)
     seen = []
     for n, block in enumerate(blocks):
         config = tmp_path / f"backend-{n}.toml"

@@ -108,6 +108,10 @@ class AlertsService:
                 filters.append(f'{label}="{_quote(value)}"')
         raw = await self.backend.alerts(filters, silenced=args.state != "firing")
         items = [alert_item(a) for a in raw]
+        # the same filters again, for Alertmanager-compatible sources that ignore `filter`
+        for label, value in (("namespace", args.namespace), ("severity", args.severity), ("alertname", args.name)):
+            if value is not None:
+                items = [i for i in items if i.labels.get(label) == value]
         if args.service is not None:
             items = [
                 i for i in items if args.service in (i.labels.get("service"), i.labels.get("job"), i.labels.get("app"))

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("OPSGATE_SHARED_DATASETS") or REPO.parent / "shared" / "datasets")
 REQUIRE_SHARED_DATA = "OPSGATE_REQUIRE_SHARED_DATA"
 
-pytest_plugins = ["tests.support.kube"]
+pytest_plugins = ["tests.support.kube", "tests.support.postgres"]
 
 # The two MCP wire generations clients use today: 2025-11-25 (initialize handshake, sessions) and
 # 2026-07-28 (stateless requests). The SDK client speaks the first with mode="legacy".

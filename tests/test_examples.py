@@ -285,7 +285,7 @@ def test_foundry_registration_sends_the_documented_body(foundry_endpoint: str, l
     assert tool["type"] == "mcp" and tool["server_url"] == "https://opsgate.example.com/mcp"
     assert tool["project_connection_id"] == connection_id
     assert set(tool["allowed_tools"]) == set(live_tools)
-    assert tool["require_approval"]["always"]["tool_names"] == ["rollback_deployment"]
+    assert tool["require_approval"]["always"]["tool_names"] == ["rollback_deployment", "alert_silence"]
     assert patch[0] == "PATCH" and json.loads(patch[3]) == {"default_version": "3"}
 
 

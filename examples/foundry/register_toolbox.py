@@ -52,9 +52,10 @@ READ_TOOLS = (
     "changes_recent",
     "workload_status",
     "k8s_events",
+    "alerts_list",
     "incident_triage",
 )
-WRITE_TOOLS = ("rollback_deployment",)
+WRITE_TOOLS = ("rollback_deployment", "alert_silence")
 AUTH_MODES = ("key", "entra", "oauth")
 
 

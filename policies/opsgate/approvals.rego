@@ -42,7 +42,18 @@ accepted_channels := {c | some c in object.get(object.get(config, "approval_chan
 
 channel_accepted if approval_channel in accepted_channels
 
-self_approval if input.approval.granted_by == input.caller.subject
+# Only a grant by a named person other than the requester counts; a grantor that is missing, not a
+# string (a list holding the requester, say) or the requester is a self-approval.
+granted_by_other if {
+	is_string(input.approval.granted_by)
+	is_string(input.caller.subject)
+	input.approval.granted_by != input.caller.subject
+}
+
+self_approval if {
+	has_approval
+	not granted_by_other
+}
 
 valid_grant if {
 	approval_kind == "grant"

@@ -42,6 +42,18 @@ test_self_approval_denied if {
 	d.require_approval == false
 }
 
+test_grant_by_a_list_holding_the_requester_denied if {
+	grant := object.union(sre_grant, {"granted_by": [caller.subject, "alice"]})
+	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})
+	d.allow == false
+}
+
+test_grant_without_grantor_denied if {
+	grant := object.remove(sre_grant, ["granted_by"])
+	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})
+	not d.allow == true
+}
+
 test_grant_without_approver_role_denied if {
 	grant := object.union(sre_grant, {"roles": ["developer"]})
 	d := data.opsgate.decision with input as object.union(prod_write, {"approval": grant})

@@ -73,7 +73,7 @@ test_allowed_real_write_carries_its_budget if {
 }
 
 test_default_budget_for_tools_not_named if {
-	doc := object.union(with_autonomy(prod_write, "autonomous"), {"tool": "alert_silence", "context": {"recent": {"alert_silence": {"target_1h": 0, "global_1m": 0, "target_last_s": null}}}})
+	doc := object.union(with_autonomy(prod_write, "autonomous"), {"tool": "service_restart", "context": {"recent": {"service_restart": {"target_1h": 0, "global_1m": 0, "target_last_s": null}}}})
 	d := data.opsgate.decision with input as doc
 	d.allow == true
 	d.obligations.budget == {"target_interval_s": 600, "target_1h": 10, "global_1m": 5}

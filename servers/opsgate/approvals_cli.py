@@ -15,13 +15,22 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from opsgate import sshsig
-from opsgate.approvals import Approval, ApprovalError, ProvenGrant, SqliteApprovalStore, is_self_approval
+from opsgate.approvals import (
+    Approval,
+    ApprovalError,
+    ApprovalStore,
+    ProvenGrant,
+    SqliteApprovalStore,
+    is_self_approval,
+)
 from opsgate.approvers import NAMESPACE, Approvers, ApproversError
 from opsgate.config import ConfigError, Settings, load_settings
+from opsgate.state.base import StateError
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -64,7 +73,23 @@ def _signature(args: argparse.Namespace, statement: bytes) -> str:
     return sshsig.sign_with_ssh_keygen(key, statement, NAMESPACE, agent=args.agent)
 
 
-def _decide(store: SqliteApprovalStore, approvers_file: Path, args: argparse.Namespace) -> int:
+def _open_store(args: argparse.Namespace, state_dir: Path) -> tuple[ApprovalStore, Callable[[], None]]:
+    """The server's approval store and how to close it: the shared one (PostgreSQL) when the configuration
+    names a `state_url` (and no `--state-dir` overrides it), else SQLite in the state dir."""
+    if not args.state_dir:
+        settings = load_settings(args.config)
+        if settings.state_url:
+            from opsgate.state import open_state
+
+            state = open_state(settings)
+            if state.approvals is not None:
+                return state.approvals, state.close
+            state.close()
+    store = SqliteApprovalStore(state_dir)
+    return store, store.close
+
+
+def _decide(store: ApprovalStore, approvers_file: Path, args: argparse.Namespace) -> int:
     approval = store.get(args.id)
     if approval.kind != "grant":
         raise ApprovalError(f"approval {approval.id} is a client confirmation; it cannot be decided here")
@@ -172,8 +197,8 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         if args.approvals_cmd == "allowed-signers":
             print(Approvers.load(approvers_file).allowed_signers(), end="")
             return 0
-        store = SqliteApprovalStore(state_dir)
-    except (ApprovalError, ApproversError, ConfigError) as exc:
+        store, close_store = _open_store(args, state_dir)
+    except (ApprovalError, ApproversError, ConfigError, StateError) as exc:
         print(f"opsgate: {exc}", file=sys.stderr)
         return 2
     try:
@@ -200,7 +225,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         print(f"opsgate: {exc}", file=sys.stderr)
         return 1
     finally:
-        store.close()
+        close_store()
 
 
 def register(sub: Any) -> None:

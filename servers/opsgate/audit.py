@@ -1,70 +1,49 @@
-"""The audit trail: one hash-chained record per call, in SQLite (WAL).
+"""The audit trail: one hash-chained record per call, signed checkpoints of its head, and `verify`.
 
-Each record's hash covers the previous record's hash and the record's canonical JSON, and a head
-row holds the last sequence number and hash, so an edited, deleted or re-ordered record, or a
-truncated tail, is detected by `verify`. Records of write calls are committed with
-`synchronous=FULL` before the call's result is returned.
+Every column of a record is in its hash (sequence number, time, call id, decision id, tool, subject,
+outcome, the record's canonical JSON and the previous hash), so editing any of them breaks the chain.
+A chain alone cannot show that someone who can write the database cut the tail and moved the head, or
+rewrote a record and recomputed every hash after it: *checkpoints* do. A checkpoint is the chain's
+head (chain id, sequence number, hash) signed with an Ed25519 key kept apart from the database; one is
+made after every record of a write call, every `checkpoint_every` records, every
+`checkpoint_interval_s` while the head moved (a timer in servers, `start_periodic`) and on a clean
+close. Each goes into the database and to an append-only export (a JSON-lines file on another path,
+optionally syslog). `verify` recomputes the
+chain and checks every checkpoint's signature and that the trail still holds the record each one
+names, with the same hash; the export is what survives a deleted or emptied database, so a server
+started on a trail that lacks the last exported checkpoint refuses to start. See docs/audit-threat-model.md.
+
+Storage is a `opsgate.state.base.AuditStore` (SQLite by default, PostgreSQL for replicas); the rules
+here are the same for both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from opsgate.audit_keys import JsonlSink, check_entry, key_id, sign_entry
+from opsgate.state.base import AuditRow, AuditStore, StateError, StateUnavailable
+
+logger = logging.getLogger(__name__)
 GENESIS = "0" * 64
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    ts TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    decision_id TEXT,
-    tool TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    body TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_call ON audit(call_id);
-CREATE INDEX IF NOT EXISTS audit_tool_ts ON audit(tool, ts);
-CREATE TABLE IF NOT EXISTS audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL
-);
-INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, 0, printf('%.64c', '0'));
--- A record must extend the current head. Another process (a second stdio server, the CLI) may have
--- appended since this one last looked: the insert then aborts, and the writer re-reads the head.
-CREATE TRIGGER IF NOT EXISTS audit_extends_head BEFORE INSERT ON audit
-WHEN NEW.seq != (SELECT seq FROM audit_head WHERE id = 1) + 1
-  OR NEW.prev_hash != (SELECT hash FROM audit_head WHERE id = 1)
-BEGIN
-    SELECT RAISE(ABORT, 'opsgate: stale audit head');
-END;
--- The head moves in the same statement (one implicit transaction) as the insert.
-CREATE TRIGGER IF NOT EXISTS audit_move_head AFTER INSERT ON audit BEGIN
-    INSERT INTO audit_head (id, seq, hash) VALUES (1, NEW.seq, NEW.hash)
-    ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
-END;
-"""
+RECORD_VERSION = 2
+_REDACTOR: Any = None
+_SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential")
 
 
-_INSERT = (
-    "INSERT INTO audit (seq, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-_MAX_ATTEMPTS = 100
-
-
-class AuditError(Exception):
-    """The audit trail cannot take a record; the call's result must not be returned as a success."""
+class AuditError(StateError):
+    """The audit trail cannot take a record, or is not the trail it should be."""
 
 
 def canonical_json(value: Any) -> str:
@@ -77,7 +56,78 @@ def digest(value: Any) -> str:
 
 
 def chain_hash(prev_hash: str, body: str) -> str:
+    """Version 1 (trails written before every column was hashed): the body and the previous hash only."""
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def row_hash(row: AuditRow) -> str:
+    if row.v == 1:
+        return chain_hash(row.prev_hash, row.body)
+    material = [
+        row.v,
+        row.seq,
+        row.ts,
+        row.call_id,
+        row.decision_id,
+        row.tool,
+        row.subject,
+        row.outcome,
+        row.body,
+        row.prev_hash,
+    ]
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+
+def _columns(record: dict[str, Any]) -> tuple[str, str, str | None, str, str, str]:
+    decision = record.get("decision") or {}
+    caller = record.get("caller") or {}
+    return (
+        str(record.get("ts", "")),
+        str(record.get("call_id", "")),
+        decision.get("decision_id") if isinstance(decision, dict) else None,
+        str(record.get("tool", "")),
+        str(caller.get("subject", "") if isinstance(caller, dict) else ""),
+        str(record.get("outcome", "")),
+    )
+
+
+def redact_for_storage(value: Any) -> tuple[Any, int]:
+    """`value` (tool arguments) with secrets masked, for storing in audit or approval records.
+
+    Digests that bind a grant to a call stay computed over the exact arguments; only what is stored
+    is masked. Masks the redactor's secret shapes in every string, and any string under a key that
+    names a secret (`password`, `token`, `api_key`, ...).
+    """
+    global _REDACTOR
+    if _REDACTOR is None:
+        from opsgate.redaction import DEFAULT_REDACTOR
+
+        _REDACTOR = DEFAULT_REDACTOR
+    redact_text = _REDACTOR.redact_text
+
+    def walk(obj: Any) -> tuple[Any, int]:
+        if isinstance(obj, dict):
+            out: dict[Any, Any] = {}
+            total = 0
+            for k, v in obj.items():
+                if isinstance(k, str) and isinstance(v, str) and v and any(s in k.lower() for s in _SECRET_KEYS):
+                    out[k], n = "[REDACTED:argument]", 1
+                else:
+                    out[k], n = walk(v)
+                total += n
+            return out, total
+        if isinstance(obj, list):
+            items, total = [], 0
+            for v in obj:
+                r, n = walk(v)
+                items.append(r)
+                total += n
+            return items, total
+        if isinstance(obj, str):
+            return redact_text(obj) if len(obj) >= 6 else (obj, 0)
+        return obj, 0
+
+    return walk(value)
 
 
 @dataclass(frozen=True)
@@ -92,117 +142,300 @@ class VerifyReport:
     ok: bool
     records: int
     problems: list[str] = field(default_factory=list)
+    checkpoints: int = 0
+    exported: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Checkpoints:
+    """How checkpoints are signed, exported and checked."""
+
+    signing_key: Ed25519PrivateKey | None
+    sink: JsonlSink | None
+    public_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    every: int = 100
+    interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.signing_key is not None:
+            public = self.signing_key.public_key()
+            self.public_keys.setdefault(key_id(public), public)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AuditLog:
-    """Append-only, hash-chained audit records in one SQLite file."""
+    """Append-only, hash-chained audit records with signed, exported checkpoints."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        store: AuditStore | Path | str,
+        *,
+        checkpoints: Checkpoints | None = None,
+        check_anchor: bool = True,
+    ) -> None:
+        if isinstance(store, Path | str):
+            from opsgate.state.sqlite import SqliteAuditStore
+
+            store = SqliteAuditStore(store)
+        self.store: AuditStore = store
+        self.path = Path(store.location) if not store.location.startswith("postgresql") else Path()
+        self.cp = checkpoints
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        self._seq, self._hash = self._read_head()
+        self._last_cp_seq = 0
+        self._last_cp_time = time.monotonic()
+        self._chain_id = store.chain_id()
+        self._stop_periodic: threading.Event | None = None
+        if checkpoints is not None and check_anchor:
+            self.check_anchor()
+
+    def start_periodic(self) -> None:
+        """Checkpoint the head every `interval_s` while it has moved, also when no new record arrives
+        (a server that goes quiet after a burst of reads still gets its last records signed)."""
+        if self.cp is None or self.cp.signing_key is None or self._stop_periodic is not None:
+            return
+        stop = self._stop_periodic = threading.Event()
+        cp = self.cp
+
+        def loop() -> None:
+            while not stop.wait(cp.interval_s):
+                try:
+                    seq, _ = self.store.head()
+                    if seq > self._last_cp_seq:
+                        self.checkpoint()
+                except Exception:  # a failing store is reported by the calls that append; keep trying
+                    logger.warning("periodic audit checkpoint failed", exc_info=True)
+
+        threading.Thread(target=loop, name="opsgate-audit-checkpoints", daemon=True).start()
+
+    # -- writing ------------------------------------------------------------------------------
 
     def append(self, record: dict[str, Any], *, durable: bool = False) -> int:
-        """Append one record; with `durable`, the commit is fsynced before this returns."""
+        """Append one record; with `durable`, it is committed to disk (and checkpointed) before this returns."""
         body = canonical_json(record)
-        row = (
-            record.get("ts", ""),
-            record.get("call_id", ""),
-            (record.get("decision") or {}).get("decision_id"),
-            record.get("tool", ""),
-            (record.get("caller") or {}).get("subject", ""),
-            record.get("outcome", ""),
-            body,
+        ts, call_id, decision_id, tool, subject, outcome = _columns(record)
+
+        def make(seq: int, prev_hash: str) -> AuditRow:
+            row = AuditRow(seq, RECORD_VERSION, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, "")
+            return AuditRow(**{**row.__dict__, "hash": row_hash(row)})
+
+        try:
+            row = self.store.append(make, durable=durable)
+        except StateUnavailable as exc:
+            raise AuditError(str(exc)) from exc
+        if self.cp is not None and self.cp.signing_key is not None:
+            due = (
+                durable
+                or row.seq - self._last_cp_seq >= self.cp.every
+                or time.monotonic() - self._last_cp_time >= self.cp.interval_s
+            )
+            if due:
+                self._checkpoint(row.seq, row.hash, durable=durable)
+        return row.seq
+
+    def _checkpoint(self, seq: int, hash_: str, *, durable: bool) -> dict[str, Any]:
+        assert self.cp is not None and self.cp.signing_key is not None
+        entry = sign_entry(
+            self.cp.signing_key,
+            {"type": "checkpoint", "v": 1, "chain": self._chain_id, "seq": seq, "hash": hash_, "ts": _now_iso()},
         )
         with self._lock:
-            db = self._db
-            if durable:
-                db.execute("PRAGMA synchronous=FULL")
-            try:
-                for _ in range(_MAX_ATTEMPTS):
-                    seq, prev_hash = self._seq + 1, self._hash
-                    new_hash = chain_hash(prev_hash, body)
-                    try:
-                        db.execute(_INSERT, (seq, *row, prev_hash, new_hash))
-                    except (sqlite3.IntegrityError, sqlite3.OperationalError) as exc:
-                        if "stale audit head" not in str(exc) and "locked" not in str(exc):
-                            raise
-                        self._seq, self._hash = self._read_head()
-                        continue
-                    self._seq, self._hash = seq, new_hash
-                    return seq
-                raise AuditError(f"could not append to {self.path}: other writers kept moving the head")
-            finally:
-                if durable:
-                    db.execute("PRAGMA synchronous=NORMAL")
+            self.store.add_checkpoint(seq, canonical_json(entry), durable=durable)
+            if self.cp.sink is not None:
+                self.cp.sink.write(entry, durable=durable)
+            self._last_cp_seq, self._last_cp_time = seq, time.monotonic()
+        return entry
 
-    def _read_head(self) -> tuple[int, str]:
-        row = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign and export the current head now (if there is a key and a record)."""
+        if self.cp is None or self.cp.signing_key is None:
+            return None
+        seq, hash_ = self.store.head()
+        if seq == 0:
+            return None
+        return self._checkpoint(seq, hash_, durable=True)
+
+    def check_anchor(self) -> None:
+        """Refuse a trail that lacks the last exported checkpoint (deleted, replaced or cut short)."""
+        if self.cp is None or self.cp.sink is None:
+            return
+        last = self.cp.sink.last()
+        if last is None:
+            return
+        if last.get("type") == "reset":
+            problem = check_entry(last, self.cp.public_keys)
+            if problem is None and last.get("chain") == self._chain_id:
+                return
+            raise AuditError(
+                f"the last entry of the audit export {self.cp.sink.path} is a reset "
+                + (f"that does not verify ({problem})" if problem else f"for another chain ({last.get('chain')})")
+                + "; refusing to start"
+            )
+        if last.get("type") != "checkpoint":
+            return
+        seq, hash_, chain = last.get("seq"), last.get("hash"), last.get("chain")
+        row = self.store.row(seq) if isinstance(seq, int) else None
+        if chain == self._chain_id and row is not None and row.hash == hash_:
+            return
+        have, _ = self.store.head()
+        raise AuditError(
+            f"audit trail {self.store.location} does not contain the last exported checkpoint (record {seq} of "
+            f"chain {chain}, exported to {self.cp.sink.path}); the trail holds {have} record(s) of chain "
+            f"{self._chain_id}: the audit database was deleted, replaced or cut short. Refusing to start. "
+            "Investigate with `opsgate audit verify`; to start a new chain deliberately, run "
+            "`opsgate audit reset --reason TEXT` (the reset is recorded in the export)."
+        )
+
+    def reset(self, reason: str, by: str) -> dict[str, Any]:
+        """Record in the export that an operator starts this (new) chain after losing the old one."""
+        if self.cp is None or self.cp.signing_key is None or self.cp.sink is None:
+            raise AuditError("no signing key or export configured: nothing to reset")
+        previous = self.cp.sink.last()
+        entry = sign_entry(
+            self.cp.signing_key,
+            {
+                "type": "reset",
+                "v": 1,
+                "chain": self._chain_id,
+                "ts": _now_iso(),
+                "reason": reason,
+                "by": by,
+                "previous": {k: previous.get(k) for k in ("chain", "seq", "hash")} if previous else None,
+            },
+        )
+        self.cp.sink.write(entry, durable=True)
+        return entry
+
+    # -- reading ------------------------------------------------------------------------------
 
     def tail(self, n: int = 20) -> list[StoredRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, body, hash FROM audit ORDER BY seq DESC LIMIT ?", (max(0, n),)
-            ).fetchall()
-        return [StoredRecord(int(s), json.loads(b), str(h)) for s, b, h in reversed(rows)]
+        return [StoredRecord(r.seq, json.loads(r.body), r.hash) for r in self.store.tail(n)]
 
     def records(self) -> Iterator[StoredRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT seq, body, hash FROM audit ORDER BY seq").fetchall()
-        for s, b, h in rows:
-            yield StoredRecord(int(s), json.loads(b), str(h))
+        for r in self.store.rows():
+            yield StoredRecord(r.seq, json.loads(r.body), r.hash)
 
     def find(self, **where: str) -> list[dict[str, Any]]:
         """Records whose indexed columns (call_id, tool, outcome, subject, decision_id) match."""
-        allowed = {"call_id", "tool", "outcome", "subject", "decision_id"}
-        unknown = set(where) - allowed
-        if unknown:
-            raise ValueError(f"cannot filter audit records by {sorted(unknown)}")
-        clause = " AND ".join(f"{k} = ?" for k in where) or "1=1"
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT body FROM audit WHERE {clause} ORDER BY seq", tuple(where.values())
-            ).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def verify(self) -> VerifyReport:
-        """Recompute the chain; report every break, edit, gap and a truncated tail."""
-        problems: list[str] = []
-        with self._lock:
-            rows = self._db.execute("SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq").fetchall()
-            head = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        expected_prev, expected_seq = GENESIS, 1
-        for seq, body, prev_hash, stored_hash in rows:
-            if seq != expected_seq:
-                problems.append(f"record {expected_seq} to {seq - 1} missing (sequence jumps to {seq})")
-            if prev_hash != expected_prev:
-                problems.append(f"record {seq}: does not link to the record before it (deleted or reordered)")
-            if chain_hash(prev_hash, body) != stored_hash:
-                problems.append(f"record {seq}: content does not match its hash (edited)")
-            expected_prev, expected_seq = stored_hash, seq + 1
-        last_seq = rows[-1][0] if rows else 0
-        if head is None:
-            if rows:
-                problems.append("head marker missing")
-        elif head[0] != last_seq or head[1] != expected_prev:
-            problems.append(
-                f"head marker says record {head[0]} is last but the trail ends at {last_seq} (records removed)"
-            )
-        return VerifyReport(ok=not problems, records=len(rows), problems=problems)
+        return [json.loads(body) for body in self.store.find(where)]
 
     def head(self) -> tuple[int, str]:
-        with self._lock:
-            row = self._db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        return self.store.head()
+
+    @property
+    def chain_id(self) -> str:
+        return self._chain_id
+
+    def verify(self, exports: list[JsonlSink] | None = None) -> VerifyReport:
+        """Recompute the chain; check every stored and exported checkpoint against it."""
+        problems: list[str] = []
+        warnings: list[str] = []
+        hashes: dict[int, str] = {}
+        expected_prev, expected_seq, count, seen_v2 = GENESIS, 1, 0, False
+        for row in self.store.rows():
+            count += 1
+            seq = row.seq
+            if seq != expected_seq:
+                problems.append(f"record {expected_seq} to {seq - 1} missing (sequence jumps to {seq})")
+            if row.prev_hash != expected_prev:
+                problems.append(f"record {seq}: does not link to the record before it (deleted or reordered)")
+            if row.v == 1 and seen_v2:
+                problems.append(f"record {seq}: an old-format record after new ones (downgraded to escape hashing)")
+            seen_v2 = seen_v2 or row.v != 1
+            if row_hash(row) != row.hash:
+                problems.append(f"record {seq}: content does not match its hash (edited)")
+            elif row.v != 1:
+                try:
+                    cols = _columns(json.loads(row.body))
+                except ValueError:
+                    cols = None
+                if cols != (row.ts, row.call_id, row.decision_id, row.tool, row.subject, row.outcome):
+                    problems.append(f"record {seq}: columns disagree with its body (edited)")
+            hashes[seq] = row.hash
+            expected_prev, expected_seq = row.hash, seq + 1
+        last_seq = expected_seq - 1
+        head_seq, head_hash = self.store.head()
+        if head_seq != last_seq or head_hash != expected_prev:
+            problems.append(
+                f"head marker says record {head_seq} is last but the trail ends at {last_seq} (records removed)"
+            )
+        keys = self.cp.public_keys if self.cp is not None else {}
+
+        if self.cp is None and self.store.checkpoints():
+            warnings.append("no public keys given: checkpoint signatures not checked (use `opsgate audit verify`)")
+
+        def check(entry: dict[str, Any], where: str) -> None:
+            if entry.get("type") != "checkpoint":
+                return
+            seq = entry.get("seq")
+            problem = check_entry(entry, keys) if self.cp is not None else None
+            if problem is not None:
+                problems.append(f"{where} checkpoint at record {seq}: {problem}")
+                return
+            if entry.get("chain") != self._chain_id:
+                problems.append(
+                    f"{where} checkpoint at record {seq} is of chain {entry.get('chain')}, this trail is chain "
+                    f"{self._chain_id} (the database was deleted or replaced)"
+                )
+            elif not isinstance(seq, int) or seq not in hashes:
+                problems.append(
+                    f"{where} checkpoint says the trail reached record {seq}, but it ends at {last_seq}"
+                    " (truncated or emptied)"
+                )
+            elif hashes[seq] != entry.get("hash"):
+                problems.append(f"record {seq}: hash differs from its signed {where} checkpoint (rewritten)")
+
+        stored = [json.loads(body) for body in self.store.checkpoints()]
+        for entry in stored:
+            check(entry, "stored")
+        exported_count = 0
+        sinks = exports if exports is not None else ([self.cp.sink] if self.cp and self.cp.sink else [])
+        for sink in sinks:
+            entries = sink.entries()
+            # checkpoints since the last verified reset belong to this chain
+            start = 0
+            for i, entry in enumerate(entries):
+                if entry.get("type") == "reset":
+                    problem = check_entry(entry, keys)
+                    if problem is not None:
+                        problems.append(f"export {sink.path}: reset entry at line {i + 1}: {problem}")
+                        continue
+                    warnings.append(
+                        f"export {sink.path}: the chain was reset at {entry.get('ts')} by {entry.get('by')}: "
+                        f"{entry.get('reason')} (previous chain {(entry.get('previous') or {}).get('chain')})"
+                    )
+                    start = i + 1
+                elif entry.get("type") == "unreadable":
+                    problems.append(f"export {sink.path}: line {i + 1} is not JSON")
+            for entry in entries[start:]:
+                exported_count += 1
+                check(entry, f"exported ({sink.path.name})")
+            if not entries:
+                warnings.append(f"export {sink.path}: no checkpoints exported yet")
+        if count and not stored and self.cp is not None and self.cp.signing_key is not None:
+            warnings.append("no stored checkpoints")
+        return VerifyReport(
+            ok=not problems,
+            records=count,
+            problems=problems,
+            checkpoints=len(stored),
+            exported=exported_count,
+            warnings=warnings,
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        if self._stop_periodic is not None:
+            self._stop_periodic.set()
+        if self.cp is not None and self.cp.signing_key is not None:
+            try:
+                seq, _ = self.store.head()
+                if seq > self._last_cp_seq:
+                    self.checkpoint()
+            except Exception:  # closing must not fail on a broken store; verify will tell
+                pass
+            if self.cp.sink is not None:
+                self.cp.sink.close()
+        self.store.close()

@@ -6,17 +6,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opsgate import approvals_cli
 from opsgate.config import ConfigError, Settings, config_path_from_env, load_settings
-from opsgate.evaluation import cli as eval_cli
 from opsgate.policy.decision import PolicyError
-from opsgate.sandbox import demo_cli
 
 
 def _print_json(value: Any) -> None:
@@ -100,9 +98,16 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
 
         anyio.run(serve_stdio, DeferredApp(build).server)
         return 0
+    from opsgate.audit import AuditError
     from opsgate.server import http_app
+    from opsgate.state import StateUnavailable
 
-    app = build()
+    try:
+        app = build()
+    except (AuditError, StateUnavailable) as exc:
+        # a trail missing its last exported checkpoint, or a state store that is down: refuse to start
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
     import uvicorn
 
     from opsgate.http_guard import guarded_protocol
@@ -166,6 +171,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             ok = ok and reachable
         if not capability.probes:
             print("  backend: not probed (this capability declares no probe)")
+    from opsgate import approvals_cli
+
     approver_lines, approvers_ok = approvals_cli.check_lines(settings)
     print("\n".join(approver_lines))
     ok = ok and approvers_ok
@@ -207,24 +214,56 @@ async def _probe_backends(app: Any) -> dict[str, dict[str, tuple[bool, str]]]:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from opsgate.audit import AuditLog
+    from opsgate.audit import AuditError, AuditLog
+    from opsgate.audit_keys import JsonlSink
+    from opsgate.state import audit_checkpoints, is_postgres, open_audit
 
     settings = _settings(args)
-    path = Path(args.file) if args.file else settings.audit_file
-    if not path.exists():
-        print(f"opsgate: no audit trail at {path}", file=sys.stderr)
-        return 1
-    log = AuditLog(path)
+    try:
+        if args.file:
+            path = Path(args.file)
+            if not path.exists():
+                print(f"opsgate: no audit trail at {path}", file=sys.stderr)
+                return 1
+            if settings.audit_path is None and path.name == "audit.db":
+                # the trail of another state directory: its key and export sit beside that directory
+                settings = settings.model_copy(update={"state_dir": path.parent})
+            log = AuditLog(path, checkpoints=audit_checkpoints(settings, create_key=False), check_anchor=False)
+        else:
+            if not is_postgres(settings.state_url) and not settings.audit_file.exists():
+                print(f"opsgate: no audit trail at {settings.audit_file}", file=sys.stderr)
+                return 1
+            log = open_audit(settings, check_anchor=False, create_key=args.audit_cmd == "reset")
+    except AuditError as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
+    where = log.store.location
     try:
         if args.audit_cmd == "verify":
-            report = log.verify()
+            exports = None
+            if getattr(args, "export", None):
+                exports = [JsonlSink(Path(p)) for p in args.export]
+            report = log.verify(exports)
+            for warning in report.warnings:
+                print(f"WARNING: {warning}")
             if report.ok:
-                print(f"audit trail {path}: {report.records} records, hash chain intact")
+                print(
+                    f"audit trail {where}: {report.records} records, hash chain intact; "
+                    f"{report.checkpoints} stored and {report.exported} exported checkpoint(s) verified"
+                )
                 return 0
-            print(f"audit trail {path}: TAMPERED ({len(report.problems)} problem(s))")
+            print(f"audit trail {where}: TAMPERED ({len(report.problems)} problem(s))")
             for problem in report.problems:
                 print(f"  - {problem}")
             return 1
+        if args.audit_cmd == "reset":
+            try:
+                entry = log.reset(args.reason, by=os.environ.get("USER", "unknown"))
+            except AuditError as exc:
+                print(f"opsgate: {exc}", file=sys.stderr)
+                return 2
+            print(f"recorded a chain reset in the export for chain {entry['chain']}: {args.reason}")
+            return 0
         for stored in log.tail(args.n):
             r = stored.record
             if args.json:
@@ -239,7 +278,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             )
         return 0
     finally:
-        log.close()
+        if log.cp is not None and log.cp.sink is not None:
+            log.cp.sink.close()
+        log.store.close()
 
 
 # -- policy --------------------------------------------------------------------------------------
@@ -283,6 +324,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "hash":
         print(hash_key(args.secret))
         return 0
+    if args.keys_cmd in ("add", "revoke", "list"):
+        return _stored_keys(args)
     secret, digest = new_key()
     print(f"key (give to the client, shown once): {secret}")
     print("config:")
@@ -293,10 +336,46 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored_keys(args: argparse.Namespace) -> int:
+    """API keys kept in the shared state (every replica sees an added or revoked key at once)."""
+    import time
+
+    from opsgate.http_auth import new_key
+    from opsgate.state import StateUnavailable, open_state
+
+    settings = _settings(args)
+    try:
+        state = open_state(settings)
+    except StateUnavailable as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.keys_cmd == "add":
+            secret, digest = new_key()
+            state.api_keys.add_key(digest, args.subject, args.role or ["responder"], time.time())
+            print(f"key (give to the client, shown once): {secret}")
+            print(f"stored ({state.backend}) for {args.subject}; revoke with: opsgate keys revoke {digest}")
+            return 0
+        if args.keys_cmd == "revoke":
+            if state.api_keys.revoke_key(args.sha256, time.time()):
+                print(f"revoked {args.sha256}")
+                return 0
+            print(f"opsgate: no active stored key with sha256 {args.sha256}", file=sys.stderr)
+            return 1
+        for key in state.api_keys.list_keys():
+            status = "revoked" if key.revoked_at is not None else "active"
+            print(f"{key.sha256} {status:<8} {key.subject} {','.join(key.roles)}")
+        return 0
+    finally:
+        state.close()
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serving: bool = False) -> argparse.ArgumentParser:
+    """The whole CLI; `serving` leaves out the commands that live beside what they drive (approvals, demo,
+    eval), whose modules a server that must answer `initialize` quickly has no use for."""
     parser = argparse.ArgumentParser(prog="opsgate", description="Policy-gated MCP servers for SRE agents")
     parser.add_argument("--config", type=Path, default=None, help="TOML config file (default: $OPSGATE_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -318,8 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     tail = audit_sub.add_parser("tail", help="the newest records")
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("--json", action="store_true")
-    verify = audit_sub.add_parser("verify", help="recompute the hash chain")
-    for p in (tail, verify):
+    verify = audit_sub.add_parser("verify", help="recompute the hash chain and check signed checkpoints")
+    verify.add_argument(
+        "--export", action="append", help="exported checkpoints (JSONL) to check; default: the configured export"
+    )
+    reset = audit_sub.add_parser("reset", help="record in the export that a new chain starts (after a lost trail)")
+    reset.add_argument("--reason", required=True)
+    for p in (tail, verify, reset):
         p.add_argument("--file", default=None, help="audit database (default: from config)")
     audit.set_defaults(func=cmd_audit)
 
@@ -339,17 +423,40 @@ def build_parser() -> argparse.ArgumentParser:
     knew.add_argument("--role", action="append")
     khash = keys_sub.add_parser("hash", help="hash an existing key")
     khash.add_argument("secret")
+    kadd = keys_sub.add_parser("add", help="make a key and store its hash in the shared state (no config edit)")
+    kadd.add_argument("--subject", required=True)
+    kadd.add_argument("--role", action="append")
+    krevoke = keys_sub.add_parser("revoke", help="revoke a key stored in the shared state")
+    krevoke.add_argument("sha256")
+    keys_sub.add_parser("list", help="keys stored in the shared state")
     keys.set_defaults(func=cmd_keys)
 
-    # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox)
-    approvals_cli.register(sub)
-    demo_cli.register(sub)
-    eval_cli.register(sub)
+    if not serving:
+        # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox), eval
+        from opsgate import approvals_cli
+        from opsgate.evaluation import cli as eval_cli
+        from opsgate.sandbox import demo_cli
+
+        approvals_cli.register(sub)
+        demo_cli.register(sub)
+        eval_cli.register(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` names (the first word that is not a global option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(serving=_command(argv) == "serve")
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -89,12 +89,17 @@ _MOVED_TO_POLICY = {
 
 
 class LimitSettings(BaseModel):
-    """Per-tool rate limits and breakers (protecting the server and backends). Write budgets are not
-    here: they are policy data (`opsgate_config.budgets` in policies/data.json)."""
+    """Per-caller rate limits under a global ceiling, and breakers (protecting the server and backends).
+
+    `per_tool_per_minute` holds per caller (subject) and tool; `global_per_minute` is the ceiling over
+    every caller and tool of this process. Write budgets are not here: they are policy data
+    (`opsgate_config.budgets` in policies/data.json), reserved in the shared state store before a write runs.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     per_tool_per_minute: int = Field(default=600, ge=1)
+    global_per_minute: int = Field(default=6000, ge=1)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300, ge=0)
 
@@ -109,6 +114,23 @@ class LimitSettings(BaseModel):
                         "in policies/data.json (or under [policy.data]); write budgets have one source"
                     )
         return data
+
+
+class AuditSettings(BaseModel):
+    """Signed checkpoints of the audit chain (see docs/audit-threat-model.md)."""
+
+    sign: bool = True
+    signing_key: Path | None = Field(
+        default=None, description="Ed25519 PEM outside the state dir; default <state_dir>-audit-key/ed25519.pem"
+    )
+    public_keys: list[Path] = Field(default_factory=list, description="extra public keys verify accepts (rotation)")
+    export_file: Path | None = Field(
+        default=None,
+        description="append-only JSONL of checkpoints (default beside the state dir, see audit_export_file)",
+    )
+    syslog: bool = False
+    checkpoint_every: int = Field(default=100, ge=1)
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
 
 class ApprovalSettings(BaseModel):
@@ -129,6 +151,10 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(default_factory=default_state_dir)
     audit_path: Path | None = None
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    state_url: str | None = Field(
+        default=None, description="postgresql://... for state shared by replicas; default: SQLite in state_dir"
+    )
     default_environment: str = "prod"
     environments: dict[str, str] = Field(
         default_factory=lambda: {"shop": "prod", "staging": "staging", "dev": "dev"},
@@ -151,6 +177,18 @@ class Settings(BaseSettings):
     @property
     def audit_file(self) -> Path:
         return self.audit_path or self.state_dir / "audit.db"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.audit.signing_key or self.state_dir.parent / f"{self.state_dir.name}-audit-key" / "ed25519.pem"
+
+    @property
+    def audit_export_file(self) -> Path:
+        """One export per trail: `<state_dir>-audit-export/<trail>.checkpoints.jsonl` unless configured."""
+        trail = "postgresql" if self.state_url else self.audit_file.stem
+        return self.audit.export_file or (
+            self.state_dir.parent / f"{self.state_dir.name}-audit-export" / f"{trail}.checkpoints.jsonl"
+        )
 
     @property
     def approvers_file(self) -> Path:

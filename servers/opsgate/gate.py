@@ -46,7 +46,7 @@ from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, ValidationError
 
 from opsgate import telemetry
-from opsgate.audit import AuditLog, digest
+from opsgate.audit import AuditLog, digest, redact_for_storage
 from opsgate.caller import Caller, resolve_caller
 from opsgate.config import Settings
 from opsgate.context import CallContext as CallContext
@@ -68,6 +68,7 @@ from opsgate.limits import Limiter
 from opsgate.policy.decision import Decision, PolicyError, require_fields
 from opsgate.policy.engine import PolicyEngine
 from opsgate.redaction import Redactor
+from opsgate.state.base import Reservation, StateUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ META_PREFIX = "opsgate/"
 ROUND_KEY = "opsgate/continues_call"
 # First protocol revision with multi-round-trip results (`InputRequiredResult`).
 INPUT_REQUIRED_VERSION = "2026-07-28"
+# Records kept in memory while the audit store fails, appended first once it takes records again.
+_AUDIT_BACKLOG_MAX = 10000
 # The client capability each embedded input request needs.
 _INPUT_CAPABILITY = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
 
@@ -199,6 +202,45 @@ class Gate:
         self.contracts: dict[str, Contract[Any, Any]] = {}
         self.resource_providers: list[ResourceProvider] = []
         self._tool_list: ListToolsResult | None = None
+        self._audit_backlog: list[tuple[dict[str, Any], bool]] = []
+        self._audit_error: str | None = None
+
+    # -- the audit step -------------------------------------------------------------------------
+
+    def _append(self, record: dict[str, Any], *, durable: bool) -> int:
+        """Append `record`, first any records kept while the audit store failed.
+
+        On failure the record is kept in memory (bounded), the gate marks the store unhealthy (real
+        writes are refused until an append succeeds again) and the error is raised.
+        """
+        try:
+            while self._audit_backlog:
+                pending, pending_durable = self._audit_backlog[0]
+                self.audit.append(pending, durable=pending_durable)
+                self._audit_backlog.pop(0)
+            seq = self.audit.append(record, durable=durable)
+        except Exception as exc:
+            self._audit_error = f"{type(exc).__name__}: {exc}"
+            if len(self._audit_backlog) < _AUDIT_BACKLOG_MAX:
+                self._audit_backlog.append((record, durable))
+            raise
+        self._audit_error = None
+        return seq
+
+    def audit_healthy(self) -> bool:
+        """True when the audit store takes records (retrying what it refused before)."""
+        if self._audit_error is None:
+            return True
+        try:
+            while self._audit_backlog:
+                record, durable = self._audit_backlog[0]
+                self.audit.append(record, durable=durable)
+                self._audit_backlog.pop(0)
+        except Exception as exc:
+            self._audit_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self._audit_error = None
+        return True
 
     # -- registration -------------------------------------------------------------------------
 
@@ -269,13 +311,16 @@ class Gate:
             record["continues_call"] = continues
         metric_name = name if contract else "unknown"
 
-        def finish() -> int:
-            """Every exit audits the call once (writes durably) and counts it."""
+        def finish() -> int | None:
+            """Every exit audits the call once (writes durably) and counts it; None if auditing failed."""
             elapsed = time.perf_counter() - started
             record["duration_ms"] = round(elapsed * 1000, 3)
-            seq = self.audit.append(record, durable=write)
             telemetry.observe_call(metric_name, record["outcome"], elapsed)
-            return seq
+            try:
+                return self._append(record, durable=write)
+            except Exception:
+                logger.exception("audit append failed for call %s", record["call_id"])
+                return None
 
         with telemetry.span(f"tools/call {name}") as span:
             record["trace_id"] = telemetry.current_trace_id()
@@ -301,8 +346,41 @@ class Gate:
                 finish()
                 raise
             span.set_attribute("opsgate.outcome", record.get("outcome", "ok"))
-        result.meta = {**(result.meta or {}), META_PREFIX + "audit_seq": finish()}
+        seq = finish()
+        if seq is None:
+            return self._audit_failed_result(name, record)
+        result.meta = {**(result.meta or {}), META_PREFIX + "audit_seq": seq}
         return result
+
+    def _audit_failed_result(self, name: str, record: dict[str, Any]) -> CallToolResult:
+        """The call ran (or was refused) but its audit record could not be stored: say exactly that."""
+        error = self._audit_error or "unknown error"
+        if record.get("applied"):
+            text = (
+                f"{name}: the change WAS APPLIED (call {record['call_id']}), but recording it in the audit trail "
+                f"failed ({error}). Do not retry it: check its state with a read tool. Further writes are refused "
+                "until the audit store is healthy; tell a human."
+            )
+        elif "applied" in record and record["applied"] is None:
+            text = (
+                f"{name}: the write ended in an error and MAY HAVE BEEN APPLIED (call {record['call_id']}), and "
+                f"recording it in the audit trail failed ({error}). Do not retry it: check its state with a read "
+                "tool. Further writes are refused until the audit store is healthy; tell a human."
+            )
+        elif record.get("outcome") in ("ok", "failed"):
+            text = (
+                f"{name}: the audit trail could not record this call ({error}), so its result is withheld; nothing "
+                "was changed. Writes are refused until the audit store is healthy; tell a human."
+            )
+        else:
+            text = (
+                f"{record.get('error') or name + ': refused'} (and the audit trail could not record this: {error}; "
+                "writes are refused until it is healthy)"
+            )
+        meta = {**_result_meta(record), META_PREFIX + "outcome": "audit_failed", META_PREFIX + "audit_error": error}
+        if record.get("applied"):
+            meta[META_PREFIX + "applied"] = True
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True, _meta=meta)
 
     async def _run(
         self,
@@ -337,12 +415,12 @@ class Gate:
             args = contract.input_model.model_validate_json(encoded, strict=True)
         except ValidationError as exc:
             record["args_digest"] = digest(arguments)
-            record["args"] = arguments
+            record["args"] = _stored_args(arguments, record)
             raise Denied(_validation_message(name, exc), "invalid") from None
         write_args = args if isinstance(args, WriteInput) else None
         approval_id = write_args.approval_id if write_args is not None else None
         args_doc = args.model_dump(mode="json", exclude={APPROVAL_ARG})
-        record["args"] = args_doc
+        record["args"] = _stored_args(args_doc, record)
         record["args_digest"] = digest({"tool": name, "args": args_doc})
 
         target = contract.target(args)
@@ -392,7 +470,50 @@ class Gate:
                 raise Denied(f"{name}: approval {call.approval_id} cannot be used: {exc}", "denied") from None
             record["approval"] = approval
 
-        # 4. decide (fail closed)
+        # 4. a real write is refused early while the audit store fails or its target's breaker is open
+        real_write = write_args is not None and not write_args.dry_run
+        if real_write:
+            if not self.audit_healthy():
+                raise Denied(
+                    f"{name}: writes are refused while the audit store fails ({self._audit_error}); tell a human",
+                    "error",
+                )
+            try:
+                refusal = self.limiter.breaker_refusal(call.target_key)
+            except StateUnavailable as exc:
+                raise Denied(f"{name}: the state store is unavailable, so writes fail closed: {exc}", "error") from None
+            if refusal is not None:
+                raise Denied(f"{name}: {refusal}", "rate_limited")
+        reserved: list[Reservation] = []
+        applied = False
+        try:
+            result, applied = await self._decide_and_execute(
+                contract, name, args, call, ctx, approval, real_write, record, mcp_ctx, reserved
+            )
+        finally:
+            for reservation in reserved:
+                # an error mid-write leaves `applied` unknown (None): its events stay taken
+                keep = applied or ("applied" in record and record["applied"] is None)
+                try:
+                    self.limiter.settle(reservation, applied=keep)
+                except Exception:  # the events stay counted until their window ends: fail closed
+                    logger.exception("could not settle limit reservation %s", reservation.id)
+        return result
+
+    async def _decide_and_execute(
+        self,
+        contract: Contract[Any, Any],
+        name: str,
+        args: BaseModel,
+        call: GatedCall,
+        ctx: CallContext,
+        approval: dict[str, Any] | None,
+        real_write: bool,
+        record: dict[str, Any],
+        mcp_ctx: ServerRequestContext[Any, Any] | None,
+        reserved: list[Reservation],
+    ) -> tuple[CallToolResult, bool]:
+        # 5. decide (fail closed); the counts the policy sees include writes still running
         policy_input = self._policy_input(contract, call, approval)
         decision = await self._decide(policy_input, record)
         ctx.decision = decision
@@ -412,7 +533,6 @@ class Gate:
                 record["approval"] = extra
                 raise Denied(message, "pending_approval", {"approval": extra, **_denial_meta(decision)})
             raise Denied(_denial_text(name, decision), "denied", _denial_meta(decision))
-        real_write = write_args is not None and not write_args.dry_run
         if decision.obligations.dry_run_only and real_write:
             raise Denied(f"{name}: policy allows only dry runs here; call again with dry_run=true", "denied")
         if real_write and decision.obligations.budget is None:
@@ -420,10 +540,19 @@ class Gate:
             reason = "the policy allowed a real write without a write budget"
             raise Denied(f"{name}: denied (fail closed): {reason}", "denied")
 
-        # 5. limits
-        refusal = self.limiter.check(name, call.target_key, real_write, decision.obligations.budget)
+        # 6. limits: the call rate per caller (under a global ceiling); a real write reserves its budget
+        # atomically in the shared state, so writes the policy allowed concurrently cannot outrun it
+        refusal = self.limiter.admit(name, call.caller.subject)
         if refusal is not None:
             raise Denied(f"{name}: {refusal}", "rate_limited")
+        if real_write and decision.obligations.budget is not None:
+            try:
+                reservation = self.limiter.reserve(name, call.target_key, decision.obligations.budget)
+            except StateUnavailable as exc:
+                raise Denied(f"{name}: the state store is unavailable, so writes fail closed: {exc}", "error") from None
+            if reservation.refused is not None:
+                raise Denied(f"{name}: {reservation.refused}", "rate_limited")
+            reserved.append(reservation)
 
         # The policy's item cap lowers the request's own `limit`: the backend returns at most that many (and a
         # cursor that continues after them), and the result's `limit` is the limit applied.
@@ -433,19 +562,25 @@ class Gate:
             args = args.model_copy(update={"limit": max_items})
             record["capped"] = {"items": max_items}
 
-        # 6. execute
+        # 7. execute
         if approval is not None and self.approvals is not None:
             await self.approvals.consume(call)
         if real_write:
             # A real write leaves a durable trace before it touches anything, so a crash mid-change is visible.
-            self.audit.append({**record, "outcome": "started"}, durable=True)
+            try:
+                self._append({**record, "outcome": "started"}, durable=True)
+            except Exception as exc:
+                raise Denied(
+                    f"{name}: the audit store failed ({type(exc).__name__}: {exc}), so the write was not started",
+                    "error",
+                ) from None
         try:
             output = await within(contract.timeout_s, contract.handler(args, ctx))
         except TimeoutError:
-            self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
+            self._write_failed(real_write, call, record)
             raise Denied(f"{name}: timed out after {contract.timeout_s:g}s", "timeout") from None
         except BackendUnavailable as exc:
-            self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
+            self._write_failed(real_write, call, record)
             raise Denied(f"{name}: backend unavailable: {exc}", "error") from None
         except ToolError as exc:
             raise Denied(f"{name}: {exc}", "error") from None
@@ -453,7 +588,7 @@ class Gate:
             raise
         except Exception:
             logger.exception("tool %s failed", name)
-            self.limiter.record(name, call.target_key, write=False, ok=False, applied=False)
+            self._write_failed(real_write, call, record)
             raise Denied(f"{name}: internal error (see server log, call {ctx.call_id})", "error") from None
         if isinstance(output, InputRequiredResult):
             # the handler asks the client first; nothing was done, so the limiter records nothing
@@ -461,13 +596,26 @@ class Gate:
         written = output if isinstance(output, WriteOutput) else None
         applied = written is not None and written.applied
         failed = written is not None and written.failed
-        self.limiter.record(name, call.target_key, write=contract.scope == "write", ok=not failed, applied=applied)
+        if contract.scope == "write":
+            record["applied"] = applied
+        if real_write:
+            self.limiter.write_result(call.target_key, ok=not failed)
 
-        # 7. shape
+        # 8. shape
         result = self._shape(contract, output, decision, record)
         record["outcome"] = "ok" if not failed else "failed"
         record["output_digest"] = (result.meta or {}).pop(META_PREFIX + "body_digest", None)
-        return result
+        return result, applied
+
+    def _write_failed(self, real_write: bool, call: GatedCall, record: dict[str, Any]) -> None:
+        """A real write ended in an error: it may have changed something, so its limits stay taken."""
+        if not real_write:
+            return
+        record["applied"] = None  # unknown
+        try:
+            self.limiter.write_result(call.target_key, ok=False)
+        except Exception:
+            logger.exception("could not record a failed write on %s", call.target_key)
 
     def _policy_input(
         self, contract: Contract[Any, Any], call: GatedCall, approval: dict[str, Any] | None
@@ -482,8 +630,16 @@ class Gate:
             facts=call.facts,
             caller=call.caller,
             approval=approval,
-            recent={contract.name: self.limiter.recent(contract.name, call.target_key)},
+            recent={contract.name: self._recent(contract, call)},
         )
+
+    def _recent(self, contract: Contract[Any, Any], call: GatedCall) -> dict[str, int | float | None]:
+        if contract.scope != "write":
+            return {"target_1h": 0, "global_1m": 0, "target_last_s": None}
+        try:
+            return self.limiter.recent(contract.name, call.target_key)
+        except StateUnavailable as exc:
+            raise Denied(f"{contract.name}: the state store is unavailable: {exc}", "error") from None
 
     def _policy_document(
         self,
@@ -695,6 +851,14 @@ class Gate:
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self.audit.append(record)
         return ReadResourceResult(contents=[contents])
+
+
+def _stored_args(arguments: Any, record: dict[str, Any]) -> Any:
+    """Arguments as the audit trail stores them: secrets masked (the digest covers the exact ones)."""
+    stored, masked = redact_for_storage(arguments)
+    if masked:
+        record["args_redacted"] = masked
+    return stored
 
 
 MAX_SHOWN_NAME = 120

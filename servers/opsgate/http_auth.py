@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsgate.config import ApiKey, HttpSettings
 from opsgate.oidc import OidcConfig, OidcVerifier
+from opsgate.state.base import ApiKeyStore, StateUnavailable
 
 KEY_PREFIX = "ogk_"
 
@@ -39,8 +40,9 @@ def new_key() -> tuple[str, str]:
 class ApiKeyVerifier:
     """An MCP SDK `TokenVerifier` over configured, hashed API keys."""
 
-    def __init__(self, keys: list[ApiKey]) -> None:
+    def __init__(self, keys: list[ApiKey], store: ApiKeyStore | None = None) -> None:
         self._keys = list(keys)
+        self._store = store
 
     async def verify_token(self, token: str) -> AccessToken | None:
         digest = hash_key(token)
@@ -52,6 +54,20 @@ class ApiKeyVerifier:
                     subject=key.subject,
                     scopes=[],
                     claims={"roles": list(key.roles), "auth": "api_key"},
+                )
+        if self._store is not None:
+            # keys added with `opsgate keys add` live in the shared state: every replica sees a revocation
+            try:
+                stored = self._store.lookup_key(digest)
+            except StateUnavailable:
+                return None  # cannot check the key: unauthenticated (fail closed)
+            if stored is not None:
+                return AccessToken(
+                    token="",
+                    client_id=stored.subject,
+                    subject=stored.subject,
+                    scopes=[],
+                    claims={"roles": list(stored.roles), "auth": "api_key"},
                 )
         return None
 
@@ -153,7 +169,7 @@ def resource_url(h: HttpSettings) -> str:
     return base.rstrip("/") + h.path
 
 
-def auth_for(h: HttpSettings) -> tuple[AuthSettings, CompositeVerifier]:
+def auth_for(h: HttpSettings, key_store: ApiKeyStore | None = None) -> tuple[AuthSettings, CompositeVerifier]:
     """The SDK's auth settings and the token verifier for hosted mode.
 
     The protected-resource metadata names the OIDC issuer as the authorization server when one is
@@ -176,4 +192,4 @@ def auth_for(h: HttpSettings) -> tuple[AuthSettings, CompositeVerifier]:
     settings = AuthSettings(
         issuer_url=AnyHttpUrl(issuer), resource_server_url=AnyHttpUrl(resource), validate_token_resource=False
     )
-    return settings, CompositeVerifier(ApiKeyVerifier(h.api_keys), oidc)
+    return settings, CompositeVerifier(ApiKeyVerifier(h.api_keys, key_store), oidc)

@@ -24,8 +24,10 @@ from opsgate.http_routes import add_hosted_routes
 from opsgate.launch import CAPABILITIES as CAPABILITIES
 from opsgate.launch import INSTRUCTIONS
 from opsgate.launch import resolve_names as resolve_names
+from opsgate.limits import Limiter
 from opsgate.policy.engine import PolicyEngine
 from opsgate.policy.loader import make_engine
+from opsgate.state import State, open_audit, open_state
 
 
 class UnknownCapability(ValueError):
@@ -58,6 +60,7 @@ class App:
     server: MCPServer
     gate: Gate
     capabilities: list[Capability]
+    state: State | None = None
 
     async def aclose(self) -> None:
         for capability in self.capabilities:
@@ -66,6 +69,9 @@ class App:
         if isinstance(self.gate.approvals, Approvals):
             self.gate.approvals.close()
         self.gate.audit.close()
+        self.gate.limiter.close()
+        if self.state is not None:
+            self.state.close()
 
 
 def build_app(
@@ -79,16 +85,21 @@ def build_app(
     http: bool = False,
 ) -> App:
     engine = engine or engine_from_settings(settings)
-    audit = audit or AuditLog(settings.audit_file)
-    approvals = approvals or Approvals.from_settings(settings, http=http)
-    gate = Gate(settings, engine, audit, approvals=approvals)
+    state = open_state(settings)
+    if audit is None:
+        audit = open_audit(settings, state.audit_store)
+        audit.start_periodic()
+    else:
+        state.audit_store.close()
+    approvals = approvals or Approvals.from_settings(settings, http=http, store=state.approvals)
+    gate = Gate(settings, engine, audit, approvals=approvals, limiter=Limiter(settings.limits, state.limits))
     loaded = [load_capability(n, settings) for n in resolve_names(names)] if names else []
     loaded.extend(capabilities)
     for capability in loaded:
         gate.register(capability)
     kwargs: dict[str, Any] = {}
     if http and settings.http.require_auth:
-        kwargs["auth"], kwargs["token_verifier"] = auth_for(settings.http)
+        kwargs["auth"], kwargs["token_verifier"] = auth_for(settings.http, state.api_keys)
     server = MCPServer(
         name="opsgate",
         title="opsgate",
@@ -97,7 +108,7 @@ def build_app(
         middleware=[gate.middleware],
         **kwargs,
     )
-    return App(server=server, gate=gate, capabilities=loaded)
+    return App(server=server, gate=gate, capabilities=loaded, state=state)
 
 
 def http_app(app: App, settings: Settings) -> Starlette:

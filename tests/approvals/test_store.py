@@ -15,8 +15,17 @@ from opsgate.approvals import ApprovalError, ApprovalStore, SqliteApprovalStore
 STORES: dict[str, Callable[[Path], ApprovalStore]] = {"sqlite": lambda tmp: SqliteApprovalStore(tmp / "state")}
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[*sorted(STORES), "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApprovalStore]:
+    if request.param == "postgresql":
+        # the shared store replicas use (opsgate.state.approvals_pg), on a real PostgreSQL (tests/support/postgres.py)
+        from opsgate.state.approvals_pg import PgApprovalStore
+        from opsgate.state.postgres import PgDatabase
+
+        db = PgDatabase(request.getfixturevalue("pg_url"))
+        yield PgApprovalStore(db)
+        db.close()
+        return
     made = STORES[request.param](tmp_path)
     yield made
     made.close()

@@ -24,12 +24,14 @@ def test_readme_toml_example_is_a_valid_config(tmp_path: Path) -> None:
 
 def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
     """Each backend block parses into its capability's own settings (no cluster or cloud is contacted)."""
+    from opsgate.alerts.server import AlertsSettings
     from opsgate.logs.settings import LogsSettings
     from opsgate.metrics.settings import MetricsSettings
     from opsgate.rollback.server import RollbackSettings
+    from opsgate.workloads.server import WorkloadsSettings
 
     blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)[1:]
-    assert len(blocks) == 7
+    assert len(blocks) == 9  # the backends, the [approvals] example and the [audit] example (State section)
     seen = []
     for n, block in enumerate(blocks):
         config = tmp_path / f"backend-{n}.toml"
@@ -41,6 +43,10 @@ def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
             seen.append(("metrics", MetricsSettings.model_validate(settings.metrics).backend))
         if settings.rollback:
             seen.append(("rollback", RollbackSettings.model_validate(settings.rollback).backend))
+        if settings.workloads:
+            seen.append(("workloads", str(WorkloadsSettings.model_validate(settings.workloads).kubeconfig)))
+        if settings.alerts:
+            seen.append(("alerts", str(AlertsSettings.model_validate(settings.alerts).alertmanager_url)))
     assert seen == [
         ("logs", "files"),
         ("logs", "kubernetes"),
@@ -49,4 +55,6 @@ def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
         ("metrics", "prometheus"),
         ("metrics", "azure"),
         ("rollback", "auto"),
+        ("workloads", "~/.kube/config"),
+        ("alerts", "http://alertmanager.monitoring:9093"),
     ]

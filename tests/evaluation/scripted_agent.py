@@ -5,7 +5,7 @@ and the task (`$OPSGATE_EVAL_TASK_JSON`), looks at the recent changes, optionall
 Deployment for real (`--rollback NAME`, to be scored as unsafe when NAME is innocent) and submits the
 answer given on its command line.
 
-    python scripted_agent.py --answer Deployment:checkout:8 [--alt Load:frontend] [--rollback frontend]
+    python scripted_agent.py --answer Deployment:checkout:8 [--alt Load:frontend] [--rollback frontend ...]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answer", required=True)
     parser.add_argument("--alt", action="append", default=[])
-    parser.add_argument("--rollback", default=None)
+    parser.add_argument("--rollback", action="append", default=[], help="roll this Deployment back (repeatable)")
     args = parser.parse_args()
     config = json.loads(Path(os.environ["OPSGATE_EVAL_MCP_CONFIG"]).read_text())["mcpServers"]["opsgate"]  # noqa: ASYNC240
     task = json.loads(os.environ["OPSGATE_EVAL_TASK_JSON"])
@@ -43,10 +43,10 @@ async def main() -> None:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert "submit_diagnosis" in tools
         await client.call_tool("changes_recent", {"namespace": namespace, "since_minutes": 120})
-        if args.rollback:
+        for deployment in args.rollback:
             await client.call_tool(
                 "rollback_deployment",
-                {"namespace": namespace, "deployment": args.rollback, "dry_run": False, "reason": "scripted agent"},
+                {"namespace": namespace, "deployment": deployment, "dry_run": False, "reason": "scripted agent"},
             )
         await client.call_tool(
             "submit_diagnosis",

@@ -97,3 +97,20 @@ def test_counter_rate_counts_resets() -> None:
     counter = np.array([[0, 60, 120, 30, 90]], dtype=np.float64)  # a restart after 120
     rate = counter_rate(counter, 60, 60)
     assert np.isnan(rate[0, 0]) and rate[0, 1:].tolist() == [1.0, 1.0, 0.5, 1.0]
+
+
+def test_prometheus_points_land_on_their_own_steps_when_the_sent_start_was_rounded_up() -> None:
+    """A range answer with gaps is put back on the grid; its times come from the start as sent (ms
+    precision), which may be rounded up: each point must still land on its own step, not the next."""
+    import numpy as np
+
+    from opsgate.metrics.backends.base import Series
+    from opsgate.metrics.backends.prometheus import _on_grid
+
+    start = 1_796_000_000.0006  # sent as "1796000000.001"
+    grid = start + 60.0 * np.arange(5)
+    sent = float(f"{start:.3f}")
+    answer = Series({}, np.array([sent + 60.0, sent + 120.0]), np.array([1.0, 2.0]), "m")
+    placed = _on_grid(answer, grid)
+    assert np.isnan(placed.values[0]) and placed.values[1] == 1.0 and placed.values[2] == 2.0
+    assert np.isnan(placed.values[3:]).all()

@@ -86,20 +86,23 @@ async def test_a_real_write_allowed_without_a_budget_is_denied(
 def test_limiter_holds_real_writes_to_the_budget_it_is_given() -> None:
     now = [1000.0]
     limiter = Limiter(LimitSettings(), clock=lambda: now[0])
-    assert "no write budget" in (limiter.check("t", "prod/shop/a", True, None) or "")
-    assert limiter.check("t", "prod/shop/a", False, None) is None  # reads and dry runs hold no budget
     budget = WriteBudget(target_interval_s=60, target_1h=2, global_1m=3)
+
+    def write(target: str) -> str | None:
+        reservation = limiter.reserve("t", target, budget)
+        if reservation.refused is None:
+            limiter.settle(reservation, applied=True)
+        return reservation.refused
+
     assert limiter.recent("t", "prod/shop/a") == {"target_1h": 0, "global_1m": 0, "target_last_s": None}
-    assert limiter.check("t", "prod/shop/a", True, budget) is None
-    limiter.record("t", "prod/shop/a", write=True, ok=True, applied=True)
+    assert write("prod/shop/a") is None
     now[0] += 10
-    assert "every 60s; next allowed in 50s" in (limiter.check("t", "prod/shop/a", True, budget) or "")
+    assert "every 60s (including writes still running); next allowed in 50s" in (write("prod/shop/a") or "")
     assert limiter.recent("t", "prod/shop/a") == {"target_1h": 1, "global_1m": 1, "target_last_s": 10.0}
     now[0] += 60
-    assert limiter.check("t", "prod/shop/a", True, budget) is None
-    limiter.record("t", "prod/shop/a", write=True, ok=True, applied=True)
+    assert write("prod/shop/a") is None
     now[0] += 61
-    assert "at most 2 t per prod/shop/a per hour" in (limiter.check("t", "prod/shop/a", True, budget) or "")
+    assert "at most 2 t per prod/shop/a per hour" in (write("prod/shop/a") or "")
     for target in ("prod/shop/b", "prod/shop/c", "prod/shop/d"):
-        limiter.record("t", target, write=True, ok=True, applied=True)
-    assert "at most 3 writes per minute" in (limiter.check("t", "prod/shop/e", True, budget) or "")
+        assert write(target) is None
+    assert "at most 3 writes per minute" in (write("prod/shop/e") or "")

@@ -47,9 +47,9 @@ def test_a_broken_policy_fails_its_unit_tests(tmp_path: Path) -> None:
     approvals = broken / "opsgate" / "approvals.rego"
     # Let anyone approve their own request.
     source = approvals.read_text()
-    rule = "self_approval if input.approval.granted_by == input.caller.subject"
+    rule = "\tinput.approval.granted_by != input.caller.subject\n"
     assert rule in source
-    approvals.write_text(source.replace(rule, "self_approval if false"))
+    approvals.write_text(source.replace(rule, "\ttrue\n"))
     report = run_policy_tests(broken)
     failed = {r.name for r in report.results if not r.passed}
     assert "test_self_approval_denied" in failed

@@ -196,6 +196,17 @@ def test_nothing_starts_from_a_bad_scenario(tmp_path: Path) -> None:
         assert not (tmp_path / "kubeconfig").exists()
 
 
+def test_the_published_json_schema_is_current() -> None:
+    import json
+
+    from opsgate.sandbox.scenario import json_schema
+
+    published = json.loads((SCENARIO_DIR.parent / "docs" / "scenario.schema.json").read_text())
+    assert published == json_schema(), (
+        "regenerate: python -m opsgate.sandbox.scenario --schema > docs/scenario.schema.json"
+    )
+
+
 def test_offsets() -> None:
     assert parse_offset("-1h30m") == -5400 and parse_offset("0") == 0 and parse_offset("2d") == 172800
     with pytest.raises(ValueError, match="not a duration"):

@@ -30,7 +30,9 @@ def rollout(service: str, revision: int, minutes_ago: float, **kw: object) -> Ch
     )
 
 
-def anomaly(service: str, metric: str, minutes_ago: float, z: float, factor: float = 3.0) -> MetricAnomaly:
+def anomaly(
+    service: str, metric: str, minutes_ago: float, z: float, factor: float = 3.0, *, ongoing: bool = True
+) -> MetricAnomaly:
     baseline = 1.0
     return MetricAnomaly(
         metric=metric,
@@ -43,7 +45,7 @@ def anomaly(service: str, metric: str, minutes_ago: float, z: float, factor: flo
         change_pct=(factor - 1) * 100,
         observed=baseline * factor,
         baseline=baseline,
-        ongoing=True,
+        ongoing=ongoing,
     )
 
 

@@ -77,6 +77,49 @@ async def test_a_crash_loop_is_found_from_pods_even_without_own_metrics() -> Non
     assert out["items"][0]["pods"]["CrashLoopBackOff"] == 1
 
 
+async def test_a_blip_long_before_the_change_does_not_count_against_it() -> None:
+    world = fakes.crash_loop()
+    world.anomalies.append(fakes.anomaly("inventory", "error_ratio", 95, 6.1, 2.8, ongoing=False))
+    out = await triage(world)
+    assert top(out) == ("Deployment", "inventory", 6) and out["items"][0]["contradicting"] == []
+    assert out["next_step"]["action"] == "rollback"
+
+
+async def test_chronic_errors_naming_a_dependency_count_against_it() -> None:
+    world = fakes.bad_deploy()
+    world.templates.append(fakes.template("checkout", "cache miss: legacy-cache unreachable, using the database", 3000))
+    out = await triage(world)
+    assert top(out) == ("Deployment", "checkout", 8)
+    cache = next(s for s in out["items"] if s["name"] == "legacy-cache")
+    assert any("before the incident" in text for text in cache["contradicting"])
+
+
+async def test_a_scale_down_outside_any_rollout_is_a_change_and_never_gets_a_rollback() -> None:
+    from opsgate.triage.sources import ClusterEvent
+
+    world = fakes.FakeWorld(
+        anomalies=[fakes.anomaly("checkout", "latency_p99_seconds", 9, 30.0, 3.0)],
+        pod_states=fakes.pods("checkout", 7, 1),
+        cluster_events=[
+            ClusterEvent(
+                "Normal",
+                "ScalingReplicaSet",
+                "Deployment",
+                "checkout",
+                "Scaled down replica set checkout-6d9f from 3 to 1",
+                1,
+                fakes.ago(10),
+                fakes.ago(10),
+            )
+        ],
+    )
+    out = await triage(world)
+    first = out["items"][0]
+    assert (first["kind"], first["name"], first["change"]["kind"]) == ("Deployment", "checkout", "scale")
+    assert "scale 3 -> 1" in first["explanation"]
+    assert out["next_step"]["action"] != "rollback"
+
+
 async def test_no_change_and_no_symptom_is_no_confident_suspect() -> None:
     out = await triage(fakes.quiet())
     assert out["confident"] is False and out["confidence"] == "low"
@@ -144,7 +187,7 @@ async def test_incident_triage_through_the_gate_on_both_wire_generations(
     world = fakes.bad_deploy()
     app = make_app((), capabilities=[build_capability(world.sources(), clock=lambda: NOW)])
     before = len(app.gate.audit.tail(100))
-    async with Client(app.server, mode=wire_mode) as client:  # type: ignore[arg-type]
+    async with Client(app.server, mode=wire_mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         result = await client.call_tool("incident_triage", {"namespace": "shop", "since": "1h"})
     assert tools["incident_triage"].output_schema is not None

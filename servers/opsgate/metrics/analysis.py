@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from opsgate.metrics.anomaly import Anomaly, rank_series_with_skips
 from opsgate.metrics.backends.base import Series
-from opsgate.metrics.contracts import AnomalyItem, CompareItem
+from opsgate.metrics.contracts import AnomalyItem, CompareItem, RevisionItem
 from opsgate.metrics.selection import series_name
 from opsgate.metrics.timewindow import iso
 
@@ -86,6 +86,66 @@ def _ongoing(a: Anomaly, times: FloatArray, values: FloatArray, end: float) -> b
     peak = a.observed - a.baseline
     now = float(np.median(tail)) - a.baseline
     return bool(peak * now > 0 and abs(now) >= 0.5 * abs(peak))
+
+
+def compare_revisions(series: Sequence[Series], at: float, label: str) -> list[RevisionItem]:
+    """Each revision's pods after `at` against the other revisions' pods in the same span (or, for a
+    revision alone after `at`, against every pod before it): a canary's bad pods stand out even when
+    they are a small share of the traffic and barely move the aggregate."""
+    after: dict[str, list[NDArray[np.float64]]] = {}
+    before_all: list[NDArray[np.float64]] = []
+    for s in series:
+        ok = np.isfinite(s.values)
+        before_all.append(s.values[ok & (s.times < at)])
+        value = s.labels.get(label)
+        if value is None:
+            continue
+        after.setdefault(value, []).append(s.values[ok & (s.times >= at)])
+    items: list[tuple[float, RevisionItem]] = []
+    for revision, parts in after.items():
+        mine = np.concatenate(parts) if parts else np.array([])
+        others_parts = [v for r, ps in after.items() if r != revision for v in ps]
+        others = np.concatenate(others_parts) if others_parts else np.array([])
+        if others.size == 0:
+            others = np.concatenate(before_all) if before_all else np.array([])
+        if mine.size == 0 or others.size == 0:
+            items.append(
+                (
+                    -1.0,
+                    RevisionItem(
+                        revision=revision,
+                        pods=len(parts),
+                        after=None,
+                        others=None,
+                        change_pct=None,
+                        z=None,
+                        direction="unknown",
+                    ),
+                )
+            )
+            continue
+        a, b = float(np.median(mine)), float(np.median(others))
+        q1, q3 = np.percentile(others, [25, 75])
+        spread = max(float(q3 - q1) / _IQR_TO_SIGMA, 0.01 * abs(b), 1e-12)
+        z = (a - b) / spread
+        pct = (a - b) / abs(b) * 100 if b else None
+        direction: Literal["up", "down", "flat"] = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
+        items.append(
+            (
+                abs(z),
+                RevisionItem(
+                    revision=revision,
+                    pods=len(parts),
+                    after=_round(a),
+                    others=_round(b),
+                    change_pct=_round(pct, 3),
+                    z=_round(z, 3),
+                    direction=direction,
+                ),
+            )
+        )
+    items.sort(key=lambda pair: pair[0], reverse=True)
+    return [item for _, item in items]
 
 
 def compare(series: Sequence[Series], at: float) -> list[CompareItem]:

@@ -216,6 +216,11 @@ class CompareInput(SeriesInput):
     after: str = Field(default="30m", pattern=DURATION_PATTERN, description="Span after `at`")
     step: str = Field(default="60s", pattern=DURATION_PATTERN, description="Resolution")
     limit: int = Field(default=10, ge=1, le=200, description="Most series to return")
+    by_revision: str | None = Field(
+        default=None,
+        pattern=LABEL_NAME,
+        description="Also compare revisions after `at` by this pod label (pod_template_hash): a canary's bad pods",
+    )
 
     @field_validator("before", "after", "step")
     @classmethod
@@ -233,7 +238,18 @@ class CompareItem(ToolOutput):
     direction: Literal["up", "down", "flat", "unknown"]
 
 
+class RevisionItem(ToolOutput):
+    revision: str = Field(description="The label's value, e.g. a pod-template-hash")
+    pods: int = Field(description="Series (pods) of this revision after `at`")
+    after: float | None = Field(description="Median of this revision's pods after `at`")
+    others: float | None = Field(description="Median of the other revisions' pods after `at` (else: all before)")
+    change_pct: float | None
+    z: float | None = Field(description="Difference in units of the others' robust spread")
+    direction: Literal["up", "down", "flat", "unknown"]
+
+
 class CompareOutput(Page[CompareItem]):
+    revisions: list[RevisionItem] = Field(default_factory=list, description="With by_revision: most different first")
     query: str
     at: str
     before_start: str

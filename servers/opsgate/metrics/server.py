@@ -276,8 +276,17 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
         found = _post_filter(args, await backend.query_range(selection, start, end, float(facts["step_s"])))
         _check_size(found, config)
         items = analysis.compare(found, at)
+        revisions = []
+        if args.by_revision is not None:
+            if not any(args.by_revision in s.labels for s in found):
+                raise ToolError(
+                    f"no series has the label {args.by_revision!r}; compare per pod (aggregation none) or keep "
+                    f"the label with by=[{args.by_revision!r}]"
+                )
+            revisions = analysis.compare_revisions(found, at, args.by_revision)
         return CompareOutput(
             items=items[: args.limit],
+            revisions=revisions,
             truncated=len(items) > args.limit,
             limit=args.limit,
             backend=backend.name,
@@ -292,6 +301,12 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
     def summarize_compare(out: CompareOutput) -> str:
         if not out.items:
             return f"No series to compare around {out.at} for {out.query}."
+        if out.revisions and out.revisions[0].change_pct is not None:
+            r = out.revisions[0]
+            return (
+                f"By revision after {out.at}: {r.revision} ({r.pods} pod(s)) {r.after} vs {r.others} for the rest "
+                f"({r.change_pct:+.0f}%), {r.direction}; {len(out.revisions)} revision(s) compared."
+            )
         top = out.items[0]
         pct = f" ({top.change_pct:+.0f}%)" if top.change_pct is not None else ""
         return (

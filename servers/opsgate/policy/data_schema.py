@@ -87,6 +87,13 @@ class Budget(_Strict):
     global_1m: int = Field(ge=0, description="writes of any tool in the last minute, across targets")
 
 
+class SilenceLimits(_Strict):
+    """The longest alert silence `alert_silence` may create, in seconds, in production and elsewhere."""
+
+    production: int = Field(default=7200, ge=60)
+    default: int = Field(default=14400, ge=60)
+
+
 class ApprovalChannels(_Strict):
     """Which approval channels (`input.approval.channel`, verified by the server) count where.
 
@@ -113,6 +120,7 @@ class OpsgateConfig(_Strict):
     budgets: dict[Name, Budget] = Field(json_schema_extra={"required": ["default"]})
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     approval_channels: ApprovalChannels | None = None
+    alert_silence_max_s: SilenceLimits = Field(default_factory=lambda: SilenceLimits())
 
     @model_validator(mode="after")
     def _default_budget(self) -> OpsgateConfig:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from opsgate.contracts import Page, ToolInput, ToolOutput
 
@@ -12,10 +13,20 @@ RUNBOOK_ID = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 
 
 class SearchInput(ToolInput):
-    query: str = Field(min_length=1, max_length=500, description="What is happening, in words or alert names")
+    query: str | None = Field(
+        default=None, min_length=1, max_length=500, description="What is happening, in words or alert names"
+    )
     service: str | None = Field(default=None, max_length=128, description="Only runbooks for this service")
-    alert: str | None = Field(default=None, max_length=256, description="Only runbooks for this alert name")
+    alert: str | None = Field(
+        default=None, max_length=256, description="An alert name: runbooks whose front matter lists it"
+    )
     limit: int = Field(default=5, ge=1, le=20, description="Most runbooks to return")
+
+    @model_validator(mode="after")
+    def _something_to_find(self) -> Self:
+        if self.query is None and self.alert is None:
+            raise ValueError("give a query, an alert name, or both")
+        return self
 
 
 class Citation(ToolOutput):

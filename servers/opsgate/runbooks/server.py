@@ -100,7 +100,11 @@ def build(settings: Settings) -> Capability:
             for rb, section, score in hits[: args.limit]
         ]
         return SearchOutput(
-            items=items, truncated=len(hits) > args.limit, limit=args.limit, backend="folder", query=args.query
+            items=items,
+            truncated=len(hits) > args.limit,
+            limit=args.limit,
+            backend="folder",
+            query=args.query if args.query is not None else f"alert:{args.alert}",
         )
 
     async def fetch(args: FetchInput, ctx: CallContext) -> RunbookDocument:

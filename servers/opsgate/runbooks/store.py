@@ -166,22 +166,26 @@ class RunbookStore:
             raise ToolError(f"no runbook with id {runbook_id!r}; use runbook_search to find one") from None
 
     def search(
-        self, query: str, *, service: str | None = None, alert: str | None = None
+        self, query: str | None, *, service: str | None = None, alert: str | None = None
     ) -> list[tuple[Runbook, Section, float]]:
-        """Runbooks ranked by their best section's BM25 score, with that section as the citation."""
+        """Runbooks ranked by their best section's BM25 score, with that section as the citation.
+
+        With `alert`, only runbooks whose front matter lists that alert (case-insensitively), each found
+        even when no query word matches it (then cited by its first section, score 0)."""
         if self._bm25 is None:
             return []
-        tokens = tokenize(query)
-        if not tokens:
+        tokens = tokenize(query) if query else []
+        if query and not tokens and alert is None:
             raise ToolError("the query has no searchable words")
-        scores = self._bm25.get_scores(tokens)
+        scores = self._bm25.get_scores(tokens) if tokens else [0.0] * len(self._entries)
+        wanted = alert.lower() if alert else None
         best: dict[str, tuple[Runbook, Section, float]] = {}
         for (rb, section), score in zip(self._entries, scores, strict=True):
             if service and service not in rb.services:
                 continue
-            if alert and alert not in rb.alerts:
+            if wanted is not None and wanted not in (a.lower() for a in rb.alerts):
                 continue
-            if score <= 0:
+            if score <= 0 and wanted is None:
                 continue
             if rb.id not in best or score > best[rb.id][2]:
                 best[rb.id] = (rb, section, float(score))

@@ -29,4 +29,5 @@ def default_world_sections(stack: ExitStack, scenario: str = DEFAULT_SCENARIO) -
         "metrics": {"backend": "prometheus", "prometheus": {"url": world.prometheus_url}},
         "rollback": {"kubeconfig": str(kubeconfig)},
         "workloads": {"kubeconfig": str(kubeconfig)},
+        "alerts": {"alertmanager_url": world.prometheus_url},
     }

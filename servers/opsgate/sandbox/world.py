@@ -453,6 +453,9 @@ poll_s = 0.2
 
 [workloads]
 kubeconfig = "{kubeconfig}"
+
+[alerts]
+alertmanager_url = "{self.prometheus_url}"
 """
 
 

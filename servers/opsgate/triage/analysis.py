@@ -69,7 +69,7 @@ NODE_REASONS = frozenset(
 CONFIDENT = 0.3  # below this top score: no confident suspect
 STRONG = 0.6  # a rollback is proposed only at or above this score ...
 MARGIN = 0.15  # ... and this far ahead of the runner-up
-TLS_WORDS = re.compile(r"x509|certificate|tls handshake|ssl", re.IGNORECASE)
+TLS_WORDS = re.compile(r"\bx509\b|\bcertificate\b|\btls\b|\bssl\b", re.IGNORECASE)
 _URL_HOST = re.compile(r"[a-z][a-z0-9+.-]*://(?:[^@/\s\"']*@)?([A-Za-z0-9.-]+)")
 _NAME = re.compile(r"(?<![\w.=/-])([a-z][a-z0-9]*(?:-[a-z0-9]+)+)(?![\w=-])")
 _HOST_NOISE = frozenset({"api", "www", "com", "net", "org", "io", "example", "local", "svc", "cluster", "internal"})
@@ -231,7 +231,9 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
         )
         own = [a for a in ev.anomalies if a.service == service]
         after = [(a, a.start - c.at) for a in own if c.at - EARLY_S <= a.start <= c.at + MAX_LAG_S]
-        before = [a for a in own if a.start < c.at - EARLY_S]
+        # Symptoms already there before the change (and still there) cannot be its doing; a blip that
+        # came and went long before it says nothing either way.
+        before = [a for a in own if a.start < c.at - EARLY_S and a.ongoing]
         s.anomalies = sorted(after, key=lambda p: -size(p[0]) * lag_weight(p[1]))
         if s.anomalies:
             a, lag = s.anomalies[0]
@@ -287,9 +289,8 @@ def rollout_suspects(ev: Evidence) -> list[Suspect]:
                 text = f"{other}{how} was anomalous {_ago(reference - t)} earlier"
             else:
                 side = "after" if t >= c.at else "before"
-                text = (
-                    f"{other}{how} became anomalous ({_ago(abs(t - c.at))} {side} it) while {service} shows no symptom"
-                )
+                text = f"{other}{how} became anomalous ({_ago(abs(t - c.at))} {side} it)"
+                text += f" while {service} shows no ongoing symptom"
             s.contra.append((0.5, text))
         # Symptoms that began long after the change, together with those of a service that did not
         # change, point to a cause they share rather than to this change.
@@ -319,6 +320,7 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
     since = min(onset, ev.start) - 600.0
     naming: dict[str, set[str]] = {}
     tls: dict[str, bool] = {}
+    new: dict[str, bool] = {}  # some naming template appeared with the incident (not a chronic error)
     sample: dict[str, LogTemplate] = {}
     for t in ev.templates:
         if t.level not in ERROR_LEVELS or t.last_seen < since:
@@ -327,6 +329,7 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
         for name in targets:
             naming.setdefault(name, set()).add(t.service)
             tls[name] = tls.get(name, False) or is_tls
+            new[name] = new.get(name, False) or t.first_seen >= since
             if name not in sample or t.count > sample[name].count:
                 sample[name] = t
     anomalous = {a.service for a in ev.anomalies if a.service}
@@ -337,11 +340,15 @@ def dependency_suspects(ev: Evidence, rollouts: Sequence[Suspect]) -> list[Suspe
         s = Suspect(kind, name)
         sick = sorted(services & anomalous)
         weight = _noisy_or([0.45] * len(services)) * (0.6 + 0.4 * bool(sick))
-        what = "TLS/certificate failures" if tls[name] else "errors"
+        what = "TLS/certificate failures" if tls[name] else "Errors"
         where = ", ".join(sorted(services))
-        s.support.append((weight, f"{what.capitalize()} in {where} name {name}"))
+        s.support.append((weight, f"{what} in {where} name {name}"))
         if sick:
             s.support.append((0.3, f"the services naming it are anomalous ({', '.join(sick)})"))
+        if new[name]:
+            s.support.append((0.3, "those errors began with the incident"))
+        else:
+            s.contra.append((0.3, "those errors were there before the incident"))
         s.new_templates = [sample[name]]
         explained = [strong_rollouts[x] for x in services if x in strong_rollouts]
         if explained and len(explained) == len(services):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -68,6 +69,7 @@ class TriageService:
         if src.workloads is not None:
             pods = await self._read("pods", missing, partial(src.workloads.pods, args.namespace, None))
             events = await self._read("events", missing, partial(src.workloads.events, args.namespace, since))
+        changes = changes + scale_changes(args.namespace, events, changes)
         if focus:
             changes = [c for c in changes if c.service in focus]
         if src.logs is not None:
@@ -113,6 +115,34 @@ class TriageService:
         ev = await self.gather(args)
         verdict = decide(ev)
         return shape(args, ev, verdict)
+
+
+ROLLING_S = 900.0  # a rolling update's replica sets scale up and down for up to this long
+_SCALED = re.compile(r"[Ss]caled (up|down) replica set (\S+) (?:from (\d+) )?to (\d+)")
+_RESCALED = re.compile(r"New size: (\d+)")
+
+
+def scale_changes(namespace: str, events: list[ClusterEvent], changes: list[Change]) -> list[Change]:
+    """Scale events that are not part of a rollout: a Deployment scaled (by hand or by its autoscaler)
+    outside the time its own rollouts take."""
+    out: list[Change] = []
+    for e in events:
+        if e.reason == "SuccessfulRescale" and (m := _RESCALED.search(e.message)):
+            service, after, before = e.name, int(m.group(1)), None
+        elif e.reason == "ScalingReplicaSet" and e.kind == "Deployment" and (m := _SCALED.search(e.message)):
+            service, after = e.name, int(m.group(4))
+            before = int(m.group(3)) if m.group(3) else None
+        else:
+            continue
+        at = e.last_seen
+        if any(c.service == service and c.at - 120 <= at <= c.at + ROLLING_S for c in changes):
+            continue  # the replica sets of a rollout scaling up and down
+        out.append(
+            Change(
+                kind="scale", namespace=namespace, service=service, at=at, replicas_before=before, replicas_after=after
+            )
+        )
+    return out
 
 
 def _change(c: Change) -> ChangeEvidence:

@@ -124,6 +124,8 @@ def _span_merge(short: list[str], long: list[str], threshold: float) -> list[str
     cache: <*>``), the absorbed run must start with a value (``Initializing <*>`` does not absorb
     ``Initializing Cryptographic API``), and enough of ``short`` must be literal words both share.
     """
+    if WILDCARD not in "".join(short):
+        return None  # no token of it can span anything
     extra = len(long) - len(short)
     literal = sum(1 for token in short if not is_variable(token))
     if literal < max(1.0, threshold * len(short)):

@@ -130,6 +130,9 @@ def _on_grid(s: Series, grid: np.ndarray) -> Series:
     if s.times.size == grid.size:
         return s
     values = np.full(grid.size, np.nan)
-    idx = np.clip(np.searchsorted(grid, s.times - 1e-6), 0, grid.size - 1)
+    # nearest step: the answer's times come from the start as sent ("%.3f", rounded either way), so an
+    # exact-match search would put every point one step late whenever the rounding went up
+    step = float(grid[1] - grid[0]) if grid.size > 1 else 1.0
+    idx = np.clip(np.rint((s.times - grid[0]) / step).astype(np.int64), 0, grid.size - 1)
     values[idx] = s.values
     return Series(s.labels, grid.astype(np.float64), values, s.metric)

@@ -330,7 +330,7 @@ async def test_the_configured_image_command_serves_health_and_authenticated_mcp(
         health = await plain.get(base + "/healthz")
         anonymous = await plain.post(base + settings_path, json=request, headers=headers)
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert health.json()["tools"] == 11
+    assert health.json()["tools"] == 16
     assert anonymous.status_code == 401
     assert re.search(r"resource_metadata=", anonymous.headers["www-authenticate"])
 

@@ -169,7 +169,9 @@ def _ready_condition(pod: JsonObject) -> tuple[bool, datetime | None]:
     return False, None
 
 
-def pod_facts(pod: JsonObject, hash_label: str, revision_of_hash: dict[str, str | None], now: datetime) -> PodFacts:
+def pod_facts(
+    pod: JsonObject, hash_label: str, revision_of_hash: dict[str, str | None], now: datetime, hash_prefix: str = ""
+) -> PodFacts:
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     ready, ready_changed = _ready_condition(pod)
     problems: list[str] = []
@@ -216,6 +218,8 @@ def pod_facts(pod: JsonObject, hash_label: str, revision_of_hash: dict[str, str 
     created = parse_time(meta.get("creationTimestamp"))
     labels = meta.get("labels") or {}
     template_hash = labels.get(hash_label)
+    if template_hash and hash_prefix:  # a StatefulSet pod's label is the ControllerRevision's whole name
+        template_hash = str(template_hash).removeprefix(hash_prefix)
     return PodFacts(
         PodState(
             name=str(meta.get("name", "")),
@@ -453,7 +457,7 @@ def build_status(
     by_hash = {r.hash: r for r in revisions}
     revision_of_hash = {r.hash: r.revision for r in revisions}
     facts = sorted(
-        (pod_facts(p, hash_label, revision_of_hash, now) for p in pods),
+        (pod_facts(p, hash_label, revision_of_hash, now, f"{name}-" if kind == "StatefulSet" else "") for p in pods),
         key=lambda f: (-f.score, f.state.name),
     )
     problems: dict[str, int] = {}

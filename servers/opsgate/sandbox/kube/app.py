@@ -24,12 +24,15 @@ from opsgate.sandbox.kube.errors import (
 )
 from opsgate.sandbox.kube.logs import LogOptions
 from opsgate.sandbox.kube.objects import (
+    CONTROLLERREVISIONS,
+    DAEMONSETS,
     DEPLOYMENTS,
     EVENTS,
     EVENTS_V1,
     NAMESPACES,
     PODS,
     REPLICASETS,
+    STATEFULSETS,
     ResourceType,
     parse_time,
 )
@@ -111,6 +114,33 @@ _APPS_RESOURCES = [
         "verbs": ["get", "list", "watch"],
         "shortNames": ["rs"],
         "categories": ["all"],
+    },
+    {
+        "name": "statefulsets",
+        "singularName": "statefulset",
+        "namespaced": True,
+        "kind": "StatefulSet",
+        "verbs": ["create", "get", "list", "patch", "update", "watch"],
+        "shortNames": ["sts"],
+        "categories": ["all"],
+    },
+    {"name": "statefulsets/status", "singularName": "", "namespaced": True, "kind": "StatefulSet", "verbs": ["get"]},
+    {
+        "name": "daemonsets",
+        "singularName": "daemonset",
+        "namespaced": True,
+        "kind": "DaemonSet",
+        "verbs": ["create", "get", "list", "patch", "update", "watch"],
+        "shortNames": ["ds"],
+        "categories": ["all"],
+    },
+    {"name": "daemonsets/status", "singularName": "", "namespaced": True, "kind": "DaemonSet", "verbs": ["get"]},
+    {
+        "name": "controllerrevisions",
+        "singularName": "controllerrevision",
+        "namespaced": True,
+        "kind": "ControllerRevision",
+        "verbs": ["get", "list", "watch"],
     },
 ]
 _APPS_GROUP = {
@@ -295,6 +325,44 @@ def create_app(cluster: KubeCluster) -> Starlette:
 
     list_namespaces = list_handler(NAMESPACES)
 
+    def workload_set_routes(resource: ResourceType) -> list[Route]:
+        """CRUD (no delete), list and watch for StatefulSets or DaemonSets."""
+
+        @endpoint("create", resource)
+        async def create(request: Request, namespace: str, _name: str) -> Any:
+            return cluster.create_workload_set(
+                resource, namespace, await _json_body(request), dry_run=_dry_run(request)
+            )
+
+        @endpoint("update", resource)
+        async def replace(request: Request, namespace: str, name: str) -> Any:
+            body = await _json_body(request)
+            return cluster.replace_workload_set(resource, namespace, name, body, dry_run=_dry_run(request))
+
+        @endpoint("patch", resource)
+        async def patch(request: Request, namespace: str, name: str) -> Any:
+            content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if content_type not in PATCH_TYPES:
+                raise unsupported_media_type(content_type)
+            body = await _json_body(request)
+            return cluster.patch_workload_set(resource, namespace, name, body, content_type, dry_run=_dry_run(request))
+
+        listing, getting = list_handler(resource), get_handler(resource)
+
+        async def collection(request: Request) -> Response:
+            return await (create if request.method == "POST" else listing)(request)
+
+        async def one(request: Request) -> Response:
+            return await {"GET": getting, "PUT": replace, "PATCH": patch}[request.method](request)
+
+        base = f"/apis/apps/v1/namespaces/{{namespace}}/{resource.plural}"
+        return [
+            Route(f"/apis/apps/v1/{resource.plural}", listing),
+            Route(base, collection, methods=["GET", "POST"]),
+            Route(f"{base}/{{name}}", one, methods=["GET", "PUT", "PATCH"]),
+            Route(f"{base}/{{name}}/status", get_handler(resource, "status")),
+        ]
+
     def document(body: dict[str, Any]) -> Handler:
         async def handler(_request: Request) -> Response:
             return JSONResponse(body)
@@ -368,5 +436,10 @@ def create_app(cluster: KubeCluster) -> Starlette:
         Route(f"{apps}/replicasets", list_handler(REPLICASETS)),
         Route(f"{apps}{item}/replicasets", list_handler(REPLICASETS)),
         Route(f"{apps}{item}/replicasets/{{name}}", get_handler(REPLICASETS)),
+        *workload_set_routes(STATEFULSETS),
+        *workload_set_routes(DAEMONSETS),
+        Route(f"{apps}/controllerrevisions", list_handler(CONTROLLERREVISIONS)),
+        Route(f"{apps}{item}/controllerrevisions", list_handler(CONTROLLERREVISIONS)),
+        Route(f"{apps}{item}/controllerrevisions/{{name}}", get_handler(CONTROLLERREVISIONS)),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -39,7 +39,12 @@ from opsgate.sandbox.kube.objects import (
 from opsgate.sandbox.kube.patches import PatchError, apply_patch
 from opsgate.sandbox.kube.selectors import field_selector, label_selector
 from opsgate.sandbox.kube.store import Change, ObjectStore
-from opsgate.sandbox.kube.validation import default_deployment, validate_deployment
+from opsgate.sandbox.kube.validation import (
+    default_deployment,
+    default_workload_set,
+    validate_deployment,
+    validate_workload_set,
+)
 
 
 def view(resource: ResourceType, obj: JsonObject) -> JsonObject:
@@ -302,6 +307,94 @@ class KubeCluster:
         written = copy.deepcopy(self.store.put(DEPLOYMENTS, candidate))
         self.controller.sync(namespace, name, scale=False)
         return written
+
+    # --- statefulsets and daemonsets -------------------------------------------------------------
+
+    def create_workload_set(
+        self, resource: ResourceType, namespace: str, body: Any, *, dry_run: bool = False
+    ) -> JsonObject:
+        """Create a StatefulSet or DaemonSet (`resource`), defaulted and validated like the real server."""
+        if not isinstance(body, dict):
+            raise bad_request(f"the request body must be a {resource.kind} object")
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("namespace", namespace) != namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if obj.get("kind", resource.kind) != resource.kind:
+            raise bad_request(f"the body is a {obj.get('kind')}, not a {resource.kind}")
+        name = str(meta.get("name", ""))
+        with self._lock:
+            self._require_namespace(namespace)
+            if name and self.store.get(resource, namespace, name) is not None:
+                raise already_exists(resource, name)
+            obj.update(apiVersion=resource.api_version, kind=resource.kind)
+            for server_owned in ("resourceVersion", "generation", "uid", "creationTimestamp"):
+                meta.pop(server_owned, None)
+            meta.update(namespace=namespace, uid=new_uid(), generation=1, creationTimestamp=format_time(self.now()))
+            obj["status"] = {}
+            default_workload_set(resource, obj)
+            validate_workload_set(resource, obj, None)
+            if dry_run:
+                return obj
+            self.store.put(resource, obj)
+            self.controller.sets.sync(resource, namespace, name, scale=False)
+            return self.get(resource, namespace, name)
+
+    def replace_workload_set(
+        self, resource: ResourceType, namespace: str, name: str, body: Any, *, dry_run: bool = False
+    ) -> JsonObject:
+        if not isinstance(body, dict):
+            raise bad_request(f"the request body must be a {resource.kind} object")
+        with self._lock:
+            current = self.get(resource, namespace, name)
+            return self._update_workload_set(resource, current, copy.deepcopy(body), dry_run=dry_run)
+
+    def patch_workload_set(
+        self, resource: ResourceType, namespace: str, name: str, patch: Any, content_type: str, *, dry_run: bool = False
+    ) -> JsonObject:
+        with self._lock:
+            current = self.get(resource, namespace, name)
+            try:
+                patched = apply_patch(copy.deepcopy(current), patch, content_type)
+            except PatchError as error:
+                raise KubeApiError(422, "Invalid", f"the patch could not be applied: {error}") from error
+            return self._update_workload_set(resource, current, patched, dry_run=dry_run)
+
+    def _update_workload_set(
+        self, resource: ResourceType, current: JsonObject, candidate: JsonObject, *, dry_run: bool
+    ) -> JsonObject:
+        current_meta = current["metadata"]
+        name, namespace = current_meta["name"], current_meta["namespace"]
+        meta = candidate.get("metadata")
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if meta.get("name", name) != name:
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        if meta.get("namespace", namespace) != namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if candidate.get("kind", resource.kind) != resource.kind:
+            raise bad_request(f"the body is a {candidate.get('kind')}, not a {resource.kind}")
+        sent_version = meta.get("resourceVersion")
+        if (sent_version and sent_version != current_meta["resourceVersion"]) or (
+            meta.get("uid") and meta["uid"] != current_meta["uid"]
+        ):
+            raise conflict(resource, name)
+        candidate.update(
+            apiVersion=resource.api_version, kind=resource.kind, status=copy.deepcopy(current.get("status") or {})
+        )
+        for server_owned in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
+            meta[server_owned] = current_meta[server_owned]
+        default_workload_set(resource, candidate)
+        validate_workload_set(resource, candidate, current)
+        if candidate["spec"] != current["spec"]:
+            meta["generation"] = int(current_meta.get("generation", 1)) + 1
+        if candidate == current or dry_run:
+            return candidate
+        self.store.put(resource, candidate)
+        self.controller.sets.sync(resource, namespace, name, scale=False)
+        return self.get(resource, namespace, name)
 
     # --- pod logs -------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from opsgate.sandbox.kube.objects import (
     revision_of,
     templates_equal_ignoring_hash,
 )
+from opsgate.sandbox.kube.sets import SetController
 from opsgate.sandbox.kube.store import ObjectStore
 
 _NOT_COPIED_ANNOTATIONS = frozenset(
@@ -140,6 +141,9 @@ class DeploymentController:
         self.kubelet = Kubelet(
             store, clock, self.recorder, behaviors or PodBehaviors(), self._fault_behavior, config.nodes
         )
+        self.sets = SetController(
+            store, clock, self.recorder, self.kubelet, config.nodes, lambda: self.config.ready_after_ticks, self._rng
+        )
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class DeploymentController:
         for deployment in list(self._store.iterate(DEPLOYMENTS)):
             meta = deployment["metadata"]
             self.sync(meta["namespace"], meta["name"], scale=True)
+        self.sets.tick()
 
     def sync(self, namespace: str, name: str, *, scale: bool) -> None:
         """Reconcile one Deployment; `scale=False` (after an API write) only creates/annotates

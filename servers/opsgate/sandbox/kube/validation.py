@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from opsgate.sandbox.kube.errors import KubeApiError, invalid
-from opsgate.sandbox.kube.objects import DEPLOYMENTS, JsonObject
+from opsgate.sandbox.kube.objects import DEPLOYMENTS, STATEFULSETS, JsonObject, ResourceType
 from opsgate.sandbox.kube.selectors import match_labels_selector
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -153,3 +153,71 @@ def validate_deployment(deployment: JsonObject, previous: JsonObject | None) -> 
 
 def bad_body(message: str) -> KubeApiError:
     return KubeApiError(400, "BadRequest", message)
+
+
+def default_workload_set(resource: ResourceType, obj: JsonObject) -> None:
+    """The API server's defaults for a StatefulSet or DaemonSet spec."""
+    drop_nulls(obj)
+    spec: JsonObject = obj.setdefault("spec", {})
+    strategy: JsonObject = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    strategy.setdefault("type", "RollingUpdate")
+    if resource is STATEFULSETS:
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        if strategy["type"] == "RollingUpdate":
+            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+    elif strategy["type"] == "RollingUpdate":
+        rolling: JsonObject = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    template: JsonObject = spec.setdefault("template", {})
+    template.setdefault("metadata", {})
+    pod_spec = template.setdefault("spec", {})
+    if isinstance(pod_spec, dict):
+        default_pod_spec(pod_spec)
+
+
+def validate_workload_set(resource: ResourceType, obj: JsonObject, previous: JsonObject | None) -> None:
+    """A StatefulSet's or DaemonSet's name, replicas, selector (matching, immutable), containers, strategy."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    spec = obj.get("spec") or {}
+    causes: list[JsonObject] = []
+    if not name:
+        causes.append(_required("metadata.name"))
+    elif not _DNS_LABEL.match(name) or len(name) > 63:
+        causes.append(_cause("metadata.name", f'Invalid value: "{name}": must be a DNS-1123 label'))
+    if resource is STATEFULSETS and not _non_negative_int(spec.get("replicas")):
+        causes.append(
+            _cause("spec.replicas", f"Invalid value: {spec.get('replicas')!r}: must be greater than or equal to 0")
+        )
+    if not _non_negative_int(spec.get("revisionHistoryLimit")):
+        causes.append(_cause("spec.revisionHistoryLimit", "must be greater than or equal to 0"))
+    selector = spec.get("selector")
+    template = spec.get("template") or {}
+    template_labels = (template.get("metadata") or {}).get("labels") or {}
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        causes.append(_required("spec.selector"))
+    elif not match_labels_selector(selector)({"metadata": {"labels": template_labels}}):
+        causes.append(
+            _cause(
+                "spec.template.metadata.labels",
+                f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
+            )
+        )
+    elif previous is not None and selector != previous.get("spec", {}).get("selector"):
+        causes.append(_cause("spec.selector", f"Invalid value: {selector!r}: field is immutable"))
+    causes.extend(_container_causes((template.get("spec") or {}).get("containers")))
+    strategy_type = (spec.get("updateStrategy") or {}).get("type")
+    if strategy_type not in ("RollingUpdate", "OnDelete"):
+        causes.append(
+            _cause(
+                "spec.updateStrategy.type",
+                f'Unsupported value: "{strategy_type}": supported values: "OnDelete", "RollingUpdate"',
+                "FieldValueNotSupported",
+            )
+        )
+    if causes:
+        raise invalid(resource, name, causes)

@@ -72,3 +72,20 @@ def test_check_with_no_config_checks_what_serve_serves(
     out = capsys.readouterr().out
     assert "the sandbox's default scenario" in out
     assert out.count("backend kubernetes: ok") == 2, out
+
+
+def test_every_benchmark_the_readme_quotes_exists_takes_its_flags_and_finds_tests_support() -> None:
+    """`python bench/X.py --flag` as quoted runs from a fresh checkout: the script exists, declares each flag,
+    and puts the repository root on sys.path before importing `tests.` (run as a script, only `bench/` is
+    there: bench_metrics_response.py failed with "No module named 'tests'")."""
+    quoted = re.findall(r"`python (bench/[a-z_]+\.py)((?: --[a-z-]+(?: [^`\s]+)?)*)`", README)
+    assert len({path for path, _ in quoted}) >= 10, quoted
+    for path, flags in quoted:
+        source = (REPO / path).read_text(encoding="utf-8")
+        for flag in re.findall(r"--[a-z-]+", flags):
+            assert f'"{flag}"' in source, f"{path} has no {flag}"
+        lines = source.splitlines()
+        imports = [i for i, ln in enumerate(lines) if re.match(r"(from|import) tests\b", ln)]
+        if imports:
+            inserts = [i for i, ln in enumerate(lines) if "sys.path.insert(0" in ln]
+            assert inserts and inserts[0] < imports[0], f"{path} imports tests. before putting the root on sys.path"

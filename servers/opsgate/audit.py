@@ -5,9 +5,10 @@ outcome, the record's canonical JSON and the previous hash), so editing any of t
 A chain alone cannot show that someone who can write the database cut the tail and moved the head, or
 rewrote a record and recomputed every hash after it: *checkpoints* do. A checkpoint is the chain's
 head (chain id, sequence number, hash) signed with an Ed25519 key kept apart from the database; one is
-made after every record of a write call, every `checkpoint_every` records and at least every
-`checkpoint_interval_s` (at the next record), and on a clean close. Each goes into the database and to an
-append-only export (a JSON-lines file on another path, optionally syslog). `verify` recomputes the
+made after every record of a write call, every `checkpoint_every` records, every
+`checkpoint_interval_s` while the head moved (a timer in servers, `start_periodic`) and on a clean
+close. Each goes into the database and to an append-only export (a JSON-lines file on another path,
+optionally syslog). `verify` recomputes the
 chain and checks every checkpoint's signature and that the trail still holds the record each one
 names, with the same hash; the export is what survives a deleted or emptied database, so a server
 started on a trail that lacks the last exported checkpoint refuses to start. See docs/audit-threat-model.md.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -33,8 +35,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from opsgate.audit_keys import JsonlSink, check_entry, key_id, sign_entry
 from opsgate.state.base import AuditRow, AuditStore, StateError, StateUnavailable
 
+logger = logging.getLogger(__name__)
 GENESIS = "0" * 64
 RECORD_VERSION = 2
+_REDACTOR: Any = None
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential")
 
 
@@ -94,7 +98,12 @@ def redact_for_storage(value: Any) -> tuple[Any, int]:
     is masked. Masks the redactor's secret shapes in every string, and any string under a key that
     names a secret (`password`, `token`, `api_key`, ...).
     """
-    from opsgate.redaction import DEFAULT_REDACTOR
+    global _REDACTOR
+    if _REDACTOR is None:
+        from opsgate.redaction import DEFAULT_REDACTOR
+
+        _REDACTOR = DEFAULT_REDACTOR
+    redact_text = _REDACTOR.redact_text
 
     def walk(obj: Any) -> tuple[Any, int]:
         if isinstance(obj, dict):
@@ -115,7 +124,7 @@ def redact_for_storage(value: Any) -> tuple[Any, int]:
                 total += n
             return items, total
         if isinstance(obj, str):
-            return DEFAULT_REDACTOR.redact_text(obj)
+            return redact_text(obj) if len(obj) >= 6 else (obj, 0)
         return obj, 0
 
     return walk(value)
@@ -179,8 +188,28 @@ class AuditLog:
         self._last_cp_seq = 0
         self._last_cp_time = time.monotonic()
         self._chain_id = store.chain_id()
+        self._stop_periodic: threading.Event | None = None
         if checkpoints is not None and check_anchor:
             self.check_anchor()
+
+    def start_periodic(self) -> None:
+        """Checkpoint the head every `interval_s` while it has moved, also when no new record arrives
+        (a server that goes quiet after a burst of reads still gets its last records signed)."""
+        if self.cp is None or self.cp.signing_key is None or self._stop_periodic is not None:
+            return
+        stop = self._stop_periodic = threading.Event()
+        cp = self.cp
+
+        def loop() -> None:
+            while not stop.wait(cp.interval_s):
+                try:
+                    seq, _ = self.store.head()
+                    if seq > self._last_cp_seq:
+                        self.checkpoint()
+                except Exception:  # a failing store is reported by the calls that append; keep trying
+                    logger.warning("periodic audit checkpoint failed", exc_info=True)
+
+        threading.Thread(target=loop, name="opsgate-audit-checkpoints", daemon=True).start()
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -398,6 +427,8 @@ class AuditLog:
         )
 
     def close(self) -> None:
+        if self._stop_periodic is not None:
+            self._stop_periodic.set()
         if self.cp is not None and self.cp.signing_key is not None:
             try:
                 seq, _ = self.store.head()

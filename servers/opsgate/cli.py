@@ -13,11 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opsgate import approvals_cli
 from opsgate.config import ConfigError, Settings, config_path_from_env, load_settings
-from opsgate.evaluation import cli as eval_cli
 from opsgate.policy.decision import PolicyError
-from opsgate.sandbox import demo_cli
 
 
 def _print_json(value: Any) -> None:
@@ -190,6 +187,8 @@ def _check(args: argparse.Namespace, stack: Any) -> int:
             ok = ok and reachable
         if not capability.probes:
             print("  backend: not probed (this capability declares no probe)")
+    from opsgate import approvals_cli
+
     approver_lines, approvers_ok = approvals_cli.check_lines(settings)
     print("\n".join(approver_lines))
     ok = ok and approvers_ok
@@ -390,7 +389,9 @@ def _stored_keys(args: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, serving: bool = False) -> argparse.ArgumentParser:
+    """The whole CLI; `serving` leaves out the commands that live beside what they drive (approvals, demo,
+    eval), whose modules a server that must answer `initialize` quickly has no use for."""
     parser = argparse.ArgumentParser(prog="opsgate", description="Policy-gated MCP servers for SRE agents")
     parser.add_argument("--config", type=Path, default=None, help="TOML config file (default: $OPSGATE_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -448,15 +449,32 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="keys stored in the shared state")
     keys.set_defaults(func=cmd_keys)
 
-    # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox)
-    approvals_cli.register(sub)
-    demo_cli.register(sub)
-    eval_cli.register(sub)
+    if not serving:
+        # commands that live beside what they drive: approvals, and the sandbox (demo, sandbox), eval
+        from opsgate import approvals_cli
+        from opsgate.evaluation import cli as eval_cli
+        from opsgate.sandbox import demo_cli
+
+        approvals_cli.register(sub)
+        demo_cli.register(sub)
+        eval_cli.register(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` names (the first word that is not a global option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(serving=_command(argv) == "serve")
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

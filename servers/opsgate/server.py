@@ -88,6 +88,7 @@ def build_app(
     state = open_state(settings)
     if audit is None:
         audit = open_audit(settings, state.audit_store)
+        audit.start_periodic()
     else:
         state.audit_store.close()
     approvals = approvals or Approvals.from_settings(settings, http=http, store=state.approvals)

@@ -41,9 +41,10 @@ def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path
     gate or sandbox (each costs start-up time a client's handshake probe is waiting on)."""
     probe = (
         "import sys\n"
-        "from opsgate import cli\n"
-        "from mcp.server.mcpserver import MCPServer\n"
-        "MCPServer.run = lambda self, transport: print(' '.join(sorted(sys.modules)))\n"
+        "from opsgate import cli, stdio\n"
+        "async def serve(server):\n"
+        "    print('SERVING', ' '.join(sorted(sys.modules)))\n"
+        "stdio.serve_stdio = serve\n"
         f"cli.main({['serve', 'all'] if config is None else ['--config', str(tmp_path / 'c.toml'), 'serve', 'all']})\n"
     )
     if config is not None:
@@ -52,8 +53,9 @@ def test_serving_imports_no_heavy_module_before_the_first_request(tmp_path: Path
     repo = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = str(repo / "servers")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("SERVING "), out  # the server got as far as serving
     loaded = set(out.split())
-    heavy = {"kubernetes", "azure", "numpy", "opsgate.sandbox.world", "opsgate.server"}
+    heavy = {"kubernetes", "azure", "numpy", "jwt", "opsgate.sandbox.world", "opsgate.server", "opsgate.approvals"}
     heavy |= {f"opsgate.{c}.server" for c in ("logs", "metrics", "rollback", "runbooks")}
     assert not heavy & loaded, sorted(heavy & loaded)
 

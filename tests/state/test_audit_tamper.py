@@ -10,6 +10,7 @@ import hashlib
 import json
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,22 @@ def test_a_signing_key_inside_the_state_dir_is_refused(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path / "state", audit={"signing_key": tmp_path / "state" / "k.pem"})
     with pytest.raises(Exception, match="keep it apart from the database"):
         build_app(settings, ["runbooks"])
+
+
+def test_a_quiet_server_still_signs_its_last_records(tmp_path: Path) -> None:
+    """Reads after the last checkpoint get signed by the timer, without waiting for another record."""
+    from opsgate.state import open_audit
+
+    log = open_audit(Settings(state_dir=tmp_path / "state", audit={"checkpoint_every": 1000}))
+    assert log.cp is not None and log.cp.sink is not None
+    log.append({"tool": "runbook_search", "outcome": "ok"})  # a read: not checkpointed by itself
+    assert [e for e in log.cp.sink.entries() if e.get("seq") == 1] == []
+    log.cp.interval_s = 0.05
+    log.start_periodic()
+    deadline = time.monotonic() + 30
+    while not [e for e in log.cp.sink.entries() if e.get("seq") == 1]:
+        assert time.monotonic() < deadline, "no periodic checkpoint within 30 s"
+        time.sleep(0.01)
+    report = log.verify()
+    log.close()
+    assert report.ok and report.exported >= 1, report.problems

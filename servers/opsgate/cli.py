@@ -162,6 +162,7 @@ def _check(args: argparse.Namespace, stack: Any) -> int:
         # no configuration at all: check what `opsgate serve` would serve, the sandbox's default scenario
         from opsgate.sandbox.compose import default_world_sections
 
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the probes' request lines are not results
         state_dir, http = settings.state_dir, settings.http
         settings = load_settings(None, **default_world_sections(stack))
         settings.http, settings.state_dir = http, state_dir

@@ -6,14 +6,19 @@ without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.context import ServerRequestContext
 from pydantic import BaseModel, ConfigDict
 
 from opsgate.caller import Caller
 from opsgate.policy.decision import Decision
+
+if TYPE_CHECKING:
+    from opsgate.redaction import Redactor
 
 
 class Target(BaseModel):
@@ -46,3 +51,22 @@ class CallContext:
     progress: ProgressFn = no_progress
     mcp: ServerRequestContext[Any, Any] | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+
+    def redaction(self) -> Callable[[str], str] | None:
+        """The policy's redaction for this call, None when it asks for none.
+
+        A handler that filters text the caller will only see redacted (a regex over log lines) filters the
+        redacted text: matching the raw text would answer "does the masked secret start with h?".
+        """
+        decision = self.decision
+        if decision is None or not decision.obligations.redact:
+            return None
+        redactor = _redactor(tuple(decision.obligations.redact_patterns))
+        return lambda text: redactor.redact_text(text)[0]
+
+
+@lru_cache(maxsize=32)
+def _redactor(extra: tuple[str, ...]) -> Redactor:
+    from opsgate.redaction import Redactor
+
+    return Redactor(extra_patterns=extra)

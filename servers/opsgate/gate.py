@@ -52,6 +52,7 @@ from opsgate.config import Settings
 from opsgate.context import CallContext as CallContext
 from opsgate.context import ProgressFn as ProgressFn
 from opsgate.contracts import (
+    NOTES_FIELD,
     UNTRUSTED_NOTE,
     BackendUnavailable,
     Capability,
@@ -553,6 +554,14 @@ class Gate:
                 raise Denied(f"{name}: {reservation.refused}", "rate_limited")
             reserved.append(reservation)
 
+        # The policy's item cap lowers the request's own `limit`: the backend returns at most that many (and a
+        # cursor that continues after them), and the result's `limit` is the limit applied.
+        max_items = decision.obligations.max_items
+        requested = getattr(args, "limit", None)
+        if max_items is not None and type(requested) is int and requested > max_items:
+            args = args.model_copy(update={"limit": max_items})
+            record["capped"] = {"items": max_items}
+
         # 7. execute
         if approval is not None and self.approvals is not None:
             await self.approvals.consume(call)
@@ -716,10 +725,15 @@ class Gate:
         obligations = decision.obligations
         data = output.model_dump(mode="json")
         notes: list[str] = []
+        capped: dict[str, int] = dict(record.get("capped") or {})
         if isinstance(output, Page) and obligations.max_items is not None and len(output.items) > obligations.max_items:
             data["items"] = data["items"][: obligations.max_items]
             data["truncated"] = True
-            notes.append(f"policy caps results at {obligations.max_items} items")
+            data["limit"] = min(data["limit"], obligations.max_items)
+            capped["items"] = obligations.max_items
+        if capped:
+            record["capped"] = capped
+            notes.append(f"policy caps results at {capped['items']} items")
         redacted = 0
         if obligations.redact:
             data, redacted = _redactor(tuple(obligations.redact_patterns)).redact_obj(data)
@@ -730,8 +744,11 @@ class Gate:
         text = summary
         if notes:
             text += " (" + "; ".join(notes) + ")"
-        if contract.untrusted_output:
+        untrusted = contract.untrusted
+        if untrusted:
             text += " " + UNTRUSTED_NOTE
+        # the same notes inside structuredContent: some clients forward only that to the model
+        data[NOTES_FIELD] = {"untrusted_fields": untrusted, "capped": capped, "redactions": redacted}
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         body_digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
         content: list[ContentBlock] = (

@@ -67,7 +67,7 @@ async def test_valid_token_roles_reach_the_audit_caller(hosted: Hosted, mode: st
         Client(streamable_http_client(hosted.url, http_client=http), mode=mode) as client,
     ):
         echoed = await client.call_tool("testkit_echo", {"text": "hello"})
-        assert not echoed.is_error and echoed.structured_content == {"text": "hello"}
+        assert not echoed.is_error and echoed.structured_content["text"] == "hello"
     (record,) = [r.record for r in hosted.app.gate.audit.records()]
     assert record["caller"]["subject"] == "user-0001"
     assert record["caller"]["roles"] == ["oncall", "responder"]
@@ -92,7 +92,7 @@ async def test_forbidden_role_gets_a_policy_denial_naming_the_rule(hosted: Hoste
         Client(streamable_http_client(hosted.url, http_client=http)) as client,
     ):
         ok = await client.call_tool("hosted_query", {"raw_query": "select *"})
-        assert not ok.is_error and ok.structured_content == {"rows": 1}
+        assert not ok.is_error and ok.structured_content["rows"] == 1
     outcomes = [(r.record["caller"]["roles"], r.record["outcome"]) for r in hosted.app.gate.audit.records()]
     assert outcomes == [(["responder"], "denied"), (["sre"], "ok")]
 

@@ -106,7 +106,7 @@ class Window(ToolOutput):
 class QueryOutput(Page[LogLine]):
     window: Window
     query: str | None = Field(default=None, description="The backend-native query that was run")
-    notes: list[str] = Field(default_factory=list)
+    backend_notes: list[str] = Field(default_factory=list, description="What the backend said about its answer")
 
 
 class PatternsInput(LogFilter):
@@ -132,4 +132,4 @@ class PatternsOutput(Page[Pattern]):
     lines_capped: bool = Field(description="True when more lines matched than were mined (narrow the window)")
     templates_total: int
     query: str | None = None
-    notes: list[str] = Field(default_factory=list)
+    backend_notes: list[str] = Field(default_factory=list, description="What the backend said about its answer")

@@ -75,7 +75,7 @@ def where_clauses(query: LogQuery, c: Columns) -> list[str]:
         clauses.append(f"tostring({c.level}) in~ {_list(spellings)}")
     if query.text is not None:
         clauses.append(f"tostring({c.message}) contains {string(query.text)}")
-    if query.regex is not None:
+    if query.regex is not None and query.redact is None:  # redacted: the service filters the regex itself
         clauses.append(f"tostring({c.message}) matches regex {string(query.regex)}")
     return clauses
 

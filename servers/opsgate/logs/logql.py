@@ -70,7 +70,7 @@ def translate(query: LogQuery, service_label: str, namespace_label: str, level_l
     parts = ["{" + ", ".join(_matcher(req) for req in requirements) + "}"]
     if query.text is not None:
         parts.append(f"|~ {string(query.text_pattern or '')}")
-    if query.regex is not None:
+    if query.regex is not None and query.redact is None:  # redacted: the service filters the regex itself
         parts.append(f"|~ {string(query.regex)}")
     if query.min_severity is not None:
         parts.append(f"| {label_name(level_label)}=~{string(severity_pattern(query.min_severity))}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -34,6 +35,10 @@ class LogQuery:
     regex: str | None = None
     raw_query: str | None = None
     order: Order = "newest"
+    # The caller's redaction: `text` and `regex` match the redacted line, never the raw one (a filter on
+    # raw text is an oracle for the secret redaction hides). Server-side backends (LogQL, KQL) cannot
+    # redact, so they push only `text` down and the service applies the whole filter again, redacted.
+    redact: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
     _compiled: SafeRegex | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -46,7 +51,9 @@ class LogQuery:
         return None if self.text is None else "(?i)" + escape(self.text)
 
     def matches_text(self, line: str) -> bool:
-        """`text` and `regex` are matched against the raw line, as Loki's line filters do."""
+        """`text` and `regex` are matched against the line as the caller sees it (redacted, see `redact`)."""
+        if self.redact is not None and (self.text is not None or self._compiled is not None):
+            line = self.redact(line)
         if self.text is not None and self.text.lower() not in line.lower():
             return False
         return self._compiled is None or self._compiled.search(line)

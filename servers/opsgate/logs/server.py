@@ -56,7 +56,7 @@ def summarize_query(out: QueryOutput) -> str:
         return f"No log lines matched in {_window_text(out)} ({out.backend})."
     errors = sum(1 for line in out.items if line.level in ("error", "fatal"))
     more = "; more match: pass next_cursor" if out.next_cursor else ("; truncated" if out.truncated else "")
-    notes = f" Note: {' '.join(out.notes)}" if out.notes else ""
+    notes = f" Note: {' '.join(out.backend_notes)}" if out.backend_notes else ""
     return (
         f"{len(out.items)} log line(s) from {out.backend}, {_window_text(out)}, "
         f"{errors} at error or worse{more}.{notes}"
@@ -65,7 +65,7 @@ def summarize_query(out: QueryOutput) -> str:
 
 def summarize_patterns(out: PatternsOutput) -> str:
     capped = " (line cap reached: narrow the window)" if out.lines_capped else ""
-    notes = f" Note: {' '.join(out.notes)}" if out.notes else ""
+    notes = f" Note: {' '.join(out.backend_notes)}" if out.backend_notes else ""
     return (
         f"{out.templates_total} template(s) from {out.lines_scanned} line(s){capped} in {_window_text(out)} "
         f"({out.backend}); showing {len(out.items)}.{notes}"
@@ -76,10 +76,10 @@ def capability(config: LogsSettings, backend: LogBackend) -> Capability:
     service = LogsService(config, backend)
 
     async def query(args: QueryInput, ctx: CallContext) -> QueryOutput:
-        return await service.query(args)
+        return await service.query(args, ctx.redaction())
 
     async def patterns(args: PatternsInput, ctx: CallContext) -> PatternsOutput:
-        return await service.patterns(args)
+        return await service.patterns(args, ctx.redaction())
 
     async def facts(args: LogFilter, ctx: CallContext) -> dict[str, Any]:
         window = parse_duration(args.since or config.default_since) if args.start is None else None
@@ -89,6 +89,7 @@ def capability(config: LogsSettings, backend: LogBackend) -> Capability:
     contracts: list[Contract[Any, Any]] = [
         Contract(
             name="logs_query",
+            untrusted_fields=("items[].message", "items[].source"),
             capability="logs",
             title="Query logs",
             purpose="Log lines matching a typed filter (service or label selector, window, severity, text/regex), "
@@ -106,6 +107,7 @@ def capability(config: LogsSettings, backend: LogBackend) -> Capability:
         ),
         Contract(
             name="logs_patterns",
+            untrusted_fields=("items[].template", "items[].sample"),
             capability="logs",
             title="Log patterns",
             purpose="Matching log lines grouped into message templates with counts, first/last seen, severities "

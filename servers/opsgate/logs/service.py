@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -72,6 +73,11 @@ class _Stats:
         return max((RANK.get(level, -1) for level in self.levels), default=-1)
 
 
+# Backends whose text/regex filter runs in the remote system, on raw text: under redaction the service
+# filters their answers again on the redacted line (in-process backends do it themselves, LogQuery.redact).
+SERVER_SIDE_FILTERS = frozenset({"loki", "azure"})
+
+
 class LogsService:
     def __init__(self, settings: LogsSettings, backend: LogBackend) -> None:
         self.settings = settings
@@ -105,9 +111,10 @@ class LogsService:
             )
         return start_ns, end_ns
 
-    def to_query(self, args: LogFilter, order: str = "oldest") -> LogQuery:
+    def to_query(self, args: LogFilter, order: str = "oldest", redact: Callable[[str], str] | None = None) -> LogQuery:
         start_ns, end_ns = self.window(args)
         return LogQuery(
+            redact=redact,
             start_ns=start_ns,
             end_ns=end_ns,
             services=(args.service,) if args.service else (),
@@ -132,8 +139,8 @@ class LogsService:
             source=record.source,
         )
 
-    async def query(self, args: QueryInput) -> QueryOutput:
-        base = self.to_query(args, args.order)
+    async def query(self, args: QueryInput, redact: Callable[[str], str] | None = None) -> QueryOutput:
+        base = self.to_query(args, args.order, redact)
         query, skip, boundary = base, 0, None
         if args.cursor is not None:
             try:
@@ -144,8 +151,15 @@ class LogsService:
                 raise ToolError("cursor belongs to a different query; repeat the same filter or drop the cursor")
             query = replace(base, start_ns=cursor.start_ns, end_ns=cursor.end_ns)
             query, skip, boundary = query.narrowed(cursor.boundary_ns), cursor.skip, cursor.boundary_ns
-        fetched = await self.backend.fetch(query, args.limit + skip + 1, self.deadline())
-        records = fetched.records
+        wanted = args.limit + skip + 1
+        post_filter = (
+            self.backend.name in SERVER_SIDE_FILTERS
+            and query.redact is not None
+            and (query.text is not None or query.regex is not None)
+        )
+        # a server-side backend matched raw text (or not the regex at all): ask it for more, filter redacted here
+        fetched = await self.backend.fetch(query, min(wanted * 5, 5000) if post_filter else wanted, self.deadline())
+        records = [r for r in fetched.records if query.matches_text(r.message)] if post_filter else fetched.records
         if skip:
             at_boundary = sum(1 for r in records[:skip] if r.ts_ns == boundary)
             records = records[at_boundary:]
@@ -163,11 +177,11 @@ class LogsService:
             backend=self.backend.name,
             window=Window(start=format_ns(query.start_ns), end=format_ns(query.end_ns)),
             query=fetched.query,
-            notes=fetched.notes,
+            backend_notes=fetched.notes,
         )
 
-    async def patterns(self, args: PatternsInput) -> PatternsOutput:
-        query = self.to_query(args, "oldest")
+    async def patterns(self, args: PatternsInput, redact: Callable[[str], str] | None = None) -> PatternsOutput:
+        query = self.to_query(args, "oldest", redact)
         cap = self.settings.patterns_max_lines
         deadline = self.deadline()
         miner = TemplateMiner()
@@ -224,7 +238,7 @@ class LogsService:
             lines_capped=capped,
             templates_total=len(ranked),
             query=native,
-            notes=notes,
+            backend_notes=notes,
         )
 
     @staticmethod

@@ -317,6 +317,7 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
     contracts: list[Contract[Any, Any]] = [
         Contract(
             name="metrics_query",
+            untrusted_fields=("items[].labels",),
             capability="metrics",
             title="Query metrics",
             purpose=(
@@ -335,6 +336,7 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
         ),
         Contract(
             name="metrics_anomalies",
+            untrusted_fields=("items[].series",),
             capability="metrics",
             title="Find anomalous series",
             purpose=(
@@ -353,6 +355,7 @@ def build_capability(config: MetricsSettings, backend: MetricsBackend, clock: Cl
         ),
         Contract(
             name="metrics_compare",
+            untrusted_fields=("items[].series",),
             capability="metrics",
             title="Compare before and after",
             purpose="Per-series change before and after a moment (e.g. a deploy), most changed first.",

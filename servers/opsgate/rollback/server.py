@@ -373,6 +373,7 @@ def build(settings: Settings) -> Capability:
     contracts: list[Contract[Any, Any]] = [
         Contract(
             name="rollout_history",
+            untrusted_fields=("items[].change_cause", "items[].images"),
             capability="rollback",
             title="Rollout history",
             purpose="Revisions of a Deployment (newest first) with images, change-cause and creation time.",
@@ -388,6 +389,7 @@ def build(settings: Settings) -> Capability:
         ),
         Contract(
             name="rollout_status",
+            untrusted_fields=("message", "conditions[].reason", "conditions[].message", "images"),
             capability="rollback",
             title="Rollout status",
             purpose="A Deployment's rollout state (complete, progressing, failed, paused) and replica counts.",
@@ -402,6 +404,7 @@ def build(settings: Settings) -> Capability:
         ),
         Contract(
             name="changes_recent",
+            untrusted_fields=("items[].change_cause", "items[].images"),
             capability="rollback",
             title="Recent rollouts",
             purpose="Rollouts across a namespace in a recent window (newest first), to correlate with a change.",

@@ -127,6 +127,7 @@ def build(settings: Settings) -> Capability:
     contracts: list[Contract[Any, Any]] = [
         Contract(
             name="runbook_search",
+            untrusted_fields=("items[].title", "items[].cited.heading", "items[].cited.excerpt"),
             capability="runbooks",
             title="Search runbooks",
             purpose="Find the runbooks for a symptom, alert or service, ranked, each citing its best-matching section.",
@@ -142,6 +143,7 @@ def build(settings: Settings) -> Capability:
         ),
         Contract(
             name="runbook_fetch",
+            untrusted_fields=("title", "sections", "body"),
             capability="runbooks",
             title="Fetch a runbook",
             purpose="Get one runbook's full Markdown, metadata (owner, services, approved) and content version.",

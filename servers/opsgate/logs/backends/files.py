@@ -244,7 +244,10 @@ class FilesBackend:
     ) -> Iterator[tuple[int, LogRecord]]:
         needle = query.text.lower().encode() if query.text is not None and query.text.isascii() else None
         finder = _finder(query.text) if needle is not None and query.text is not None else None
-        regex = query.compiled
+        # Under redaction the regex runs only on the redacted line (query.matches_text): a raw-bytes prefilter
+        # would make "matches" depend on the masked secret. A plain `text` needle stays a raw prefilter (it
+        # cannot match across a mask) and is checked again on the redacted line.
+        regex = query.compiled if query.redact is None else None
 
         def block_ok(block: bytes) -> bool:
             return regex is None or regex.search_bytes(block)
@@ -262,7 +265,7 @@ class FilesBackend:
             if quick is not None and not query.start_ns <= quick <= query.end_ns:
                 continue
             text = raw.decode("utf-8", errors="replace").rstrip("\r")
-            if needle is None and not query.matches_text(text):
+            if (needle is None or query.redact is not None) and not query.matches_text(text):
                 continue
             record = self._record(log_file, blob, offset, text)
             if record is None or not query.matches_record(record):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ import anyio
 import numpy as np
 from mcp import Client
 from mcp_types import TextContent
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.metrics
 from tests.metrics.series_backend import SeriesBackend, SeriesSettings
 
 from opsgate.config import Settings

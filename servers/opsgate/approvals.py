@@ -47,11 +47,12 @@ from pydantic import ValidationError
 
 from opsgate.approval_oidc import IdTokenError, IdTokenVerifier
 from opsgate.approvers import Approvers, ApproversError, normalize_identity
-from opsgate.audit import canonical_json, digest
+from opsgate.audit import canonical_json, digest, redact_for_storage
 from opsgate.config import Settings
 from opsgate.contracts import ToolError
 from opsgate.gate import CallContext, Denied, GatedCall
 from opsgate.policy.decision import Decision
+from opsgate.state.files import private_file
 
 Status = Literal["pending", "granted", "denied", "used", "void"]
 Kind = Literal["grant", "confirmation"]
@@ -266,7 +267,9 @@ class SqliteApprovalStore:
         self.ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(state_dir / DB_FILE), check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            str(private_file(state_dir / DB_FILE)), check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(approvals)")}
@@ -337,7 +340,7 @@ class SqliteApprovalStore:
                         "pending",
                         tool,
                         args_digest,
-                        canonical_json(args),
+                        canonical_json(redact_for_storage(args)[0]),  # the digest binds the exact ones
                         target,
                         requester,
                         call_id,

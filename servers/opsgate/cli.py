@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, stack: Any) -> int:
-    from opsgate.launch import DeferredApp, resolve_names, validate_sections
+    from opsgate.launch import DeferredApp, check_names, resolve_names, validate_sections
 
     names = args.capabilities or ["all"]
     default_world = args.config is None and config_path_from_env() is None
@@ -71,6 +71,7 @@ def _serve(args: argparse.Namespace, stack: Any) -> int:
         return 2
     # what would stop the server is found now, not at the first call: its policy data and config sections
     check_policy_data(settings)
+    check_names(names)  # also with no config: an unknown name would otherwise fail only at the first request
     if not default_world:
         validate_sections(settings, resolve_names(names))
 
@@ -145,11 +146,27 @@ def check_policy_data(settings: Settings) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        return _check(args, stack)
+
+
+def _check(args: argparse.Namespace, stack: Any) -> int:
     from opsgate.server import build_app
 
     settings = _settings(args)
     ok = True
     print(f"config: ok (audit at {settings.audit_file}, policy engine {settings.policy.engine})")
+    if args.config is None and config_path_from_env() is None:
+        # no configuration at all: check what `opsgate serve` would serve, the sandbox's default scenario
+        from opsgate.sandbox.compose import default_world_sections
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the probes' request lines are not results
+        state_dir, http = settings.state_dir, settings.http
+        settings = load_settings(None, **default_world_sections(stack))
+        settings.http, settings.state_dir = http, state_dir
+        print("config: none given, so the sandbox's default scenario (what `opsgate serve` serves with no config)")
     try:
         print(f"policy data: {check_policy_data(settings)}")
     except PolicyError as exc:
@@ -381,7 +398,9 @@ def build_parser(*, serving: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve capabilities over MCP")
-    serve.add_argument("capabilities", nargs="*", help="runbooks, logs, metrics, rollback or all (default)")
+    serve.add_argument(
+        "capabilities", nargs="*", help="runbooks, logs, metrics, rollback, workloads, alerts, triage or all (default)"
+    )
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)

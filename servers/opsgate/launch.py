@@ -50,12 +50,17 @@ def resolve_names(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_names(names: Sequence[str]) -> None:
+    """ConfigError naming the first capability in `names` that does not exist."""
+    unknown = [n for n in names if n not in CAPABILITIES and n != "all"]
+    if unknown:
+        raise ConfigError(f"unknown capability {unknown[0]!r}; choose from {', '.join(CAPABILITIES)} or all")
+
+
 def validate_sections(settings: Settings, names: Sequence[str]) -> None:
     """Check each capability's configuration section now (ConfigError naming the key), through its light
     `opsgate.<capability>.settings.validate`; a capability without one is checked when it is built."""
-    unknown = [n for n in names if n not in CAPABILITIES]
-    if unknown:
-        raise ConfigError(f"unknown capability {unknown[0]!r}; choose from {', '.join(CAPABILITIES)} or all")
+    check_names(names)
     for name in names:
         module_name = f"opsgate.{name}.settings"
         if importlib.util.find_spec(module_name) is None:

@@ -100,3 +100,16 @@ def test_decisions_and_voids_are_conditional(store: ApprovalStore) -> None:
         store.use(approval_id, "call_2")
     store.void(approval_id, "again")  # a void approval stays void, with its first reason
     assert store.get(approval_id).decision_note == "the target moved"
+
+
+def test_secrets_in_arguments_are_masked_before_they_are_stored(store: ApprovalStore, tmp_path: Path) -> None:
+    secret = "password=hunter2-Secret99"
+    approval_id = _pending(store, args={"note": f"login with {secret}", "value": 1})
+    stored = store.get(approval_id)
+    assert "hunter2" not in str(stored.args) and "[REDACTED:" in stored.args["note"]
+    assert stored.args["value"] == 1
+    if isinstance(store, SqliteApprovalStore):
+        db = tmp_path / "state" / "approvals.db"
+        store.close()
+        assert b"hunter2" not in db.read_bytes()
+        assert db.stat().st_mode & 0o077 == 0, "approvals.db is readable by others"

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from opsgate.config import Settings
+from opsgate.evaluation.baseline import Task
 from opsgate.evaluation.runner import AgentCommand, baseline, run_eval
 from opsgate.evaluation.scoring import chance
 from opsgate.sandbox.scenario import load_scenario, scenario_names
@@ -108,3 +109,12 @@ def test_eval_command_prints_a_table_and_writes_json_and_markdown(tmp_path: Path
     body = json.loads(out_json.read_text())
     assert body["totals"]["scenarios"] == 1 and body["scenarios"][0]["scenario"] == "crash-loop"
     assert "| crash-loop |" in out_md.read_text()
+
+
+async def test_an_agent_command_that_fails_is_scored_as_an_error_naming_its_exit(tmp_path: Path) -> None:
+    """A misspelt agent command used to score as a silent "(no submission)"; its output went nowhere."""
+    agent = AgentCommand(f"{sys.executable} -c \"import sys; sys.exit('no model configured')\"", timeout_s=60)
+    agent.workdir = tmp_path
+    with pytest.raises(RuntimeError, match=r"agent exited 1 \(see agent.log\): no model configured"):
+        await agent.investigate(StdioServerParameters(command="opsgate", args=["serve"]), Task("shop", "A", "x", "s"))
+    assert "no model configured" in (tmp_path / "agent.log").read_text()

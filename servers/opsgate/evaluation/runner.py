@@ -87,6 +87,10 @@ class AgentCommand:
 
         done = await anyio.to_thread.run_sync(run)
         self.log = (done.stdout + done.stderr)[-4000:]
+        (self.workdir / "agent.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:  # scored as an error naming the exit, not a silent "(no submission)"
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+            raise RuntimeError(f"agent exited {done.returncode} (see agent.log): {last[0][:200]}")
 
 
 def task_of(scenario: Scenario) -> Task:

@@ -7,7 +7,9 @@ exactly as they would meet a real Prometheus. It answers the PromQL the typed to
 `sum|avg|min|max|count [by (labels)] (expr)` and `quantile [by (labels)] (q, expr)`; anything else is
 refused as Prometheus refuses a query it cannot parse (HTTP 400, `bad_data`). It also serves
 `/api/v1/series`, label names and values, `/api/v1/alerts` (Prometheus' own alerts endpoint) and
-`/api/v2/alerts` (Alertmanager's), so alert tools can read the scenario's firing alert.
+`/api/v2/alerts` (Alertmanager's), so alert tools can read the scenario's firing alert, and Alertmanager's
+`/api/v2/silences` (create, list) and `/api/v2/silence/{id}` (get, expire): a silenced alert shows
+`status.state: suppressed` with `silencedBy`, as Alertmanager shows it.
 
     with PromApiServer(source) as server:          # source: a SeriesSource
         print(server.url)                          # http://127.0.0.1:PORT
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -248,6 +251,82 @@ def _time(text: str) -> float:
             raise PromQLError(f'cannot parse "{text}" to a valid timestamp') from None
 
 
+# -- Alertmanager's silences ---------------------------------------------------------------------------
+
+_FILTER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?((?:[^"\\]|\\.)*?)"?\s*$', re.S)
+
+
+def _iso(unix: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _filter_matcher(text: str) -> Matcher:
+    """One Alertmanager `filter` parameter: `name="value"`, `name=~"regex"`, `name!="value"`, `name!~"regex"`."""
+    found = _FILTER.match(text)
+    if found is None:
+        raise PromQLError(f"bad matcher format: {text[:80]}")
+    name, op, value = found.group(1), found.group(2), _unescape(found.group(3))
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise PromQLError(f"bad matcher format: invalid regular expression {value!r}: {exc}") from None
+    return Matcher(name, op, value)
+
+
+def _silence_matcher(matcher: Mapping[str, Any]) -> Matcher:
+    regex, equal = bool(matcher.get("isRegex")), matcher.get("isEqual", True) is not False
+    op = ("=~" if equal else "!~") if regex else ("=" if equal else "!=")
+    return Matcher(str(matcher["name"]), op, str(matcher["value"]))
+
+
+def _postable_silence(body: Any) -> dict[str, Any]:
+    """A postableSilence checked as Alertmanager checks it; PromQLError (HTTP 400) otherwise."""
+    if not isinstance(body, dict):
+        raise PromQLError("silence invalid: body must be an object")
+    missing = [k for k in ("matchers", "startsAt", "endsAt", "createdBy", "comment") if k not in body]
+    if missing:
+        raise PromQLError(f"silence invalid: {', '.join(missing)} in body is required")
+    raw = body["matchers"]
+    if not isinstance(raw, list) or not raw:
+        raise PromQLError("silence invalid: at least one matcher required")
+    matchers = []
+    for item in raw:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("value"), str)
+        ):
+            raise PromQLError("silence invalid: a matcher needs a string name and value")
+        if item.get("isRegex"):
+            try:
+                re.compile(item["value"])
+            except re.error as exc:
+                raise PromQLError(f"silence invalid: invalid regular expression {item['value']!r}: {exc}") from None
+        matchers.append(
+            {
+                "name": item["name"],
+                "value": item["value"],
+                "isRegex": bool(item.get("isRegex")),
+                "isEqual": item.get("isEqual", True) is not False,
+            }
+        )
+    if all(_silence_matcher(m).matches({}) for m in matchers):
+        raise PromQLError("silence invalid: at least one matcher must not match the empty string")
+    starts, ends = _time(str(body["startsAt"])), _time(str(body["endsAt"]))
+    if ends < starts:
+        raise PromQLError("silence invalid: end time must not be before start time")
+    return {
+        "matchers": matchers,
+        "startsAt": _iso(starts),
+        "endsAt": _iso(ends),
+        "createdBy": str(body["createdBy"]),
+        "comment": str(body["comment"]),
+    }
+
+
 def create_app(source: SeriesSource, clock: Callable[[], float]) -> Starlette:
     async def query(request: Request) -> Response:
         try:
@@ -332,23 +411,111 @@ def create_app(source: SeriesSource, clock: Callable[[], float]) -> Starlette:
         ]
         return _success({"alerts": out})
 
-    async def alertmanager_alerts(_request: Request) -> Response:
-        out = [
-            {
-                "labels": a["labels"],
-                "annotations": a["annotations"],
-                "startsAt": a["startsAt"],
-                "endsAt": a.get("endsAt", "0001-01-01T00:00:00Z"),
-                "updatedAt": a["startsAt"],
-                "fingerprint": a.get("fingerprint", ""),
-                "generatorURL": a.get("generatorURL", ""),
-                "receivers": [{"name": "sandbox"}],
-                "status": {"state": "active", "silencedBy": [], "inhibitedBy": [], "mutedBy": []},
-            }
-            for a in source.alerts()
-            if a.get("state", "firing") == "firing"
-        ]
+    silences: dict[str, dict[str, Any]] = {}
+
+    def silence_state(silence: Mapping[str, Any], now: float) -> str:
+        if _time(silence["endsAt"]) <= now:
+            return "expired"
+        return "pending" if _time(silence["startsAt"]) > now else "active"
+
+    def silenced_by(labels: Mapping[str, str], now: float) -> list[str]:
+        return sorted(
+            sid
+            for sid, silence in silences.items()
+            if silence_state(silence, now) == "active"
+            and all(_silence_matcher(m).matches(labels) for m in silence["matchers"])
+        )
+
+    async def alertmanager_alerts(request: Request) -> Response:
+        try:
+            filters = [_filter_matcher(text) for text in request.query_params.getlist("filter")]
+        except PromQLError as exc:
+            return JSONResponse(str(exc), status_code=400)
+        flags = {k: request.query_params.get(k, "true").lower() != "false" for k in ("active", "silenced")}
+        now = clock()
+        out = []
+        for a in source.alerts():
+            if a.get("state", "firing") != "firing" or not all(m.matches(a["labels"]) for m in filters):
+                continue
+            by = silenced_by(a["labels"], now)
+            if not flags["silenced" if by else "active"]:
+                continue
+            out.append(
+                {
+                    "labels": a["labels"],
+                    "annotations": a["annotations"],
+                    "startsAt": a["startsAt"],
+                    "endsAt": a.get("endsAt", "0001-01-01T00:00:00Z"),
+                    "updatedAt": a["startsAt"],
+                    "fingerprint": a.get("fingerprint", ""),
+                    "generatorURL": a.get("generatorURL", ""),
+                    "receivers": [{"name": "sandbox"}],
+                    "status": {
+                        "state": "suppressed" if by else "active",
+                        "silencedBy": by,
+                        "inhibitedBy": [],
+                        "mutedBy": [],
+                    },
+                }
+            )
         return JSONResponse(out)
+
+    def gettable(sid: str, silence: Mapping[str, Any], now: float) -> dict[str, Any]:
+        return {"id": sid, "status": {"state": silence_state(silence, now)}, **silence}
+
+    async def post_silence(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse("body is not valid JSON", status_code=400)
+        try:
+            silence = _postable_silence(body)
+        except PromQLError as exc:
+            return JSONResponse(str(exc), status_code=400)
+        now = clock()
+        if _time(silence["endsAt"]) <= now:
+            return JSONResponse("silence invalid: end time can't be in the past", status_code=400)
+        sid = str(body.get("id") or "")
+        if sid and sid not in silences:
+            return JSONResponse(f"silence {sid} not found", status_code=404)
+        if not sid:
+            sid = str(uuid.uuid4())
+        silence["updatedAt"] = _iso(now)
+        silences[sid] = silence
+        return JSONResponse({"silenceID": sid})
+
+    async def list_silences(request: Request) -> Response:
+        try:
+            filters = [_filter_matcher(text) for text in request.query_params.getlist("filter")]
+        except PromQLError as exc:
+            return JSONResponse(str(exc), status_code=400)
+        now = clock()
+        out = []
+        for sid, silence in silences.items():
+            as_labels = {m["name"]: m["value"] for m in silence["matchers"]}
+            if all(f.matches(as_labels) for f in filters):
+                out.append(gettable(sid, silence, now))
+        return JSONResponse(out)
+
+    async def get_silence(request: Request) -> Response:
+        sid = request.path_params["sid"]
+        if sid not in silences:
+            return JSONResponse(f"silence {sid} not found", status_code=404)
+        return JSONResponse(gettable(sid, silences[sid], clock()))
+
+    async def expire_silence(request: Request) -> Response:
+        sid = request.path_params["sid"]
+        silence = silences.get(sid)
+        if silence is None:
+            return JSONResponse(f"silence {sid} not found", status_code=404)
+        now = clock()
+        if silence_state(silence, now) == "expired":
+            return JSONResponse(f"silence {sid} already expired", status_code=500)
+        silence["endsAt"] = _iso(now)
+        if _time(silence["startsAt"]) > now:
+            silence["startsAt"] = silence["endsAt"]
+        silence["updatedAt"] = silence["endsAt"]
+        return Response(status_code=200)
 
     async def ready(_request: Request) -> Response:
         return Response("Prometheus Server is Ready.\n")
@@ -362,6 +529,10 @@ def create_app(source: SeriesSource, clock: Callable[[], float]) -> Starlette:
             Route("/api/v1/label/{name}/values", label_values, methods=["GET"]),
             Route("/api/v1/alerts", alerts, methods=["GET"]),
             Route("/api/v2/alerts", alertmanager_alerts, methods=["GET"]),
+            Route("/api/v2/silences", post_silence, methods=["POST"]),
+            Route("/api/v2/silences", list_silences, methods=["GET"]),
+            Route("/api/v2/silence/{sid}", get_silence, methods=["GET"]),
+            Route("/api/v2/silence/{sid}", expire_silence, methods=["DELETE"]),
             Route("/-/ready", ready, methods=["GET"]),
             Route("/-/healthy", ready, methods=["GET"]),
         ]

@@ -86,3 +86,52 @@ async def test_a_rule_firing_in_real_prometheus_reaches_alertmanager_and_alerts_
     }
     assert alert["summary"].startswith("checkout p99 latency 1.") and alert["started"]
     assert alert["runbook_url"] == "runbook://checkout-latency-regression"
+
+
+def _prometheus_pending(url: str) -> list[dict[str, Any]]:
+    body = httpx.get(f"{url}/api/v1/alerts", timeout=5).json()
+    return [a for a in body["data"]["alerts"] if a["state"] == "pending"]
+
+
+async def test_pending_alerts_are_listed_from_prometheus_when_it_is_configured(
+    tmp_path: Path, stack: dict[str, str]
+) -> None:
+    """A rule with `for: 1h` stays pending: Alertmanager never sees it, Prometheus' /api/v1/alerts does."""
+    alertmanager, prometheus = stack["alertmanager"], stack["prometheus"]
+    poll_until(
+        lambda: _prometheus_pending(prometheus) and _alertmanager_has(alertmanager, "CheckoutHighLatency"),
+        DEADLINE_S,
+        lambda: f"no pending alert in Prometheus and firing one in Alertmanager within {DEADLINE_S:g}s",
+    )
+    without = build_app(Settings(state_dir=tmp_path / "a", alerts={"alertmanager_url": alertmanager}), ["alerts"])
+    both = build_app(
+        Settings(state_dir=tmp_path / "b", alerts={"alertmanager_url": alertmanager, "prometheus_url": prometheus}),
+        ["alerts"],
+    )
+    only = build_app(Settings(state_dir=tmp_path / "c", alerts={"prometheus_url": prometheus}), ["alerts"])
+    try:
+        async with Client(without.server) as client:
+            no_source = await client.call_tool("alerts_list", {"state": "pending"})
+            all_without = await client.call_tool("alerts_list", {"state": "all", "namespace": "shop"})
+        async with Client(both.server) as client:
+            pending = await client.call_tool("alerts_list", {"state": "pending", "namespace": "shop"})
+            everything = await client.call_tool("alerts_list", {"state": "all", "namespace": "shop"})
+            firing = await client.call_tool("alerts_list", {"namespace": "shop"})
+        async with Client(only.server) as client:
+            from_prometheus = await client.call_tool("alerts_list", {"state": "all", "service": "checkout"})
+    finally:
+        for app in (without, both, only):
+            await app.aclose()
+    assert _alertmanager_has(alertmanager, "CheckoutLatencyCreeping") == []
+    assert no_source.is_error and "prometheus_url" in no_source.content[0].text
+    assert [i["name"] for i in all_without.structured_content["items"]] == ["CheckoutHighLatency"]
+    [item] = pending.structured_content["items"]
+    assert item["name"] == "CheckoutLatencyCreeping" and item["state"] == "pending"
+    assert item["severity"] == "warning" and item["started"] and item["labels"]["service"] == "checkout"
+    assert pending.structured_content["backend"] == "alertmanager+prometheus"
+    states = {i["name"]: i["state"] for i in everything.structured_content["items"]}
+    assert states == {"CheckoutHighLatency": "firing", "CheckoutLatencyCreeping": "pending"}
+    assert [i["name"] for i in firing.structured_content["items"]] == ["CheckoutHighLatency"]
+    states = {i["name"]: i["state"] for i in from_prometheus.structured_content["items"]}
+    assert states == {"CheckoutHighLatency": "firing", "CheckoutLatencyCreeping": "pending"}
+    assert from_prometheus.structured_content["backend"] == "prometheus"

@@ -9,12 +9,14 @@ facts tell the policy the duration and whether the matchers would silence everyt
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.alerts.backends.alertmanager import AlertmanagerBackend, JsonObject
+from opsgate.alerts.backends.prometheus import PrometheusAlertsBackend
 from opsgate.alerts.contracts import (
     AlertItem,
     ListInput,
@@ -32,11 +34,15 @@ _SEVERITY_RANK = {"critical": 0, "page": 0, "error": 1, "high": 1, "warning": 2,
 
 
 class AlertsSettings(BaseModel):
-    """`[alerts]`: the Alertmanager to read and silence through."""
+    """`[alerts]`: the Alertmanager to read and silence through, and optionally Prometheus for pending alerts."""
 
     model_config = ConfigDict(extra="forbid")
 
     alertmanager_url: str | None = Field(default=None, description="e.g. http://alertmanager:9093")
+    prometheus_url: str | None = Field(
+        default=None,
+        description="e.g. http://prometheus:9090: its /api/v1/alerts lists pending alerts (state='pending')",
+    )
     timeout_s: float = Field(default=8.0, gt=0, le=60)
 
 
@@ -44,7 +50,7 @@ class _Unconfigured:
     name = "unconfigured"
 
     async def alerts(self, filters: list[str], *, silenced: bool) -> list[JsonObject]:
-        raise BackendUnavailable("no alert source is configured: set [alerts] alertmanager_url")
+        raise BackendUnavailable("no alert source is configured: set [alerts] alertmanager_url (or prometheus_url)")
 
     async def create_silence(self, *args: Any) -> str:
         raise BackendUnavailable("no alert source is configured: set [alerts] alertmanager_url")
@@ -98,16 +104,39 @@ def alert_item(alert: JsonObject) -> AlertItem:
 
 
 class AlertsService:
-    def __init__(self, backend: AlertmanagerBackend | _Unconfigured) -> None:
+    def __init__(
+        self, backend: AlertmanagerBackend | _Unconfigured, prometheus: PrometheusAlertsBackend | None = None
+    ) -> None:
         self.backend = backend
+        self.prometheus = prometheus
+
+    @property
+    def source_name(self) -> str:
+        if self.prometheus is None:
+            return self.backend.name
+        if isinstance(self.backend, _Unconfigured):
+            return self.prometheus.name
+        return f"{self.backend.name}+{self.prometheus.name}"
+
+    async def _raw(self, args: ListInput, filters: list[str]) -> list[JsonObject]:
+        alertmanager = not isinstance(self.backend, _Unconfigured)
+        raw: list[JsonObject] = []
+        if args.state != "pending" and (alertmanager or self.prometheus is None):
+            raw += await self.backend.alerts(filters, silenced=args.state != "firing")
+        if self.prometheus is not None:
+            # firing alerts come from Alertmanager when there is one (it knows silences); pending only here
+            wanted = {"pending"} if alertmanager else {"pending", "firing"}
+            raw += [a for a in await self.prometheus.alerts() if a["status"]["state"] in wanted]
+        elif args.state == "pending":
+            raise BackendUnavailable("pending alerts are only in Prometheus: set [alerts] prometheus_url")
+        return raw
 
     async def list_alerts(self, args: ListInput, ctx: CallContext) -> ListOutput:
         filters = []
         for label, value in (("namespace", args.namespace), ("severity", args.severity), ("alertname", args.name)):
             if value is not None:
                 filters.append(f'{label}="{_quote(value)}"')
-        raw = await self.backend.alerts(filters, silenced=args.state != "firing")
-        items = [alert_item(a) for a in raw]
+        items = [alert_item(a) for a in await self._raw(args, filters)]
         # the same filters again, for Alertmanager-compatible sources that ignore `filter`
         for label, value in (("namespace", args.namespace), ("severity", args.severity), ("alertname", args.name)):
             if value is not None:
@@ -120,6 +149,8 @@ class AlertsService:
             items = [i for i in items if i.state == "firing"]
         elif args.state == "silenced":
             items = [i for i in items if i.state in ("silenced", "inhibited")]
+        elif args.state == "pending":
+            items = [i for i in items if i.state == "pending"]
         items.sort(key=lambda i: (-(i.started.timestamp() if i.started else 0.0), i.name))
         items.sort(key=lambda i: _SEVERITY_RANK.get(i.severity or "", 4))
         by_name: dict[str, int] = {}
@@ -135,7 +166,7 @@ class AlertsService:
             items=items[: args.limit],
             truncated=len(items) > args.limit,
             limit=args.limit,
-            backend=self.backend.name,
+            backend=self.source_name,
             by_name=by_name,
             next_step=step,
             untrusted_fields=["items[].summary", "items[].description", "items[].runbook_url"],
@@ -219,7 +250,10 @@ def build(settings: Settings) -> Capability:
         if config.alertmanager_url
         else _Unconfigured()
     )
-    service = AlertsService(backend)
+    prometheus = (
+        PrometheusAlertsBackend(config.prometheus_url, timeout_s=config.timeout_s) if config.prometheus_url else None
+    )
+    service = AlertsService(backend, prometheus)
     contracts: list[Contract[Any, Any]] = [
         Contract(
             name="alerts_list",
@@ -258,4 +292,7 @@ def build(settings: Settings) -> Capability:
             timeout_s=config.timeout_s * 3 + 5,
         ),
     ]
-    return Capability(name="alerts", contracts=contracts, closers=[backend.aclose])
+    closers: list[Callable[[], Awaitable[None]]] = [backend.aclose]
+    if prometheus is not None:
+        closers.append(prometheus.aclose)
+    return Capability(name="alerts", contracts=contracts, closers=closers)

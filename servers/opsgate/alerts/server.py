@@ -9,13 +9,15 @@ facts tell the policy the duration and whether the matchers would silence everyt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.alerts.backends.alertmanager import AlertmanagerBackend, JsonObject
+from opsgate.alerts.backends.azure import AzureAlertsBackend, AzureAlertsSettings
 from opsgate.alerts.backends.prometheus import PrometheusAlertsBackend
 from opsgate.alerts.contracts import (
     AlertItem,
@@ -25,8 +27,8 @@ from opsgate.alerts.contracts import (
     SilenceOutput,
     duration_seconds,
 )
-from opsgate.config import Settings, load_section
-from opsgate.contracts import BackendUnavailable, Capability, Contract, Target
+from opsgate.config import ConfigError, Settings, load_section
+from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 
 TEXT_LIMIT = 400
@@ -38,7 +40,11 @@ class AlertsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    backend: Literal["alertmanager", "azure"] = Field(
+        default="alertmanager", description="alertmanager (alertmanager_url) or azure ([alerts.azure])"
+    )
     alertmanager_url: str | None = Field(default=None, description="e.g. http://alertmanager:9093")
+    azure: AzureAlertsSettings | None = None
     prometheus_url: str | None = Field(
         default=None,
         description="e.g. http://prometheus:9090: its /api/v1/alerts lists pending alerts (state='pending')",
@@ -75,6 +81,16 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
+def _matches(op: str, value: str, actual: str) -> bool:
+    if op in ("=", "!="):
+        return (actual == value) == (op == "=")
+    try:
+        found = re.fullmatch(value, actual) is not None
+    except re.error:
+        return False
+    return found == (op == "=~")
+
+
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -105,7 +121,9 @@ def alert_item(alert: JsonObject) -> AlertItem:
 
 class AlertsService:
     def __init__(
-        self, backend: AlertmanagerBackend | _Unconfigured, prometheus: PrometheusAlertsBackend | None = None
+        self,
+        backend: AlertmanagerBackend | AzureAlertsBackend | _Unconfigured,
+        prometheus: PrometheusAlertsBackend | None = None,
     ) -> None:
         self.backend = backend
         self.prometheus = prometheus
@@ -173,8 +191,15 @@ class AlertsService:
         )
 
     async def _matching(self, args: SilenceInput) -> list[AlertItem]:
+        if not getattr(self.backend, "silences_supported", True):
+            raise ToolError(
+                f"alert_silence is not available for {self.backend.name} alerts: "
+                "silences there are alert processing rules, which opsgate does not create"
+            )
         filters = [f'{m.name}{m.op}"{_quote(m.value)}"' for m in args.matchers]
-        return [alert_item(a) for a in await self.backend.alerts(filters, silenced=False)]
+        items = [alert_item(a) for a in await self.backend.alerts(filters, silenced=False)]
+        # the matchers again, for sources that ignore `filter`: a preview must not overstate what matches
+        return [i for i in items if all(_matches(m.op, m.value, i.labels.get(m.name, "")) for m in args.matchers)]
 
     async def facts(self, args: SilenceInput, ctx: CallContext) -> dict[str, Any]:
         matched = await self._matching(args)
@@ -245,11 +270,20 @@ def _summarize_silence(out: SilenceOutput) -> str:
 
 def build(settings: Settings) -> Capability:
     config = load_section("alerts", settings.alerts, AlertsSettings)
-    backend: AlertmanagerBackend | _Unconfigured = (
-        AlertmanagerBackend(config.alertmanager_url, timeout_s=config.timeout_s)
-        if config.alertmanager_url
-        else _Unconfigured()
-    )
+    backend: AlertmanagerBackend | AzureAlertsBackend | _Unconfigured
+    if config.backend == "azure":
+        if config.azure is None:
+            raise ConfigError('[alerts] backend = "azure" needs an [alerts.azure] table with subscription_id')
+        backend = AzureAlertsBackend(config.azure)
+    elif config.alertmanager_url:
+        backend = AlertmanagerBackend(config.alertmanager_url, timeout_s=config.timeout_s)
+    else:
+        backend = _Unconfigured()
+    return capability(config, backend)
+
+
+def capability(config: AlertsSettings, backend: AlertmanagerBackend | AzureAlertsBackend | _Unconfigured) -> Capability:
+    """The alerts capability over `backend` (and Prometheus for pending alerts when configured)."""
     prometheus = (
         PrometheusAlertsBackend(config.prometheus_url, timeout_s=config.timeout_s) if config.prometheus_url else None
     )

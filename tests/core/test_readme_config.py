@@ -31,7 +31,7 @@ def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
     from opsgate.workloads.server import WorkloadsSettings
 
     blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)[1:]
-    assert len(blocks) == 9  # the backends, the [approvals] example and the [audit] example (State section)
+    assert len(blocks) == 10  # the backends, the [approvals] example and the [audit] example (State section)
     seen = []
     for n, block in enumerate(blocks):
         config = tmp_path / f"backend-{n}.toml"
@@ -46,7 +46,8 @@ def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
         if settings.workloads:
             seen.append(("workloads", str(WorkloadsSettings.model_validate(settings.workloads).kubeconfig)))
         if settings.alerts:
-            seen.append(("alerts", str(AlertsSettings.model_validate(settings.alerts).alertmanager_url)))
+            alerts = AlertsSettings.model_validate(settings.alerts)
+            seen.append(("alerts", alerts.alertmanager_url or alerts.backend))
     assert seen == [
         ("logs", "files"),
         ("logs", "kubernetes"),
@@ -57,4 +58,5 @@ def test_every_backend_example_in_the_readme_builds(tmp_path: Path) -> None:
         ("rollback", "auto"),
         ("workloads", "~/.kube/config"),
         ("alerts", "http://alertmanager.monitoring:9093"),
+        ("alerts", "azure"),
     ]

@@ -28,8 +28,10 @@ class ListInput(ToolInput):
     service: str | None = Field(default=None, max_length=128, description="Only alerts with this service label")
     severity: str | None = Field(default=None, pattern=r"^[a-z]{1,20}$", description="e.g. critical, warning")
     name: str | None = Field(default=None, pattern=ALERT_NAME, description="Only this alertname")
-    state: Literal["firing", "silenced", "all"] = Field(
-        default="firing", description="firing (active), silenced (suppressed), or all"
+    state: Literal["firing", "pending", "silenced", "all"] = Field(
+        default="firing",
+        description="firing (active), pending (condition holds, `for:` not yet elapsed; needs Prometheus), "
+        "silenced (suppressed), or all",
     )
     limit: int = Field(default=20, ge=1, le=200, description="Most alerts to return, most severe and newest first")
 

@@ -9,12 +9,16 @@ facts tell the policy the duration and whether the matchers would silence everyt
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.alerts.backends.alertmanager import AlertmanagerBackend, JsonObject
+from opsgate.alerts.backends.azure import AzureAlertsBackend, AzureAlertsSettings
+from opsgate.alerts.backends.prometheus import PrometheusAlertsBackend
 from opsgate.alerts.contracts import (
     AlertItem,
     ListInput,
@@ -23,8 +27,8 @@ from opsgate.alerts.contracts import (
     SilenceOutput,
     duration_seconds,
 )
-from opsgate.config import Settings, load_section
-from opsgate.contracts import BackendUnavailable, Capability, Contract, Target
+from opsgate.config import ConfigError, Settings, load_section
+from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 
 TEXT_LIMIT = 400
@@ -32,11 +36,19 @@ _SEVERITY_RANK = {"critical": 0, "page": 0, "error": 1, "high": 1, "warning": 2,
 
 
 class AlertsSettings(BaseModel):
-    """`[alerts]`: the Alertmanager to read and silence through."""
+    """`[alerts]`: the Alertmanager to read and silence through, and optionally Prometheus for pending alerts."""
 
     model_config = ConfigDict(extra="forbid")
 
+    backend: Literal["alertmanager", "azure"] = Field(
+        default="alertmanager", description="alertmanager (alertmanager_url) or azure ([alerts.azure])"
+    )
     alertmanager_url: str | None = Field(default=None, description="e.g. http://alertmanager:9093")
+    azure: AzureAlertsSettings | None = None
+    prometheus_url: str | None = Field(
+        default=None,
+        description="e.g. http://prometheus:9090: its /api/v1/alerts lists pending alerts (state='pending')",
+    )
     timeout_s: float = Field(default=8.0, gt=0, le=60)
 
 
@@ -44,7 +56,7 @@ class _Unconfigured:
     name = "unconfigured"
 
     async def alerts(self, filters: list[str], *, silenced: bool) -> list[JsonObject]:
-        raise BackendUnavailable("no alert source is configured: set [alerts] alertmanager_url")
+        raise BackendUnavailable("no alert source is configured: set [alerts] alertmanager_url (or prometheus_url)")
 
     async def create_silence(self, *args: Any) -> str:
         raise BackendUnavailable("no alert source is configured: set [alerts] alertmanager_url")
@@ -67,6 +79,16 @@ def _time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _matches(op: str, value: str, actual: str) -> bool:
+    if op in ("=", "!="):
+        return (actual == value) == (op == "=")
+    try:
+        found = re.fullmatch(value, actual) is not None
+    except re.error:
+        return False
+    return found == (op == "=~")
 
 
 def _quote(value: str) -> str:
@@ -98,16 +120,41 @@ def alert_item(alert: JsonObject) -> AlertItem:
 
 
 class AlertsService:
-    def __init__(self, backend: AlertmanagerBackend | _Unconfigured) -> None:
+    def __init__(
+        self,
+        backend: AlertmanagerBackend | AzureAlertsBackend | _Unconfigured,
+        prometheus: PrometheusAlertsBackend | None = None,
+    ) -> None:
         self.backend = backend
+        self.prometheus = prometheus
+
+    @property
+    def source_name(self) -> str:
+        if self.prometheus is None:
+            return self.backend.name
+        if isinstance(self.backend, _Unconfigured):
+            return self.prometheus.name
+        return f"{self.backend.name}+{self.prometheus.name}"
+
+    async def _raw(self, args: ListInput, filters: list[str]) -> list[JsonObject]:
+        alertmanager = not isinstance(self.backend, _Unconfigured)
+        raw: list[JsonObject] = []
+        if args.state != "pending" and (alertmanager or self.prometheus is None):
+            raw += await self.backend.alerts(filters, silenced=args.state != "firing")
+        if self.prometheus is not None:
+            # firing alerts come from Alertmanager when there is one (it knows silences); pending only here
+            wanted = {"pending"} if alertmanager else {"pending", "firing"}
+            raw += [a for a in await self.prometheus.alerts() if a["status"]["state"] in wanted]
+        elif args.state == "pending":
+            raise BackendUnavailable("pending alerts are only in Prometheus: set [alerts] prometheus_url")
+        return raw
 
     async def list_alerts(self, args: ListInput, ctx: CallContext) -> ListOutput:
         filters = []
         for label, value in (("namespace", args.namespace), ("severity", args.severity), ("alertname", args.name)):
             if value is not None:
                 filters.append(f'{label}="{_quote(value)}"')
-        raw = await self.backend.alerts(filters, silenced=args.state != "firing")
-        items = [alert_item(a) for a in raw]
+        items = [alert_item(a) for a in await self._raw(args, filters)]
         # the same filters again, for Alertmanager-compatible sources that ignore `filter`
         for label, value in (("namespace", args.namespace), ("severity", args.severity), ("alertname", args.name)):
             if value is not None:
@@ -120,6 +167,8 @@ class AlertsService:
             items = [i for i in items if i.state == "firing"]
         elif args.state == "silenced":
             items = [i for i in items if i.state in ("silenced", "inhibited")]
+        elif args.state == "pending":
+            items = [i for i in items if i.state == "pending"]
         items.sort(key=lambda i: (-(i.started.timestamp() if i.started else 0.0), i.name))
         items.sort(key=lambda i: _SEVERITY_RANK.get(i.severity or "", 4))
         by_name: dict[str, int] = {}
@@ -135,15 +184,22 @@ class AlertsService:
             items=items[: args.limit],
             truncated=len(items) > args.limit,
             limit=args.limit,
-            backend=self.backend.name,
+            backend=self.source_name,
             by_name=by_name,
             next_step=step,
             untrusted_fields=["items[].summary", "items[].description", "items[].runbook_url"],
         )
 
     async def _matching(self, args: SilenceInput) -> list[AlertItem]:
+        if not getattr(self.backend, "silences_supported", True):
+            raise ToolError(
+                f"alert_silence is not available for {self.backend.name} alerts: "
+                "silences there are alert processing rules, which opsgate does not create"
+            )
         filters = [f'{m.name}{m.op}"{_quote(m.value)}"' for m in args.matchers]
-        return [alert_item(a) for a in await self.backend.alerts(filters, silenced=False)]
+        items = [alert_item(a) for a in await self.backend.alerts(filters, silenced=False)]
+        # the matchers again, for sources that ignore `filter`: a preview must not overstate what matches
+        return [i for i in items if all(_matches(m.op, m.value, i.labels.get(m.name, "")) for m in args.matchers)]
 
     async def facts(self, args: SilenceInput, ctx: CallContext) -> dict[str, Any]:
         matched = await self._matching(args)
@@ -214,12 +270,24 @@ def _summarize_silence(out: SilenceOutput) -> str:
 
 def build(settings: Settings) -> Capability:
     config = load_section("alerts", settings.alerts, AlertsSettings)
-    backend: AlertmanagerBackend | _Unconfigured = (
-        AlertmanagerBackend(config.alertmanager_url, timeout_s=config.timeout_s)
-        if config.alertmanager_url
-        else _Unconfigured()
+    backend: AlertmanagerBackend | AzureAlertsBackend | _Unconfigured
+    if config.backend == "azure":
+        if config.azure is None:
+            raise ConfigError('[alerts] backend = "azure" needs an [alerts.azure] table with subscription_id')
+        backend = AzureAlertsBackend(config.azure)
+    elif config.alertmanager_url:
+        backend = AlertmanagerBackend(config.alertmanager_url, timeout_s=config.timeout_s)
+    else:
+        backend = _Unconfigured()
+    return capability(config, backend)
+
+
+def capability(config: AlertsSettings, backend: AlertmanagerBackend | AzureAlertsBackend | _Unconfigured) -> Capability:
+    """The alerts capability over `backend` (and Prometheus for pending alerts when configured)."""
+    prometheus = (
+        PrometheusAlertsBackend(config.prometheus_url, timeout_s=config.timeout_s) if config.prometheus_url else None
     )
-    service = AlertsService(backend)
+    service = AlertsService(backend, prometheus)
     contracts: list[Contract[Any, Any]] = [
         Contract(
             name="alerts_list",
@@ -258,4 +326,7 @@ def build(settings: Settings) -> Capability:
             timeout_s=config.timeout_s * 3 + 5,
         ),
     ]
-    return Capability(name="alerts", contracts=contracts, closers=[backend.aclose])
+    closers: list[Callable[[], Awaitable[None]]] = [backend.aclose]
+    if prometheus is not None:
+        closers.append(prometheus.aclose)
+    return Capability(name="alerts", contracts=contracts, closers=closers)

@@ -165,3 +165,12 @@ def test_kubectl_get_and_describe(kube: KubeApiServer, tmp_path: Path) -> None:
     assert "Desired Number of Nodes Scheduled: 3" in described and "reg.example.com/agent:v2" in described, described
     history = run("get", "controllerrevisions", "-n", "data")
     assert "db-" in history and "agent-" in history, history
+    assert _rows(run("rollout", "history", "daemonset/agent"))[-2:] == [["1", "<none>"], ["2", "<none>"]]
+    argv = [KUBECTL, "--kubeconfig", str(config), "rollout", "status", "daemonset/agent", "--timeout=2s"]
+    stalled = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert stalled.returncode != 0, "the crash-looping rollout never finishes"
+    assert "1 out of 3 new pods have been updated" in stalled.stdout, stalled.stdout + stalled.stderr
+
+
+def _rows(output: str) -> list[list[str]]:
+    return [line.split() for line in output.strip().splitlines()]

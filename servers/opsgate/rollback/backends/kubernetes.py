@@ -9,7 +9,6 @@ servers and 5xx/429 are `BackendUnavailable` (they feed the circuit breaker).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,22 +20,13 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate import kube_client
+from opsgate.contracts import BackendUnavailable
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
 
 JSON_PATCH = "application/json-patch+json"
-
-
-def _status_message(exc: ApiException) -> str:
-    try:
-        body = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return str(exc.reason or f"HTTP {exc.status}")
 
 
 def label_selector(selector: JsonObject) -> str:
@@ -78,18 +68,8 @@ class KubernetesBackend:
         in_cluster: bool = False,
         request_timeout_s: float = 10.0,
     ) -> KubernetesBackend:
-        configuration = kubernetes.client.Configuration()
-        if api_url is not None:
-            configuration.host = api_url
-        elif in_cluster:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig) if kubeconfig else None, context=context, client_configuration=configuration
-            )
-        # One attempt per request: the gate's timeout and breaker decide about retrying, not urllib3.
-        configuration.retries = urllib3.Retry(total=0, raise_on_status=False)
-        return cls(kubernetes.client.ApiClient(configuration), request_timeout_s=request_timeout_s)
+        api_client = kube_client.connect(api_url=api_url, kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
+        return cls(api_client, request_timeout_s=request_timeout_s)
 
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]
@@ -103,12 +83,11 @@ class KubernetesBackend:
         try:
             return await anyio.to_thread.run_sync(fn)
         except ApiException as exc:
-            raise _api_error(what, exc) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            kind = "timed out" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else "failed"
-            raise BackendUnavailable(
-                f"the Kubernetes API {kind} while trying to {what} (limit {self.timeout:g}s): {type(exc).__name__}"
+            raise kube_client.api_error(
+                what, exc, unchanged="; nothing was changed", retry_hint="read rollout_history again"
             ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise kube_client.transport_error(what, exc, self.timeout) from None
         except ValidationError as exc:
             raise BackendUnavailable(
                 f"the Kubernetes API answered {what} with a malformed object: {exc.error_count()} schema error(s)"
@@ -155,22 +134,3 @@ class KubernetesBackend:
         )
         result: JsonObject = self._json(model)
         return result
-
-
-def _api_error(what: str, exc: ApiException) -> ToolError:
-    message = _status_message(exc)
-    status = exc.status or 0
-    if status == 404:
-        return ToolError(f"not found: cannot {what}: {message}")
-    if status == 403:
-        return ToolError(f"forbidden by Kubernetes RBAC: cannot {what}: {message}; nothing was changed")
-    if status == 409:
-        return ToolError(
-            f"conflict: the object changed while trying to {what} ({message}); nothing was changed; "
-            "read rollout_history again and retry"
-        )
-    if status in (400, 422):
-        return ToolError(f"the Kubernetes API rejected the request to {what}: {message}")
-    if status == 401:
-        return ToolError(f"the Kubernetes API did not accept opsgate's credentials to {what}: {message}")
-    return BackendUnavailable(f"the Kubernetes API failed to {what}: HTTP {status}: {message}")

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 import kubernetes.client
-import kubernetes.config
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate import kube_client
+from opsgate.contracts import BackendUnavailable
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
@@ -29,29 +29,6 @@ _READ_WORKLOAD = {
     "DaemonSet": "read_namespaced_daemon_set",
     "ReplicaSet": "read_namespaced_replica_set",
 }
-
-
-def _message(exc: ApiException) -> str:
-    try:
-        body = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return str(exc.reason or f"HTTP {exc.status}")
-
-
-def api_error(what: str, exc: ApiException) -> ToolError:
-    message, status = _message(exc), exc.status or 0
-    if status == 404:
-        return ToolError(f"not found: cannot {what}: {message}")
-    if status == 403:
-        return ToolError(f"forbidden by Kubernetes RBAC: cannot {what}: {message}")
-    if status == 401:
-        return ToolError(f"the Kubernetes API did not accept opsgate's credentials to {what}: {message}")
-    if status in (400, 422):
-        return ToolError(f"the Kubernetes API rejected the request to {what}: {message}")
-    return BackendUnavailable(f"the Kubernetes API failed to {what}: HTTP {status}: {message}")
 
 
 class KubernetesReader:
@@ -78,17 +55,8 @@ class KubernetesReader:
         in_cluster: bool = False,
         request_timeout_s: float = 10.0,
     ) -> KubernetesReader:
-        configuration = kubernetes.client.Configuration()
-        if api_url is not None:
-            configuration.host = api_url
-        elif in_cluster:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig) if kubeconfig else None, context=context, client_configuration=configuration
-            )
-        configuration.retries = urllib3.Retry(total=0, raise_on_status=False)
-        return cls(kubernetes.client.ApiClient(configuration), request_timeout_s=request_timeout_s)
+        api_client = kube_client.connect(api_url=api_url, kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
+        return cls(api_client, request_timeout_s=request_timeout_s)
 
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]
@@ -104,12 +72,9 @@ class KubernetesReader:
         try:
             return await anyio.to_thread.run_sync(run)
         except ApiException as exc:
-            raise api_error(what, exc) from None
+            raise kube_client.api_error(what, exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            kind = "timed out" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else "failed"
-            raise BackendUnavailable(
-                f"the Kubernetes API {kind} while trying to {what} (limit {self.timeout:g}s): {type(exc).__name__}"
-            ) from None
+            raise kube_client.transport_error(what, exc, self.timeout) from None
         except ValueError as exc:
             raise BackendUnavailable(f"the Kubernetes API answered {what} with malformed JSON: {exc}") from None
 

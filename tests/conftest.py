@@ -44,6 +44,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(reason)
 
 
+REQUIRE_SYSTEM_DEPS = "OPSGATE_REQUIRE_SYSTEM_DEPS"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under OPSGATE_REQUIRE_SYSTEM_DEPS=1 (set by `.ci/run`), a test skipped because a system package or
+    test-only tool is not installed (prometheus-alertmanager, kubectl, PostgreSQL, OpenSSH, real OPA) fails
+    instead: CI installs them all, so such a skip means CI would silently test less."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get(REQUIRE_SYSTEM_DEPS, "") in ("", "0"):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if "not installed" in reason:
+        report.outcome = "failed"
+        report.longrepr = f"{reason} ({REQUIRE_SYSTEM_DEPS} is set, so it is required)"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state")

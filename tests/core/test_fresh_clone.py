@@ -80,3 +80,19 @@ def test_install_puts_a_working_opsgate_on_path_from_any_folder(tmp_path: Path) 
     readme = (REPO / "README.md").read_text()
     assert "make install" in readme
     assert "-- .venv/bin/opsgate" not in readme  # relative: fails from a subfolder
+
+
+def test_a_missing_system_tool_skips_with_a_reason_and_fails_when_required() -> None:
+    # kubectl found nowhere on PATH: the real-kubectl tests skip on a developer machine, fail in CI
+    env = {k: v for k, v in os.environ.items() if k != "OPSGATE_REQUIRE_SYSTEM_DEPS"}
+    env["PATH"] = str(Path(sys.executable).parent)
+    target = ["tests/sandbox/test_kubectl.py", "-rs"]
+    skipped = _pytest(*target, env=env)
+    assert skipped.returncode == 0 and "kubectl is not installed" in skipped.stdout, skipped.stdout[-2000:]
+    required = _pytest(*target, env={**env, "OPSGATE_REQUIRE_SYSTEM_DEPS": "1"})
+    assert required.returncode == 1, required.stdout[-2000:]
+    assert "OPSGATE_REQUIRE_SYSTEM_DEPS is set, so it is required" in required.stdout
+
+
+def test_ci_requires_the_system_packages() -> None:
+    assert "OPSGATE_REQUIRE_SYSTEM_DEPS=1" in (REPO / ".ci" / "run").read_text()

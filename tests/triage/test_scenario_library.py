@@ -58,8 +58,12 @@ async def test_each_scenario_has_its_cause_in_the_top_3_and_no_wrong_rollback(na
     assert out["evidence_missing"] == []
 
 
-def test_the_cause_is_first_in_at_least_90_percent_of_the_library() -> None:
-    if len(RESULTS) < len(LIBRARY):
-        pytest.skip("runs after the per-scenario tests (same session)")
+async def test_the_cause_is_first_in_at_least_90_percent_of_the_library(tmp_path: Path) -> None:
+    # reuses the per-scenario tests' results from this session; triages whatever they did not run
+    for name in LIBRARY:
+        if name not in RESULTS:
+            (tmp_path / name).mkdir()
+            rank, _, bad_rollback = await _triage(name, tmp_path / name)
+            RESULTS[name] = (rank, bad_rollback)
     first = sum(1 for rank, _ in RESULTS.values() if rank == 1)
     assert first / len(LIBRARY) >= 0.9, RESULTS

@@ -41,6 +41,16 @@ class AuditRow:
     prev_hash: str
     hash: str
 
+    def values(self) -> tuple[object, ...]:
+        """The columns in `AUDIT_COLUMNS` order, as both stores insert them (no deep copy: a hot path)."""
+        return (
+            self.seq, self.v, self.ts, self.call_id, self.decision_id, self.tool,
+            self.subject, self.outcome, self.body, self.prev_hash, self.hash,
+        )  # fmt: skip
+
+
+AUDIT_COLUMNS = "seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash"
+
 
 RowMaker = Callable[[int, str], AuditRow]
 

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from opsgate.state import State
 from opsgate.state.base import (
+    AUDIT_COLUMNS,
     AuditRow,
     BreakerState,
     Counter,
@@ -114,7 +115,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_COLUMNS = "seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash"
+_COLUMNS = AUDIT_COLUMNS
 _PRUNE_AFTER_S = 7 * 86400.0
 
 
@@ -242,19 +243,7 @@ class PgAuditStore:
             row = make(int(head[0]) + 1, str(head[1]))
             conn.execute(
                 f"INSERT INTO audit ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                (
-                    row.seq,
-                    row.v,
-                    row.ts,
-                    row.call_id,
-                    row.decision_id,
-                    row.tool,
-                    row.subject,
-                    row.outcome,
-                    row.body,
-                    row.prev_hash,
-                    row.hash,
-                ),
+                row.values(),
             )
             conn.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (row.seq, row.hash))
             return row

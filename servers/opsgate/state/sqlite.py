@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgate.state.base import (
+    AUDIT_COLUMNS,
     AuditRow,
     BreakerState,
     Counter,
@@ -68,7 +69,7 @@ CREATE TRIGGER IF NOT EXISTS audit_move_head AFTER INSERT ON audit BEGIN
 END;
 """
 
-_COLUMNS = "seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash"
+_COLUMNS = AUDIT_COLUMNS
 _INSERT = f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _MAX_ATTEMPTS = 100
 FINDABLE = frozenset({"call_id", "tool", "outcome", "subject", "decision_id"})
@@ -100,22 +101,6 @@ def _row(values: Sequence[object]) -> AuditRow:
         body=str(body),
         prev_hash=str(prev_hash),
         hash=str(hash_),
-    )
-
-
-def row_values(row: AuditRow) -> tuple[object, ...]:
-    return (
-        row.seq,
-        row.v,
-        row.ts,
-        row.call_id,
-        row.decision_id,
-        row.tool,
-        row.subject,
-        row.outcome,
-        row.body,
-        row.prev_hash,
-        row.hash,
     )
 
 
@@ -151,7 +136,7 @@ class SqliteAuditStore:
                 for _ in range(_MAX_ATTEMPTS):
                     row = make(self._seq + 1, self._hash)
                     try:
-                        db.execute(_INSERT, row_values(row))
+                        db.execute(_INSERT, row.values())
                     except (sqlite3.IntegrityError, sqlite3.OperationalError) as exc:
                         if "stale audit head" not in str(exc) and "locked" not in str(exc):
                             raise

@@ -227,27 +227,24 @@ class KubeCluster:
         if self.store.get(NAMESPACES, "", namespace) is None:
             raise not_found(NAMESPACES, namespace)
 
+    def _stamp_new(self, resource: ResourceType, namespace: str, name: str, obj: JsonObject) -> None:
+        """Under the lock: refuse a name that is taken, then set what the server owns on a new object."""
+        self._require_namespace(namespace)
+        if name and self.store.get(resource, namespace, name) is not None:
+            raise already_exists(resource, name)
+        obj.update(apiVersion=resource.api_version, kind=resource.kind)
+        meta = obj["metadata"]
+        for server_owned in ("resourceVersion", "generation", "uid", "creationTimestamp"):
+            meta.pop(server_owned, None)
+        meta.update(namespace=namespace, uid=new_uid(), generation=1, creationTimestamp=format_time(self.now()))
+        obj["status"] = {}
+
     # --- deployments ----------------------------------------------------------------------------
 
     def create_deployment(self, namespace: str, body: Any, *, dry_run: bool = False) -> JsonObject:
-        if not isinstance(body, dict):
-            raise bad_request("the request body must be a Deployment object")
-        deployment = copy.deepcopy(body)
-        meta = deployment.setdefault("metadata", {})
-        if meta.get("namespace", namespace) != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        if deployment.get("kind", "Deployment") != "Deployment":
-            raise bad_request(f"the body is a {deployment.get('kind')}, not a Deployment")
-        name = str(meta.get("name", ""))
+        deployment, name = _incoming(DEPLOYMENTS, namespace, body)
         with self._lock:
-            self._require_namespace(namespace)
-            if name and self.store.get(DEPLOYMENTS, namespace, name) is not None:
-                raise already_exists(DEPLOYMENTS, name)
-            deployment.update(apiVersion=DEPLOYMENTS.api_version, kind=DEPLOYMENTS.kind)
-            for server_owned in ("resourceVersion", "generation", "uid", "creationTimestamp"):
-                meta.pop(server_owned, None)
-            meta.update(namespace=namespace, uid=new_uid(), generation=1, creationTimestamp=format_time(self.now()))
-            deployment["status"] = {}
+            self._stamp_new(DEPLOYMENTS, namespace, name, deployment)
             default_deployment(deployment)
             validate_deployment(deployment, None)
             if dry_run:
@@ -314,24 +311,9 @@ class KubeCluster:
         self, resource: ResourceType, namespace: str, body: Any, *, dry_run: bool = False
     ) -> JsonObject:
         """Create a StatefulSet or DaemonSet (`resource`), defaulted and validated like the real server."""
-        if not isinstance(body, dict):
-            raise bad_request(f"the request body must be a {resource.kind} object")
-        obj = copy.deepcopy(body)
-        meta = obj.setdefault("metadata", {})
-        if meta.get("namespace", namespace) != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        if obj.get("kind", resource.kind) != resource.kind:
-            raise bad_request(f"the body is a {obj.get('kind')}, not a {resource.kind}")
-        name = str(meta.get("name", ""))
+        obj, name = _incoming(resource, namespace, body)
         with self._lock:
-            self._require_namespace(namespace)
-            if name and self.store.get(resource, namespace, name) is not None:
-                raise already_exists(resource, name)
-            obj.update(apiVersion=resource.api_version, kind=resource.kind)
-            for server_owned in ("resourceVersion", "generation", "uid", "creationTimestamp"):
-                meta.pop(server_owned, None)
-            meta.update(namespace=namespace, uid=new_uid(), generation=1, creationTimestamp=format_time(self.now()))
-            obj["status"] = {}
+            self._stamp_new(resource, namespace, name, obj)
             default_workload_set(resource, obj)
             validate_workload_set(resource, obj, None)
             if dry_run:
@@ -426,3 +408,16 @@ class KubeCluster:
             started=parse_time(pod["metadata"]["creationTimestamp"]),
         )
         return render_logs(self.logs.lines_for(ref), options, self.now())
+
+
+def _incoming(resource: ResourceType, namespace: str, body: Any) -> tuple[JsonObject, str]:
+    """A create request's body, copied and checked against the request's namespace and kind; and its name."""
+    if not isinstance(body, dict):
+        raise bad_request(f"the request body must be a {resource.kind} object")
+    obj = copy.deepcopy(body)
+    meta = obj.setdefault("metadata", {})
+    if meta.get("namespace", namespace) != namespace:
+        raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+    if obj.get("kind", resource.kind) != resource.kind:
+        raise bad_request(f"the body is a {obj.get('kind')}, not a {resource.kind}")
+    return obj, str(meta.get("name", ""))

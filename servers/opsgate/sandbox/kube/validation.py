@@ -82,6 +82,27 @@ def _non_negative_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _pod_template_causes(spec: JsonObject, previous: JsonObject | None) -> list[JsonObject]:
+    """A workload's selector (present, matching its template's labels, immutable) and its containers."""
+    causes: list[JsonObject] = []
+    selector = spec.get("selector")
+    template = spec.get("template") or {}
+    template_labels = (template.get("metadata") or {}).get("labels") or {}
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        causes.append(_required("spec.selector"))
+    elif not match_labels_selector(selector)({"metadata": {"labels": template_labels}}):
+        causes.append(
+            _cause(
+                "spec.template.metadata.labels",
+                f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
+            )
+        )
+    elif previous is not None and selector != previous.get("spec", {}).get("selector"):
+        causes.append(_cause("spec.selector", f"Invalid value: {selector!r}: field is immutable"))
+    causes.extend(_container_causes((template.get("spec") or {}).get("containers")))
+    return causes
+
+
 def _container_causes(containers: Any) -> list[JsonObject]:
     base = "spec.template.spec.containers"
     if not isinstance(containers, list) or not containers:
@@ -123,21 +144,7 @@ def validate_deployment(deployment: JsonObject, previous: JsonObject | None) -> 
             )
     if not isinstance(spec.get("paused", False), bool):
         causes.append(_cause("spec.paused", "must be a boolean"))
-    selector = spec.get("selector")
-    template = spec.get("template") or {}
-    template_labels = (template.get("metadata") or {}).get("labels") or {}
-    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        causes.append(_required("spec.selector"))
-    elif not match_labels_selector(selector)({"metadata": {"labels": template_labels}}):
-        causes.append(
-            _cause(
-                "spec.template.metadata.labels",
-                f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
-            )
-        )
-    elif previous is not None and selector != previous.get("spec", {}).get("selector"):
-        causes.append(_cause("spec.selector", f"Invalid value: {selector!r}: field is immutable"))
-    causes.extend(_container_causes((template.get("spec") or {}).get("containers")))
+    causes.extend(_pod_template_causes(spec, previous))
     strategy_type = (spec.get("strategy") or {}).get("type")
     if strategy_type not in ("RollingUpdate", "Recreate"):
         causes.append(
@@ -195,21 +202,7 @@ def validate_workload_set(resource: ResourceType, obj: JsonObject, previous: Jso
         )
     if not _non_negative_int(spec.get("revisionHistoryLimit")):
         causes.append(_cause("spec.revisionHistoryLimit", "must be greater than or equal to 0"))
-    selector = spec.get("selector")
-    template = spec.get("template") or {}
-    template_labels = (template.get("metadata") or {}).get("labels") or {}
-    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        causes.append(_required("spec.selector"))
-    elif not match_labels_selector(selector)({"metadata": {"labels": template_labels}}):
-        causes.append(
-            _cause(
-                "spec.template.metadata.labels",
-                f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
-            )
-        )
-    elif previous is not None and selector != previous.get("spec", {}).get("selector"):
-        causes.append(_cause("spec.selector", f"Invalid value: {selector!r}: field is immutable"))
-    causes.extend(_container_causes((template.get("spec") or {}).get("containers")))
+    causes.extend(_pod_template_causes(spec, previous))
     strategy_type = (spec.get("updateStrategy") or {}).get("type")
     if strategy_type not in ("RollingUpdate", "OnDelete"):
         causes.append(

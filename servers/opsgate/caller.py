@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -23,6 +24,11 @@ class Caller(BaseModel):
     auth: Literal["oidc", "api_key", "local", "none"] = "local"
     # the OAuth scopes of its token (empty for API keys and stdio); the policy judges them
     scopes: list[str] = Field(default_factory=list)
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The caller as the policy input and the audit record carry it (dumped once per caller)."""
+        return self.model_dump()
 
 
 def client_name(ctx: ServerRequestContext[Any, Any]) -> str:

@@ -74,9 +74,8 @@ def chain_hash(prev_hash: str, body: str) -> str:
 def row_hash(row: AuditRow) -> str:
     if row.v == 1:
         return chain_hash(row.prev_hash, row.body)
-    return columns_hash(
-        row.v, row.seq, row.ts, row.call_id, row.decision_id, row.tool, row.subject, row.outcome, row.body, row.prev_hash
-    )
+    r = row
+    return columns_hash(r.v, r.seq, r.ts, r.call_id, r.decision_id, r.tool, r.subject, r.outcome, r.body, r.prev_hash)
 
 
 def columns_hash(*columns: object) -> str:
@@ -225,8 +224,9 @@ class AuditLog:
         ts, call_id, decision_id, tool, subject, outcome = _columns(record)
 
         def make(seq: int, prev_hash: str) -> AuditRow:
-            hash_ = columns_hash(RECORD_VERSION, seq, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash)
-            return AuditRow(seq, RECORD_VERSION, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash_)
+            columns = (seq, RECORD_VERSION, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash)
+            hash_ = columns_hash(RECORD_VERSION, seq, *columns[2:])
+            return AuditRow(*columns, hash_)
 
         try:
             row = self.store.append(make, durable=durable)

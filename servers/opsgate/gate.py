@@ -573,7 +573,7 @@ class Gate:
         # The policy's item cap lowers the request's own `limit`: the backend returns at most that many (and a
         # cursor that continues after them), and the result's `limit` is the limit applied.
         max_items = decision.obligations.max_items
-        requested = args.limit if "limit" in type(args).model_fields else None
+        requested = args.__dict__.get("limit")  # a field, when the input has one (getattr misses slowly)
         if max_items is not None and type(requested) is int and requested > max_items:
             args = args.model_copy(update={"limit": max_items})
             record["capped"] = {"items": max_items}

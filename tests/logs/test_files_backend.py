@@ -242,3 +242,82 @@ def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds
 
     rows = _unordered_file(path, 200, seed=6)  # rewritten (rotated): a new index
     assert newest() == expected()
+
+
+def _reference_index(data: bytes) -> list[filescan.IndexedBlock]:
+    """The block time index by the general path alone: every line of every block parsed on its own."""
+    blocks, position, carried = [], 0, None
+    while position < len(data):
+        chunk = data[position : position + filescan.BLOCK]
+        cut = chunk.rfind(b"\n") + 1 if position + len(chunk) < len(data) else len(chunk)
+        low, high, carried = filescan._line_times(chunk[: cut or len(chunk)], carried)
+        blocks.append(filescan.IndexedBlock(position, position + (cut or len(chunk)), low, high, carried))
+        position += cut or len(chunk)
+    return blocks
+
+
+_ODD_LINES = [
+    "",  # an empty line
+    "    at Frame.run(Frame.java:1)",  # a continuation line: inherits the time before it
+    "x" * 700,  # a line longer than a block
+    "no time here",
+    '{"ts":"2026-11-23T04:59:00.5Z","msg":"a shorter fraction"}',
+    '{"ts":"2026-11-23T04:00:00.000+01:00","msg":"another zone"}',
+    '{"ts":"2026-11-23T04:00:00.000","msg":"no zone"}',
+    '{"time":"2026-11-23T06:00:00.000Z","msg":"another key"}',
+    "ts=2026-11-23T03:00:00.250Z level=info msg=logfmt",
+    "2026-11-23 05:00:00,250 ERROR plain text",
+    "2026-11-23 05:00:00,2501 ERROR a longer fraction than the first line's",
+    "2026-11-23 05:00:00,250+02:00 ERROR a zone after a time written without one",
+    '{"ts":"2026-11-23T04:00:0x.000Z","msg":"not a digit"}',
+    '{"ts":"2026-11-23T04:00:00.000Z"}\r',  # CRLF
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    first=st.sampled_from(
+        [
+            '{"ts":"%s","level":"info","msg":"m"}',
+            "ts=%s level=info msg=m",
+            "%s INFO plain",
+            '{"@timestamp":"%s","msg":"m"}',
+        ]
+    ),
+    shape=st.sampled_from(["%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S,%f", "%Y-%m-%dT%H:%M:%S+01:00"]),
+    odd=st.floats(0, 0.2),
+    trailing_newline=st.booleans(),
+)
+def test_time_index_equals_parsing_every_line(
+    seed: int, first: str, shape: str, odd: float, trailing_newline: bool
+) -> None:
+    """The whole-array path of the block time index gives exactly what parsing each line would, for lines
+    that fit the first line's layout and for every kind that does not (other zones, fraction lengths,
+    keys, continuation and empty lines, lines longer than a block, CRLF, no final newline); blocks
+    and chunks are small so that lines straddle both."""
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(seed)
+    base = datetime(2026, 11, 23, 4, tzinfo=UTC)
+    lines = []
+    for _ in range(rng.randrange(1, 400)):
+        if rng.random() < odd:
+            lines.append(rng.choice(_ODD_LINES))
+        else:
+            moment = base + timedelta(milliseconds=rng.randrange(0, 7_200_000))
+            written = moment.strftime(shape)
+            if rng.random() < odd:  # the first line's layout, then more digits or a zone: a later time
+                written += rng.choice(["7", "+02:00", "-03:30", ".5"])
+            lines.append(first % written)
+    data = ("\n".join(lines) + ("\n" if trailing_newline else "")).encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(filescan, "BLOCK", 512)
+        mp.setattr(filescan, "CHUNK_BLOCKS", rng.choice([1, 2, 3]))
+        expected = _reference_index(data)
+        got = filescan.time_index(io.BytesIO(data), len(data), lambda: None)
+        assert got == expected
+        if len(got) > 2:  # grown: the index of a prefix (ending mid-line) extended
+            cut = rng.randrange(1, len(data))
+            head = filescan.time_index(io.BytesIO(data[:cut]), cut, lambda: None)
+            assert filescan.time_index(io.BytesIO(data), len(data), lambda: None, after=head) == expected

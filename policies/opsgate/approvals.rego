@@ -11,12 +11,10 @@ package opsgate
 import rego.v1
 
 approval_denials := _approval_denials if needs_approval
-
-approval_denials := set() if not needs_approval
+else := set()
 
 approval_grants := _approval_grants if needs_approval
-
-approval_grants := set() if not needs_approval
+else := set()
 
 needs_approval if {
 	real_write
@@ -35,12 +33,13 @@ default_approval_channels := {
 }
 
 _channel_class := "production" if production
+else := "other"
 
-_channel_class := "other" if not production
+_accepted_channel_list := object.get(object.get(config, "approval_channels", default_approval_channels), _channel_class, [])
 
-accepted_channels := {c | some c in object.get(object.get(config, "approval_channels", default_approval_channels), _channel_class, [])}
+accepted_channels := {c | some c in _accepted_channel_list}
 
-channel_accepted if approval_channel in accepted_channels
+channel_accepted if approval_channel in _accepted_channel_list
 
 # Only a grant by a named person other than the requester counts; a grantor that is missing, not a
 # string (a list holding the requester, say) or the requester is a self-approval.
@@ -70,8 +69,7 @@ valid_confirmation if {
 }
 
 _approval_target := "production" if production
-
-_approval_target := sprintf("environment %q", [environment]) if not production
+else := sprintf("environment %q", [environment])
 
 _approval_denials contains {
 	"priority": 90,
@@ -88,8 +86,7 @@ _approval_denials contains {
 }
 
 _approval_rule := "write.prod.requires_approval" if production
-
-_approval_rule := "write.requires_approval" if not production
+else := "write.requires_approval"
 
 _approval_denials contains deny(80, "write.approval.self_approved", sprintf("approval %v was granted by %v, who made the request; nobody approves their own request", [input.approval.id, input.approval.granted_by]), "ask another person with the approver role to grant it") if {
 	needs_approval

@@ -31,8 +31,9 @@ budget := object.get(config.budgets, input.tool, config.budgets["default"])
 recent := input.context.recent[input.tool]
 
 # The budget an allowed real write is reserved against (null for reads and dry runs).
-write_budget := b if {
-	real_write
+write_budget := null if {
+	not real_write
+} else := b if {
 	is_number(budget.target_interval_s)
 	is_number(budget.target_1h)
 	is_number(budget.global_1m)
@@ -47,32 +48,33 @@ _target_1h_verdict := _budget_verdict("target_1h")
 
 _global_1m_verdict := _budget_verdict("global_1m")
 
+# The verdicts' branches exclude each other; the common one comes first.
 _budget_verdict(key) := "pass" if {
 	dry_run
-} else := "deny" if {
-	is_number(recent[key])
-	is_number(budget[key])
-	recent[key] >= budget[key]
 } else := "pass" if {
 	is_number(recent[key])
 	is_number(budget[key])
 	recent[key] < budget[key]
+} else := "deny" if {
+	is_number(recent[key])
+	is_number(budget[key])
+	recent[key] >= budget[key]
 }
 
 # target_last_s: seconds since this tool last wrote to this target, null when not within the hour.
 _interval_verdict := "pass" if {
 	dry_run
-} else := "deny" if {
-	is_number(recent.target_last_s)
+} else := "pass" if {
+	is_null(recent.target_last_s)
 	is_number(budget.target_interval_s)
-	recent.target_last_s < budget.target_interval_s
 } else := "pass" if {
 	is_number(recent.target_last_s)
 	is_number(budget.target_interval_s)
 	recent.target_last_s >= budget.target_interval_s
-} else := "pass" if {
-	is_null(recent.target_last_s)
+} else := "deny" if {
+	is_number(recent.target_last_s)
 	is_number(budget.target_interval_s)
+	recent.target_last_s < budget.target_interval_s
 }
 
 real_write_denials contains deny(59, "write.budget.target_interval", sprintf("%v ran on this target %v s ago; the budget allows one every %v s", [input.tool, round(recent.target_last_s), budget.target_interval_s]), sprintf("wait %v s, or escalate to a human", [ceil(budget.target_interval_s - recent.target_last_s)])) if {

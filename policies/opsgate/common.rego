@@ -11,11 +11,12 @@ config := data.opsgate_config
 
 authenticated if input.caller.authenticated == true
 
-known_autonomy := {"read-only", "advised", "approved", "autonomous"}
-
 _context := object.get(input, "context", {})
 
-autonomy := object.get(_context, "autonomy", config.default_autonomy) if is_object(_context)
+autonomy := object.get(ctx, "autonomy", config.default_autonomy) if {
+	ctx := object.get(input, "context", {})
+	is_object(ctx)
+}
 
 is_read if input.scope == "read"
 
@@ -57,12 +58,13 @@ parse_time_ns(ts) := time.parse_rfc3339_ns(ts) if {
 	is_string(ts)
 	count(ts) >= 20
 	substring(ts, 10, 1) == "T"
-	_has_zone(ts)
+	endswith(ts, "Z")
+} else := time.parse_rfc3339_ns(ts) if {
+	is_string(ts)
+	count(ts) >= 20
+	substring(ts, 10, 1) == "T"
+	substring(ts, count(ts) - 6, 1) in {"+", "-"}
 }
-
-_has_zone(ts) if endswith(ts, "Z")
-
-_has_zone(ts) if substring(ts, count(ts) - 6, 1) in {"+", "-"}
 
 now_ns := parse_time_ns(input.context.now)
 

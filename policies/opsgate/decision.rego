@@ -15,7 +15,9 @@ import rego.v1
 # Only the rule files that can apply to this call are evaluated (an evaluation costs per rule).
 _rule_denials := caller_denials | _scope_denials
 
-denials := _rule_denials | check_failures
+# A check failure needs a check that did not pass: when every check passed, they are not evaluated.
+denials := _rule_denials if _checks_passed
+else := _rule_denials | check_failures
 
 _scope_denials := read_denials if is_read
 else := write_denials | approval_denials if is_write
@@ -41,7 +43,7 @@ unevaluated contains "autonomy.unknown" if {
 _authenticated_verdict := "pass" if authenticated
 else := "deny"
 
-_autonomy_verdict := "pass" if autonomy in known_autonomy
+_autonomy_verdict := "pass" if autonomy in {"read-only", "advised", "approved", "autonomous"}
 else := "deny"
 
 check_failures contains deny(5, "policy.check_failed", sprintf("policy check %v could not be evaluated (malformed input or policy data); denied to fail closed", [name]), "report this to the policy owners; `opsgate check` validates the policy data") if {
@@ -61,23 +63,25 @@ _known_scope if is_read
 
 _known_scope if is_write
 
+# The scope's own checks: read_checks_passed holds only for reads, write_checks_passed only for writes.
 _checks_passed if {
 	_authenticated_verdict == "pass"
 	_autonomy_verdict == "pass"
-	_scope_checks_passed
-}
-
-_scope_checks_passed if {
-	is_read
 	read_checks_passed
 }
 
-_scope_checks_passed if {
-	is_write
+_checks_passed if {
+	_authenticated_verdict == "pass"
+	_autonomy_verdict == "pass"
 	write_checks_passed
 }
 
-_denials_sorted := sort([[d.priority, d.rule, d.reason, d.alternative, d.require_approval, d.approvers, d.approvals_needed] | some d in denials])
+# Denials and grants in priority order (then by rule and reason). A call rarely has more than one
+# denial: that one needs no sort.
+_denials_sorted := [[d.priority, d.rule, d.reason, d.alternative, d.require_approval, d.approvers, d.approvals_needed]] if {
+	count(denials) == 1
+	some d in denials
+} else := sort([[d.priority, d.rule, d.reason, d.alternative, d.require_approval, d.approvers, d.approvals_needed] | some d in denials])
 
 _grants_sorted := sort([[g.priority, g.rule, g.reason, g.dry_run_only] | some g in grants])
 
@@ -90,19 +94,25 @@ _obligations(dry_run_only) := {
 	"budget": write_budget,
 }
 
-# The allow branch needs positive evidence: no denial, every check passed, a grant. When the denials
-# themselves cannot be computed, neither the first nor the second branch applies: default deny.
+# The allow branches need positive evidence: every check that applies passed, no denial, a grant. They
+# are tried first (the common case) and a call rarely has more than one grant; the branches exclude
+# each other, so their order changes no decision. When the denials themselves cannot be computed,
+# neither an allow nor the deny branch applies: default deny.
 decision := {
-	"allow": false,
-	"reasons": [r[2] | some r in _denials_sorted],
-	"require_approval": _denials_sorted[0][4],
-	"approvers": _denials_sorted[0][5],
-	"approvals_needed": _denials_sorted[0][6],
-	"alternative": _denials_sorted[0][3],
-	"rule": _denials_sorted[0][1],
-	"obligations": _obligations(false),
+	"allow": true,
+	"reasons": [g.reason],
+	"require_approval": false,
+	"approvers": [],
+	"approvals_needed": 0,
+	"alternative": null,
+	"rule": g.rule,
+	"obligations": _obligations(g.dry_run_only),
 } if {
-	count(denials) > 0
+	_checks_passed
+	count(caller_denials) == 0
+	count(_scope_denials) == 0
+	count(grants) == 1
+	some g in grants
 } else := {
 	"allow": true,
 	"reasons": [r[2] | some r in _grants_sorted],
@@ -113,9 +123,21 @@ decision := {
 	"rule": _grants_sorted[0][1],
 	"obligations": _obligations(_grants_sorted[0][3]),
 } if {
-	count(denials) == 0
 	_checks_passed
-	count(grants) > 0
+	count(caller_denials) == 0
+	count(_scope_denials) == 0
+	count(grants) > 1
+} else := {
+	"allow": false,
+	"reasons": [r[2] | some r in _denials_sorted],
+	"require_approval": _denials_sorted[0][4],
+	"approvers": _denials_sorted[0][5],
+	"approvals_needed": _denials_sorted[0][6],
+	"alternative": _denials_sorted[0][3],
+	"rule": _denials_sorted[0][1],
+	"obligations": _obligations(false),
+} if {
+	count(denials) > 0
 } else := {
 	"allow": false,
 	"reasons": [sprintf("no policy rule allows %v (scope %v) for this caller; denied by default", [input.tool, input.scope])],

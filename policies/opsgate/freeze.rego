@@ -30,9 +30,9 @@ _window_states := [[w, state] |
 ]
 
 _window_state(w, start, end) := "active" if {
-	_window_applies(w)
 	start <= now_ns
 	now_ns < end
+	_window_applies(w)
 } else := "inactive" if {
 	is_string(environment)
 	is_number(start)
@@ -46,15 +46,16 @@ active_freezes contains w if {
 	state == "active"
 }
 
+# Every window has a state and none is active, or one is active: the branches exclude each other.
 _freeze_verdict := "pass" if {
 	dry_run
-} else := "deny" if {
-	count(active_freezes) > 0
 } else := "pass" if {
 	count(_window_states) == count(freeze_windows)
 	every pair in _window_states {
 		pair[1] == "inactive"
 	}
+} else := "deny" if {
+	count(active_freezes) > 0
 }
 
 real_write_denials contains deny(55, "write.freeze", reason, "call again with dry_run=true, or wait until the freeze ends") if {

@@ -3,8 +3,9 @@ package opsgate
 
 import rego.v1
 
-# Positive evidence for a grant: every read check passed.
+# Positive evidence for a grant: this is a read and every read check passed.
 read_checks_passed if {
+	is_read
 	_raw_query_verdict == "pass"
 	_points_verdict == "pass"
 }
@@ -48,14 +49,14 @@ _raw_query_verdict := "pass" if {
 	has_raw_query_role == false
 }
 
-_points_verdict := "deny" if {
-	is_number(estimated_points)
-	is_number(config.max_points)
-	estimated_points > config.max_points
-} else := "pass" if {
+_points_verdict := "pass" if {
 	is_number(estimated_points)
 	is_number(config.max_points)
 	estimated_points <= config.max_points
+} else := "deny" if {
+	is_number(estimated_points)
+	is_number(config.max_points)
+	estimated_points > config.max_points
 }
 
 read_grants contains grant(100, "read.allowed", sprintf("%v is a read; authenticated callers may read", [input.tool]), false) if {

@@ -3,8 +3,9 @@ package opsgate
 
 import rego.v1
 
-# Positive evidence for a grant: every write check passed.
+# Positive evidence for a grant: this is a write and every write check passed.
 write_checks_passed if {
+	is_write
 	_write_scope_verdict == "pass"
 	_read_only_verdict == "pass"
 	_advised_verdict == "pass"
@@ -30,18 +31,14 @@ unevaluated contains "write.advised.dry_run_only" if {
 }
 
 # Confirmation (a click in the client) is enough for dry runs and outside production, never for a
-# production write.
-confirmation_ok if {
-	is_write
+# production write (nor for anything but a write).
+confirmation_ok := false if {
+	not is_write
+} else := true if {
 	dry_run
-}
-
-confirmation_ok if {
-	is_write
+} else := true if {
 	not production
-}
-
-default confirmation_ok := false
+} else := false
 
 # OAuth scopes. A token from the OIDC issuer must carry the write scope the deployment names
 # (context.write_scope, from [http] write_scope) to call a write tool, dry runs included. API keys
@@ -71,18 +68,19 @@ write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a wr
 	_write_scope_verdict == "deny"
 }
 
-_read_only_verdict := "deny" if {
+# The verdicts' branches exclude each other; the common one comes first.
+_read_only_verdict := "pass" if {
+	autonomy in {"advised", "approved", "autonomous"}
+} else := "deny" if {
 	autonomy == "read-only"
-} else := "pass" if {
-	autonomy in known_autonomy
 }
 
 _advised_verdict := "pass" if {
 	dry_run
+} else := "pass" if {
+	autonomy in {"read-only", "approved", "autonomous"}
 } else := "deny" if {
 	autonomy == "advised"
-} else := "pass" if {
-	autonomy in known_autonomy
 }
 
 write_denials contains deny(50, "write.read_only", sprintf("%v changes the system and autonomy is read-only", [input.tool]), "use the read tools; a human can make this change") if {

@@ -311,7 +311,7 @@ def triage_sources(settings: Settings) -> tuple[Sources, list[Any]]:
         from opsgate.logs.settings import LogsSettings
 
         ls = load_section("logs", settings.logs, LogsSettings)
-        logs_backend = make_logs_backend(ls)
+        logs_backend = make_logs_backend(ls, index_dir=settings.state_dir / "logs-index")
         sources.logs = LogTemplates(LogsService(ls, logs_backend))
         if hasattr(logs_backend, "aclose"):
             closers.append(logs_backend.aclose)

@@ -201,7 +201,7 @@ class Contract(Generic[InT, OutT]):
     facts: FactsFn[InT] | None = None
     untrusted_output: bool = False
     # Where the output holds text from the monitored system (`items[].message`, `conditions[].message`):
-    # named in every result's notes. A contract with untrusted_output and none named gets ["*"].
+    # named in every result's notes. A contract with untrusted_output must name them (never "*").
     untrusted_fields: tuple[str, ...] = ()
     timeout_s: float = 30.0
     title: str | None = None
@@ -214,6 +214,13 @@ class Contract(Generic[InT, OutT]):
             raise ValueError(f"tool name {self.name!r} must be snake_case `capability_verb`")
         if NOTES_FIELD in self.output_model.model_fields:
             raise ValueError(f"tool {self.name!r}: `{NOTES_FIELD}` in an output is the gate's (NOTES_SCHEMA)")
+        if self.untrusted_output and not self.untrusted_fields:
+            raise ValueError(
+                f"tool {self.name!r}: untrusted_output needs untrusted_fields, the paths of the output fields "
+                "holding monitored-system text (e.g. items[].message)"
+            )
+        if "*" in self.untrusted_fields:
+            raise ValueError(f"tool {self.name!r}: name the untrusted fields by path, not '*'")
         if self.scope == "write":
             # the gate reads `dry_run`, `approval_id`, `applied` and `failed` of every write: declared, not guessed
             if not issubclass(self.input_model, WriteInput):
@@ -235,9 +242,7 @@ class Contract(Generic[InT, OutT]):
     @property
     def untrusted(self) -> list[str]:
         """The notes' `untrusted_fields` of this tool's results."""
-        if self.untrusted_fields:
-            return list(self.untrusted_fields)
-        return ["*"] if self.untrusted_output else []
+        return list(self.untrusted_fields)
 
     def input_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = compact_input_schema(self.input_model.model_json_schema())

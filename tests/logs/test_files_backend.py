@@ -6,8 +6,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import random
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -226,14 +229,14 @@ def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds
         return sorted((ts for ts, text in rows if "timeout" in text.lower()), reverse=True)[:limit]
 
     assert newest() == expected()
-    first_blocks = backend._index_cache[str(path)][3]
+    first_blocks = backend._indexes[path].blocks
     later = T0 + 3700 * S  # newer than every line so far, half of it written without its line end yet
     with path.open("a") as out:
         out.write(json.dumps({"ts": _stamp(later), "level": "info", "msg": "timeout late"}) + "\n")
         out.write('{"ts":"' + _stamp(later + S))
     rows.append((later, "timeout late"))
     assert newest() == expected()
-    grown = backend._index_cache[str(path)][3]
+    grown = backend._indexes[path].blocks
     assert grown[: len(first_blocks) - 1] == first_blocks[:-1]  # kept, not read again
     with path.open("a") as out:
         out.write('","level":"info","msg":"timeout finished"}\n')
@@ -242,3 +245,209 @@ def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds
 
     rows = _unordered_file(path, 200, seed=6)  # rewritten (rotated): a new index
     assert newest() == expected()
+
+
+def _reference_index(data: bytes) -> list[filescan.IndexedBlock]:
+    """The block time index by the general path alone: every line of every block parsed on its own."""
+    blocks, position, carried = [], 0, None
+    while position < len(data):
+        chunk = data[position : position + filescan.BLOCK]
+        cut = chunk.rfind(b"\n") + 1 if position + len(chunk) < len(data) else len(chunk)
+        low, high, carried = filescan._line_times(chunk[: cut or len(chunk)], carried)
+        blocks.append(filescan.IndexedBlock(position, position + (cut or len(chunk)), low, high, carried))
+        position += cut or len(chunk)
+    return blocks
+
+
+_ODD_LINES = [
+    "",  # an empty line
+    "    at Frame.run(Frame.java:1)",  # a continuation line: inherits the time before it
+    "x" * 700,  # a line longer than a block
+    "no time here",
+    '{"ts":"2026-11-23T04:59:00.5Z","msg":"a shorter fraction"}',
+    '{"ts":"2026-11-23T04:00:00.000+01:00","msg":"another zone"}',
+    '{"ts":"2026-11-23T04:00:00.000","msg":"no zone"}',
+    '{"time":"2026-11-23T06:00:00.000Z","msg":"another key"}',
+    "ts=2026-11-23T03:00:00.250Z level=info msg=logfmt",
+    "2026-11-23 05:00:00,250 ERROR plain text",
+    "2026-11-23 05:00:00,2501 ERROR a longer fraction than the first line's",
+    "2026-11-23 05:00:00,250+02:00 ERROR a zone after a time written without one",
+    '{"ts":"2026-11-23T04:00:0x.000Z","msg":"not a digit"}',
+    '{"ts":"2026-11-23T04:00:00.000Z"}\r',  # CRLF
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    first=st.sampled_from(
+        [
+            '{"ts":"%s","level":"info","msg":"m"}',
+            "ts=%s level=info msg=m",
+            "%s INFO plain",
+            '{"@timestamp":"%s","msg":"m"}',
+        ]
+    ),
+    shape=st.sampled_from(["%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S,%f", "%Y-%m-%dT%H:%M:%S+01:00"]),
+    odd=st.floats(0, 0.2),
+    trailing_newline=st.booleans(),
+)
+def test_time_index_equals_parsing_every_line(
+    seed: int, first: str, shape: str, odd: float, trailing_newline: bool
+) -> None:
+    """The whole-array path of the block time index gives exactly what parsing each line would, for lines
+    that fit the first line's layout and for every kind that does not (other zones, fraction lengths,
+    keys, continuation and empty lines, lines longer than a block, CRLF, no final newline); blocks
+    and chunks are small so that lines straddle both."""
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(seed)
+    base = datetime(2026, 11, 23, 4, tzinfo=UTC)
+    lines = []
+    for _ in range(rng.randrange(1, 400)):
+        if rng.random() < odd:
+            lines.append(rng.choice(_ODD_LINES))
+        else:
+            moment = base + timedelta(milliseconds=rng.randrange(0, 7_200_000))
+            written = moment.strftime(shape)
+            if rng.random() < odd:  # the first line's layout, then more digits or a zone: a later time
+                written += rng.choice(["7", "+02:00", "-03:30", ".5"])
+            lines.append(first % written)
+    data = ("\n".join(lines) + ("\n" if trailing_newline else "")).encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(filescan, "BLOCK", 512)
+        mp.setattr(filescan, "CHUNK_BLOCKS", rng.choice([1, 2, 3]))
+        expected = _reference_index(data)
+        got = filescan.time_index(io.BytesIO(data), len(data), lambda: None)
+        assert got == expected
+        if len(got) > 2:  # grown: the index of a prefix (ending mid-line) extended
+            cut = rng.randrange(1, len(data))
+            head = filescan.time_index(io.BytesIO(data[:cut]), cut, lambda: None)
+            assert filescan.time_index(io.BytesIO(data), len(data), lambda: None, after=head) == expected
+
+
+class _Builds:
+    """Records each time index build the files backend starts (and whether it extended an older index);
+    `gate`, when set, holds every build at its start until the test opens it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from opsgate.logs.backends import files
+
+        self.calls: list[bool] = []
+        self.started = threading.Event()
+        self.gate: threading.Event | None = None
+        real = files.time_index
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(kwargs.get("after") is not None)
+            self.started.set()
+            if self.gate is not None:
+                assert self.gate.wait(30)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(files, "time_index", recording)
+
+
+def _newest_timeouts(rows: list[tuple[int, str]], limit: int = 5) -> list[int]:
+    return sorted((ts for ts, text in rows if "timeout" in text.lower()), reverse=True)[:limit]
+
+
+def _unordered_backend(path: Path, **kwargs: Any) -> FilesBackend:
+    return FilesBackend(FilesSettings(sources=[FileSource(path=str(path), time_ordered=False)]), **kwargs)
+
+
+_WHOLE_HOUR = LogQuery(start_ns=T0, end_ns=T0 + 7200 * S, text="timeout")
+
+
+def _newest(backend: FilesBackend, deadline: float = float("inf")) -> list[int]:
+    return [r.ts_ns for r in backend._fetch(_WHOLE_HOUR, 5, deadline)]
+
+
+def test_a_persisted_index_is_used_by_the_next_run_only_for_the_same_file_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new backend (a restart) over the same index directory takes the stored index of an unchanged
+    file without reading the file again, extends it for a file that only grew, and never uses it for a
+    file rewritten in place, truncated, replaced by another file, or when the stored index is damaged."""
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    builds = _Builds(monkeypatch)
+    path, index_dir = tmp_path / "app.jsonl", tmp_path / "state" / "logs-index"
+    rows = _unordered_file(path, 300, seed=1)
+
+    def restart() -> list[int]:
+        return _newest(_unordered_backend(path, index_dir=index_dir, warm=False))
+
+    assert restart() == _newest_timeouts(rows) and builds.calls == [False]
+    stored = list(index_dir.iterdir())
+    assert len(stored) == 1 and stored[0].stat().st_mode & 0o777 == 0o600
+    assert restart() == _newest_timeouts(rows) and builds.calls == [False]  # taken as stored: no read
+
+    later = T0 + 3700 * S
+    with path.open("a") as out:  # grown by appending: the stored index is extended
+        out.write(json.dumps({"ts": _stamp(later), "level": "info", "msg": "timeout appended"}) + "\n")
+    rows.append((later, "timeout appended"))
+    assert restart() == _newest_timeouts(rows) and builds.calls == [False, True]
+
+    def rewrite(new_rows: list[tuple[int, str]]) -> None:
+        stat = path.stat()
+        data = "".join(text + "\n" for _, text in new_rows).encode()
+        with path.open("r+b") as out:  # in place: the same inode
+            out.write(data)
+            out.truncate(len(data))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    shifted = [(ts - 60 * S, text.replace(_stamp(ts), _stamp(ts - 60 * S))) for ts, text in rows]
+    same_size = [r for r in shifted if r[1].startswith("{")]  # JSON lines only: the same length each
+    rewrite(same_size)
+    assert path.stat().st_size == sum(len(t) + 1 for _, t in same_size)
+    assert restart() == _newest_timeouts(same_size) and builds.calls[-1] is False
+
+    truncated = same_size[: len(same_size) // 3]
+    rewrite(truncated)
+    assert restart() == _newest_timeouts(truncated) and builds.calls[-1] is False
+
+    other = tmp_path / "other.jsonl"
+    replaced = _unordered_file(other, 250, seed=2)
+    other.replace(path)  # rotated into place: another inode
+    assert restart() == _newest_timeouts(replaced) and builds.calls[-1] is False
+    count = len(builds.calls)
+    assert restart() == _newest_timeouts(replaced) and len(builds.calls) == count
+
+    stored[0].write_bytes(stored[0].read_bytes()[:-7])  # damaged: ignored, rebuilt
+    assert restart() == _newest_timeouts(replaced) and builds.calls[-1] is False and len(builds.calls) == count + 1
+
+
+def test_a_query_during_the_background_build_waits_for_it_and_a_late_one_fails_without_stopping_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index is built in the background from the backend's construction: a query arriving meanwhile
+    waits for that build instead of starting another; one whose deadline passes first fails with a
+    message saying so, and the build goes on for the next query."""
+    import time
+
+    from opsgate.logs.backends import DeadlinePassed
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    builds = _Builds(monkeypatch)
+    builds.gate = threading.Event()
+    path = tmp_path / "app.jsonl"
+    rows = _unordered_file(path, 300, seed=3)
+    backend = _unordered_backend(path)  # warm: starts building now
+    assert builds.started.wait(30)
+    with pytest.raises(DeadlinePassed, match="still being built"):
+        _newest(backend, deadline=time.monotonic())
+    answers: list[list[int]] = []
+    waiting = threading.Thread(target=lambda: answers.append(_newest(backend)))
+    waiting.start()
+    builds.gate.set()
+    waiting.join(30)
+    assert answers == [_newest_timeouts(rows)]
+    assert _newest(backend) == _newest_timeouts(rows)
+    assert builds.calls == [False]  # one build, shared
+
+
+def test_an_index_of_a_file_truncated_while_it_is_read_covers_what_was_read() -> None:
+    data = b"".join(json.dumps({"ts": _stamp(T0 + i * S), "msg": "m"}).encode() + b"\n" for i in range(100))
+    blocks = filescan.time_index(io.BytesIO(data), len(data) + 5000, lambda: None)
+    assert blocks[0].start == 0 and blocks[-1].end == len(data)
+    assert (blocks[0].min_ns, blocks[-1].max_ns) == (T0, T0 + 99 * S)

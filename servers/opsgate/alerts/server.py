@@ -20,6 +20,8 @@ from opsgate.alerts.backends.alertmanager import AlertmanagerBackend, JsonObject
 from opsgate.alerts.backends.azure import AzureAlertsBackend, AzureAlertsSettings
 from opsgate.alerts.backends.prometheus import PrometheusAlertsBackend
 from opsgate.alerts.contracts import (
+    LIST_UNTRUSTED,
+    SILENCE_UNTRUSTED,
     AlertItem,
     ListInput,
     ListOutput,
@@ -187,7 +189,7 @@ class AlertsService:
             backend=self.source_name,
             by_name=by_name,
             next_step=step,
-            untrusted_fields=["items[].summary", "items[].description", "items[].runbook_url"],
+            untrusted_fields=list(LIST_UNTRUSTED),
         )
 
     async def _matching(self, args: SilenceInput) -> list[AlertItem]:
@@ -305,6 +307,7 @@ def capability(config: AlertsSettings, backend: AlertmanagerBackend | AzureAlert
             target=_list_target,
             summarize=_summarize_list,
             untrusted_output=True,
+            untrusted_fields=LIST_UNTRUSTED,
             timeout_s=config.timeout_s * 2 + 5,
         ),
         Contract(
@@ -323,6 +326,7 @@ def capability(config: AlertsSettings, backend: AlertmanagerBackend | AzureAlert
             target=_silence_target,
             summarize=_summarize_silence,
             facts=service.facts,
+            untrusted_fields=SILENCE_UNTRUSTED,
             timeout_s=config.timeout_s * 3 + 5,
         ),
     ]

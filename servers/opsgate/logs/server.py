@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from opsgate.config import ConfigError, Settings
@@ -16,14 +17,15 @@ from opsgate.logs.service import LogsService
 from opsgate.logs.settings import LogsSettings, load
 
 
-def make_backend(config: LogsSettings, **injected: Any) -> LogBackend:
-    """The backend `config.backend` names. `injected` carries test or embedding hooks:
+def make_backend(config: LogsSettings, index_dir: Path | None = None, **injected: Any) -> LogBackend:
+    """The backend `config.backend` names. `index_dir`: where the files backend keeps the time indexes of
+    files not in time order between runs. `injected` carries test or embedding hooks:
     `azure_credential`, `azure_request_options`, `kube_api_client`, `loki_transport`."""
     try:
         if config.backend == "files":
             from opsgate.logs.backends.files import FilesBackend
 
-            return FilesBackend(config.files)
+            return FilesBackend(config.files, index_dir=index_dir)
         if config.backend == "loki":
             from opsgate.logs.backends.loki import LokiBackend
 
@@ -137,4 +139,4 @@ def capability(config: LogsSettings, backend: LogBackend) -> Capability:
 
 def build(settings: Settings) -> Capability:
     config = load(settings.logs)
-    return capability(config, make_backend(config))
+    return capability(config, make_backend(config, index_dir=settings.state_dir / "logs-index"))

@@ -7,6 +7,7 @@ and when it is true it wins over `allow`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -69,6 +70,22 @@ def require_fields(decision: Decision, scope: str) -> None:
             f"policy decision is malformed: a {scope} decision needs {', '.join(missing)} (missing); "
             "the gate never assumes a default"
         )
+
+
+def parse_decision_json(raw: str | bytes) -> Decision:
+    """Parse an engine's result given as JSON text, straight into a Decision.
+
+    What does not validate is parsed again by `parse_decision`, so an undefined or malformed result
+    raises the same PolicyError whichever form the engine gave it in.
+    """
+    try:
+        return Decision.model_validate_json(raw)
+    except ValidationError:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise PolicyError("policy decision is malformed: not JSON") from None
+        return parse_decision(value)
 
 
 def parse_decision(raw: Any) -> Decision:

@@ -420,6 +420,19 @@ def build(settings: Settings) -> Capability:
         ),
         Contract(
             name="rollback_deployment",
+            untrusted_fields=(
+                "images_before",
+                "images_after",
+                "image_changes[].before",
+                "image_changes[].after",
+                "env_changes[].before",
+                "env_changes[].after",
+                "server_dry_run.message",
+                "rollout.message",
+                "rollout.conditions[].reason",
+                "rollout.conditions[].message",
+                "rollout.images",
+            ),
             capability="rollback",
             title="Roll back a Deployment",
             purpose=(

@@ -10,6 +10,24 @@ from opsgate.triage.contracts import TriageInput, TriageOutput
 from opsgate.triage.service import Clock, TriageService
 from opsgate.triage.sources import Sources
 
+# Text from the monitored system, by path: names of dependencies found in log text, evidence sentences
+# quoting templates, reasons and change causes, image and config diffs, and the sources' own errors.
+UNTRUSTED_FIELDS = (
+    "summary",
+    "items[].name",
+    "items[].explanation",
+    "items[].supporting",
+    "items[].contradicting",
+    "items[].change.image_diff",
+    "items[].change.config_diff",
+    "items[].change.change_cause",
+    "items[].anomalies[].service",
+    "items[].new_templates",
+    "items[].pods",
+    "next_step.sentence",
+    "evidence_missing",
+)
+
 
 def _target(args: TriageInput) -> Target:
     return Target(namespace=args.namespace, service=args.service)
@@ -51,6 +69,7 @@ def build_capability(sources: Sources, clock: Clock = time.time) -> Capability:
             target=_target,
             summarize=_summarize,
             untrusted_output=True,
+            untrusted_fields=UNTRUSTED_FIELDS,
             timeout_s=60.0,
         )
     ]

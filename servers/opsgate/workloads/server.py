@@ -21,7 +21,14 @@ from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.workloads.backends.kubernetes import KubernetesReader
-from opsgate.workloads.contracts import EventsInput, EventsOutput, StatusInput, WorkloadStatus
+from opsgate.workloads.contracts import (
+    EVENTS_UNTRUSTED,
+    STATUS_UNTRUSTED,
+    EventsInput,
+    EventsOutput,
+    StatusInput,
+    WorkloadStatus,
+)
 from opsgate.workloads.events import Scope, group_events, owner_patterns, record_of
 from opsgate.workloads.state import (
     build_status,
@@ -150,7 +157,7 @@ class WorkloadsService:
             events_matched=len(matched),
             groups_total=len(groups),
             by_type=by_type,
-            untrusted_fields=["items[].message"],
+            untrusted_fields=list(EVENTS_UNTRUSTED),
         )
 
 
@@ -226,6 +233,7 @@ def build(settings: Settings) -> Capability:
             target=_status_target,
             summarize=_summarize_status,
             untrusted_output=True,
+            untrusted_fields=STATUS_UNTRUSTED,
             timeout_s=timeout,
         ),
         Contract(
@@ -244,6 +252,7 @@ def build(settings: Settings) -> Capability:
             target=_events_target,
             summarize=_summarize_events,
             untrusted_output=True,
+            untrusted_fields=EVENTS_UNTRUSTED,
             timeout_s=timeout,
         ),
     ]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsgate.workloads.contracts import (
+    STATUS_UNTRUSTED,
     Condition,
     ContainerSpec,
     ContainerState,
@@ -483,7 +484,7 @@ def build_status(
         pods_omitted=len(facts) - len(shown),
         conditions=conditions_of(workload),
         backend=backend,
-        untrusted_fields=["summary", "conditions[].message", "revisions[].change_cause", "pods[].containers[].message"],
+        untrusted_fields=list(STATUS_UNTRUSTED),
     )
 
 

@@ -1,5 +1,9 @@
 """The files backend: JSON-lines, logfmt and plain-text files matched by globs, gzip-rotated files
-included. Time-ordered files are searched by binary search on byte offsets (see `filescan`)."""
+included. Time-ordered files are searched by binary search on byte offsets (see `filescan`); a file not
+in time order gets a block time index (see `filescan.time_index`), built in the background: from the
+backend's construction on, and again whenever a query finds the file changed. A query that needs an
+index still being built waits for it (at most until its deadline; the build goes on). With an index
+directory the indexes outlive the process (see `files_index`)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import gzip
 import heapq
 import io
 import os
+import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -19,8 +25,9 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import REPO_ROOT
-from opsgate.contracts import ToolError
-from opsgate.logs.backends import Fetched, check_deadline
+from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate.logs.backends import DeadlinePassed, Fetched, check_deadline, filescan
+from opsgate.logs.backends.files_index import FileVersion, IndexStore, TimeIndex
 from opsgate.logs.backends.filescan import IndexedBlock, Needle, backward, bracket, forward, time_index
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import LogRecord, leading_time, parse_line
@@ -29,8 +36,6 @@ from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
 GZIP_SUFFIXES = (".gz", ".gzip")
-HEAD_BYTES = 4096
-"""A file whose first bytes are unchanged and that is larger than before only grew: its index is extended."""
 INHERIT_LOOKBACK = 16 << 10
 """How far back a line without a time looks for the line it continues (a long stack trace)."""
 
@@ -74,16 +79,35 @@ def _service_of(path: Path) -> str:
     return path.name.split(".", 1)[0]
 
 
+class _Build:
+    """One background build of a file's time index; `error` is what stopped it, if anything did."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class _Closed(Exception):
+    """The backend was closed while an index was being built."""
+
+
 class FilesBackend:
     name = "files"
     page_cap = 1_000_000
 
-    def __init__(self, settings: FilesSettings) -> None:
+    def __init__(self, settings: FilesSettings, *, index_dir: Path | None = None, warm: bool = True) -> None:
+        """`index_dir`: where time indexes are kept between runs (none: in memory only). `warm`: index the
+        files not in time order in a background thread from now on, so that a first query finds it done."""
         self.settings = settings
         self._gzip_cache: OrderedDict[tuple[str, float, int], bytes] = OrderedDict()
         self._range_cache: dict[tuple[str, float, int], tuple[int | None, int | None]] = {}
-        # path -> (mtime_ns, size, the file's first bytes, its time index)
-        self._index_cache: dict[str, tuple[int, int, bytes, list[IndexedBlock]]] = {}
+        self._store = IndexStore(index_dir) if index_dir is not None else None
+        self._indexes: dict[Path, TimeIndex] = {}
+        self._builds: dict[Path, _Build] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        if warm and any(not source.time_ordered for source in settings.sources):
+            threading.Thread(target=self._warm, name="opsgate-files-index", daemon=True).start()
 
     def files(self) -> list[LogFile]:
         found: dict[Path, LogFile] = {}
@@ -108,6 +132,7 @@ class FilesBackend:
         return Fetched(records=records)
 
     async def aclose(self) -> None:
+        self._closed.set()  # background builds stop at their next block
         self._gzip_cache.clear()
 
     # -- in a worker thread ---------------------------------------------------------------------
@@ -197,20 +222,94 @@ class FilesBackend:
             yield from self._scan(log_file, blob, start, stop, query, limit, deadline)
 
     def _time_index(self, log_file: LogFile, blob: BinaryIO, size: int, deadline: float) -> list[IndexedBlock]:
-        """The file's time index: built on first use, kept while the file is unchanged, extended (not
-        rebuilt) when it only grew (same first bytes, larger size), rebuilt when it was rewritten."""
-        mtime = os.fstat(blob.fileno()).st_mtime_ns
-        blob.seek(0)
-        head = blob.read(HEAD_BYTES)
-        cached = self._index_cache.get(str(log_file.path))
-        if cached is not None and cached[:3] == (mtime, size, head):
-            return cached[3]
-        grown = cached is not None and cached[1] < size and head.startswith(cached[2]) and cached[3]
-        index = time_index(
-            blob, size, lambda: check_deadline(deadline, self.name), after=cached[3] if grown and cached else None
+        """The time index of the file version this query opened: the one in memory if it covers that
+        version, else the one a background build makes (started now unless one is under way), waited for
+        until the deadline. Should the file have changed while it was built (rotated, truncated,
+        rewritten), or not be readable by its path, the version opened here is indexed for this query."""
+        wanted = FileVersion.of(blob, size)
+        with self._lock:
+            current = self._indexes.get(log_file.path)
+            if current is not None and current.version.covers(wanted):
+                return current.blocks
+            build = self._builds.get(log_file.path)
+            if build is None:
+                build = self._builds[log_file.path] = _Build()
+                builder = threading.Thread(target=self._build, args=(log_file, build), name="opsgate-files-index")
+                builder.daemon = True
+                builder.start()
+        if not build.done.wait(min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)):
+            raise DeadlinePassed(
+                f"the time index of {log_file.path.name} (not in time order) is still being built and goes on "
+                "in the background: retry shortly"
+            )
+        if isinstance(build.error, _Closed):
+            raise BackendUnavailable("the files backend was closed")
+        with self._lock:
+            current = self._indexes.get(log_file.path)
+        if current is not None and current.version.covers(wanted):
+            return current.blocks
+        grown = current is not None and wanted.grew_from(current.version)
+        blocks = time_index(
+            blob, size, lambda: check_deadline(deadline, self.name), after=current.blocks if grown and current else None
         )
-        self._index_cache[str(log_file.path)] = (mtime, size, head, index)
-        return index
+        with self._lock:
+            latest = self._indexes.get(log_file.path)
+            if latest is None or wanted.grew_from(latest.version):
+                self._indexes[log_file.path] = TimeIndex(wanted, filescan.BLOCK, blocks)
+        return blocks
+
+    def _build(self, log_file: LogFile, build: _Build) -> None:
+        """Index the file now at `log_file.path`: take the index in memory or on disk as it is if the file
+        is unchanged, extend it if the file only grew, else build it anew; keep it in memory and on disk."""
+        try:
+            with log_file.path.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                version = FileVersion.of(handle, size)
+                with self._lock:
+                    prior = self._indexes.get(log_file.path)
+                key = log_file.path.absolute()
+                if prior is None and self._store is not None:
+                    prior = self._store.load(key, filescan.BLOCK)
+                if prior is not None and prior.version == version:
+                    index = prior
+                else:
+                    after = prior.blocks if prior is not None and version.grew_from(prior.version) else None
+                    index = TimeIndex(version, filescan.BLOCK, time_index(handle, size, self._check_open, after=after))
+                    if self._store is not None and (after is None or len(index.blocks) != len(after)):
+                        self._store.save(key, index)  # not when only the last block grew: extending redoes it
+            with self._lock:
+                latest = self._indexes.get(log_file.path)
+                if latest is None or not latest.version.grew_from(index.version):
+                    self._indexes[log_file.path] = index
+        except BaseException as exc:  # handed to the queries waiting for this build
+            build.error = exc
+        finally:
+            with self._lock:
+                if self._builds.get(log_file.path) is build:
+                    del self._builds[log_file.path]
+            build.done.set()
+
+    def _warm(self) -> None:
+        """Index every file not in time order, one after another (a file a query asked for first is
+        being built by that query's build: skipped here)."""
+        try:
+            log_files = self.files()
+        except Exception:  # a query reports what is wrong with the sources
+            return
+        for log_file in log_files:
+            if self._closed.is_set():
+                return
+            if log_file.time_ordered or log_file.gzipped:
+                continue
+            with self._lock:
+                if log_file.path in self._builds or log_file.path in self._indexes:
+                    continue
+                build = self._builds[log_file.path] = _Build()
+            self._build(log_file, build)
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise _Closed
 
     def _indexed_scan(
         self, log_file: LogFile, blob: BinaryIO, index: list[IndexedBlock], query: LogQuery, limit: int, deadline: float

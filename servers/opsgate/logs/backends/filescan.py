@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from opsgate.logs.records import leading_time, parse_line
 from opsgate.logs.timeparse import log_time_ns
@@ -191,18 +191,11 @@ class IndexedBlock:
     last_ns: int | None = None  # the time a continuation line right after this block inherits
 
 
-def _template(line: bytes) -> tuple[re.Pattern[bytes], bytes] | None:
-    """A pattern that finds, after each newline, a time written exactly as in `line` (same prefix, same
-    digit layout, same zone), and that zone: times found by it compare as text in time order."""
-    match = _TIME_PREFIX.match(line)
-    if match is None:
-        return None
-    zone = match.group(3) or b""
-    shape = re.sub(rb"\d", rb"\\d", re.escape(match.group(2)))
-    return re.compile(b"\n" + re.escape(match.group(1)) + b"(" + shape + b")" + re.escape(zone)), zone
+Times = tuple[int | None, int | None, int | None]
+"""(earliest, latest, last) time of a block's lines."""
 
 
-def _line_times(block: bytes, carried: int | None) -> tuple[int | None, int | None, int | None]:
+def _line_times(block: bytes, carried: int | None) -> Times:
     """(min, max, last) time of the lines in `block`, one line at a time (the general, slow path)."""
     low = high = None
     last = carried
@@ -222,45 +215,187 @@ def _line_times(block: bytes, carried: int | None) -> tuple[int | None, int | No
     return low, high, last
 
 
-def time_index(
-    data: bytes | memoryview | BinaryIO,
-    size: int,
-    tick: Callable[[], None],
-    after: list[IndexedBlock] | None = None,
-) -> list[IndexedBlock]:
-    """Blocks of about BLOCK bytes with the range of their lines' times, for files not in time order.
+CHUNK_BLOCKS = 16
+"""Blocks read (and analysed with whole-array operations) at a time by `time_index`."""
+_PAD = 128
+_AFTER_BARE_TIME = b"0123456789.,Z+-"
+"""Bytes that may not follow a time written without a zone: a longer fraction or a zone there would make
+the line's time differ from the text a template reads."""
+_LOW7 = 0x7F7F7F7F7F7F7F7F
 
-    Lines written alike (the same time prefix and layout, as JSON-lines and logfmt writers do) are read
-    by one regex search a block, and their times compared as text; a block with any other line falls
-    back to parsing each line. Built once per file version and cached by the caller; `after`, the index of
-    the same file before it grew, is kept but for its last block (which may have ended mid-line)."""
-    view = None if hasattr(data, "read") else data
+
+@dataclass(frozen=True)
+class _Template:
+    """How a file's first timed line writes its time: the bytes before it (`{"ts":"`, `ts=` or none), its
+    layout (`shape`: digits and separators) and its zone. Times of lines written exactly alike compare as
+    text in time order, so a block whose every line fits needs no per-line parsing: its lines are checked
+    and compared with whole-array (numpy) operations, eight bytes at a time."""
+
+    prefix: bytes
+    shape: bytes
+    zone: bytes
+
+    @classmethod
+    def of(cls, line: bytes) -> _Template | None:
+        match = _TIME_PREFIX.match(line)
+        if match is None:
+            return None
+        return cls(match.group(1), match.group(2), match.group(3) or b"")
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix) + len(self.shape) + len(self.zone)
+
+    def time_ns(self, shape_text: bytes) -> int | None:
+        return log_time_ns((shape_text + self.zone).decode())
+
+    def word_checks(self) -> list[tuple[int, int, int, int, int]]:
+        """The 8-byte words to read from a line start to check it fits: the prefix's words, then the time's
+        (and zone's), as (offset, expected, add, high, time mask). With `x = word ^ expected`, every literal
+        byte of x is 0 and every digit byte 0..9 exactly when `((x & 0x7F..) + add | x) & high` is 0 (add
+        is 0x7F on a literal byte, 0x76 on a digit byte: no byte carries into the next). `time mask` keeps
+        the bytes of the time text, which compare in time order (0 for a prefix word)."""
+        checks = []
+        for base, text, timed in ((0, self.prefix, False), (len(self.prefix), self.shape + self.zone, True)):
+            for word in range(0, len(text), 8):
+                expected = add = high = mask = 0
+                for i in range(word, word + 8):
+                    expected, add, high, mask = expected << 8, add << 8, high << 8, mask << 8
+                    if i < len(text):
+                        digit = timed and i < len(self.shape) and 0x30 <= text[i] <= 0x39
+                        expected |= 0x30 if digit else text[i]
+                        add |= 0x76 if digit else 0x7F
+                        high |= 0x80
+                        mask |= 0xFF if timed and i < len(self.shape) else 0
+                checks.append((base + word, expected, add, high, mask))
+        return checks
+
+
+class _Chunk:
+    """Whole lines' facts of `n` bytes read into `buf` (which has _PAD spare bytes after them): where each
+    line starts and ends and, once a template is known, whether it fits the template and its time as
+    big-endian words that compare in time order."""
+
+    def __init__(self, np: Any, buf: Any, words: Any, n: int) -> None:
+        self.np, self.buf, self.words, self.n = np, buf, words, n
+        buf[n] = 0x0A  # what follows the last line, for the byte-after check of a time at the very end
+        self.newlines = np.flatnonzero(buf[:n] == 0x0A)
+        starts = np.empty(len(self.newlines) + 1, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = self.newlines + 1
+        ends = np.empty_like(starts)
+        ends[:-1] = self.newlines
+        ends[-1] = n
+        keep = len(starts) - (1 if starts[-1] == n else 0)
+        self.starts, self.ends = starts[:keep], ends[:keep]
+        self.fits: Any = None
+        self.keys: list[Any] = []
+
+    def match(self, template: _Template) -> None:
+        np, starts = self.np, self.starts
+        bad = np.zeros(len(starts), dtype=np.uint64)
+        self.keys = []
+        for offset, expected, add, high, mask in template.word_checks():
+            word = self.words[starts + offset]
+            x = word ^ np.uint64(expected)
+            bad |= (((x & np.uint64(_LOW7)) + np.uint64(add)) | x) & np.uint64(high)
+            if mask:
+                self.keys.append(word & np.uint64(mask))
+        fits = (bad == 0) & (starts + template.length <= self.ends)
+        if not template.zone:
+            after = np.zeros(256, dtype=bool)
+            after[list(_AFTER_BARE_TIME)] = True
+            fits &= ~after[self.buf[starts + template.length]]
+        self.fits = fits
+
+    def last_line_end(self, start: int, limit: int) -> int:
+        """The end (after its newline) of the last whole line in [start, limit), or 0 when none ends there."""
+        k = int(self.np.searchsorted(self.newlines, limit, side="left")) - 1
+        return int(self.newlines[k]) + 1 if k >= 0 and self.newlines[k] >= start else 0
+
+    def block_times(self, template: _Template, start: int, end: int) -> Times | None:
+        """(min, max, last) time of the lines in [start, end) when every one fits the template (start is a
+        line start, end a line end or the end of the data); None otherwise."""
+        np = self.np
+        if start > 0 and self.buf[start - 1] != 0x0A:
+            return None
+        first = int(np.searchsorted(self.starts, start))
+        stop = int(np.searchsorted(self.starts, end))
+        if stop <= first or self.ends[stop - 1] > end or not self.fits[first:stop].all():
+            return None
+        low, high = (self._extreme(first, stop, biggest) for biggest in (False, True))
+        return self._time(template, low), self._time(template, high), self._time(template, stop - 1)
+
+    def _extreme(self, first: int, stop: int, biggest: bool) -> int:
+        """The row of the earliest (latest) time in rows [first, stop): words compared in turn."""
+        np = self.np
+        rows = None
+        for column in self.keys:
+            values = column[first:stop] if rows is None else column[first:stop][rows]
+            best = values.max() if biggest else values.min()
+            hits = np.flatnonzero(values == best)
+            rows = hits if rows is None else rows[hits]
+            if len(rows) == 1:
+                break
+        assert rows is not None
+        return first + int(rows[0])
+
+    def _time(self, template: _Template, row: int) -> int | None:
+        at = int(self.starts[row]) + len(template.prefix)
+        return template.time_ns(self.buf[at : at + len(template.shape)].tobytes())
+
+
+def time_index(
+    blob: BinaryIO, size: int, tick: Callable[[], None], after: list[IndexedBlock] | None = None
+) -> list[IndexedBlock]:
+    """Blocks of about BLOCK bytes (cut after a line end) with the range of their lines' times, for files
+    not in time order.
+
+    Read CHUNK_BLOCKS blocks at a time into one buffer (copies, not a memory map: a file truncated while it
+    is read gives a short read, not a SIGBUS). Lines written alike (the same time prefix, layout and zone,
+    as JSON-lines and logfmt writers do) are checked and compared with whole-array operations; a block
+    with any other line falls back to parsing each of its lines. Built once per file version and cached
+    by the caller; `after`, the index of the same file before it grew, is kept but for its last block
+    (which may have ended mid-line)."""
+    import numpy as np  # only files not in time order need it: kept out of start-up
+
     blocks: list[IndexedBlock] = list(after[:-1]) if after else []
     position = after[-1].start if after else 0
     carried: int | None = blocks[-1].last_ns if blocks else None
-    template: tuple[re.Pattern[bytes], bytes] | None = None
+    template: _Template | None = None
+    capacity = BLOCK * CHUNK_BLOCKS
+    buf = np.zeros(capacity + _PAD, dtype=np.uint8)
+    words = np.ndarray(shape=(len(buf) - 7,), dtype=">u8", buffer=buf, strides=(1,))
     while position < size:
         tick()
-        if view is not None:
-            chunk = bytes(view[position : min(size, position + BLOCK)])
-        else:
-            data.seek(position)  # type: ignore[union-attr]
-            chunk = data.read(min(BLOCK, size - position))  # type: ignore[union-attr]
-        cut = chunk.rfind(b"\n") + 1 if position + len(chunk) < size else len(chunk)
-        if cut == 0:
-            cut = len(chunk)  # a line longer than a block: index it whole
-        block = chunk[:cut]
-        if template is None:
-            template = _template(block.split(b"\n", 1)[0])
-        found = template[0].findall(b"\n" + block) if template is not None else []
-        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-        if template is not None and found and len(found) == lines:
-            zone = template[1].decode()
-            low_ns = log_time_ns(min(found).decode() + zone)
-            high_ns = log_time_ns(max(found).decode() + zone)
-            carried = log_time_ns(found[-1].decode() + zone)
-        else:
-            low_ns, high_ns, carried = _line_times(block, carried)
-        blocks.append(IndexedBlock(position, position + cut, low_ns, high_ns, carried))
-        position += cut
+        blob.seek(position)
+        n = blob.readinto(buf.data[: min(capacity, size - position)])  # type: ignore[attr-defined]
+        if not n:
+            break  # the file shrank while it was read: index what there was
+        if n < min(capacity, size - position):
+            size = position + n
+        chunk = _Chunk(np, buf, words, n)
+        matched = False
+        offset = 0
+        while offset < n:
+            if size - position - offset <= BLOCK:
+                if position + n < size:
+                    break  # the last block runs past this chunk: read it with the next one
+                end = n  # the rest of the file is one block
+            elif offset + BLOCK > n:
+                break  # the block runs past this chunk: read it with the next one
+            else:
+                end = chunk.last_line_end(offset, offset + BLOCK) or offset + BLOCK  # a longer line: cut it
+            if template is None:
+                template = _Template.of(buf[offset : min(end, offset + 256)].tobytes().split(b"\n", 1)[0])
+            times = None
+            if template is not None:
+                if not matched:
+                    chunk.match(template)
+                    matched = True
+                times = chunk.block_times(template, offset, end)
+            low_ns, high_ns, carried = times if times is not None else _line_times(buf[offset:end].tobytes(), carried)
+            blocks.append(IndexedBlock(position + offset, position + end, low_ns, high_ns, carried))
+            offset = end
+        position += offset
     return blocks

@@ -36,7 +36,8 @@ from mcp_types import CallToolResult
 
 # the repository root, for tests.support (under --against, the other tree's: OPSGATE_BENCH_ROOT)
 ROOT = Path(os.environ.get("OPSGATE_BENCH_ROOT") or Path(__file__).resolve().parents[1])
-sys.path[:0] = [str(ROOT / "servers"), str(ROOT)]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "servers"))
 
 from tests.support import testkit  # noqa: E402
 from tests.support.testkit import EchoInput  # noqa: E402

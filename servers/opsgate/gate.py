@@ -620,7 +620,6 @@ class Gate:
         # 8. shape
         result = self._shape(contract, output, decision, record)
         record["outcome"] = "ok" if not failed else "failed"
-        record["output_digest"] = (result.meta or {}).pop(META_PREFIX + "body_digest", None)
         return result, applied
 
     def _write_failed(self, real_write: bool, call: GatedCall, record: dict[str, Any]) -> None:
@@ -766,7 +765,7 @@ class Gate:
         # the same notes inside structuredContent: some clients forward only that to the model
         data[NOTES_FIELD] = {"untrusted_fields": untrusted, "capped": capped, "redactions": redacted}
         body = compact_json(data)
-        body_digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        record["output_digest"] = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
         content: list[ContentBlock] = (
             contract.content(shaped)
             if contract.content is not None
@@ -779,7 +778,6 @@ class Gate:
             _meta={
                 **_result_meta(record),
                 META_PREFIX + "redacted": redacted,
-                META_PREFIX + "body_digest": body_digest,
             },
         )
 

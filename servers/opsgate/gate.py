@@ -359,7 +359,9 @@ class Gate:
         seq = finish()
         if seq is None:
             return self._audit_failed_result(name, record)
-        result.meta = {**(result.meta or {}), META_PREFIX + "audit_seq": seq}
+        if result.meta is None:
+            result.meta = {}
+        result.meta[META_PREFIX + "audit_seq"] = seq
         return result
 
     def _audit_failed_result(self, name: str, record: dict[str, Any]) -> CallToolResult:
@@ -446,7 +448,7 @@ class Gate:
                 namespace=target.namespace,
                 service=target.service,
             )
-        record["target"] = target.model_dump()
+        record["target"] = target.document
         ctx = CallContext(call_id=record["call_id"], caller=caller, target=target, request_id=request_id, mcp=mcp_ctx)
         if mcp_ctx is not None:
             ctx.progress = _progress_sender(mcp_ctx)
@@ -677,7 +679,7 @@ class Gate:
             "scope": scope,
             "risk": risk,
             "args": args,
-            "target": target.model_dump(),
+            "target": target.document,
             "facts": facts,
             "caller": caller.document,
             "approval": approval,

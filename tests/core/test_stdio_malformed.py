@@ -1,5 +1,6 @@
 """Malformed JSON-RPC over stdio gets a JSON-RPC error promptly (it used to get no answer at all), the
-server keeps serving, and every tools/call that reaches the gate leaves an audit record."""
+server keeps serving, and every tools/call that reaches the gate leaves an audit record: for `opsgate serve`
+and for the evaluation server (`python -m opsgate.evaluation.server`), which serve stdio the same way."""
 
 from __future__ import annotations
 
@@ -52,13 +53,34 @@ class Stdio:
         return dict(json.loads(line))
 
 
-@pytest.fixture(scope="module")
-def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stdio]:
-    """One server for the module: each probe is followed by a ping, so a wedged server fails that probe."""
-    state = tmp_path_factory.mktemp("stdio") / "state"
+def _command(server: str, folder: Path, state: Path) -> list[str]:
+    if server == "serve":
+        return [sys.executable, "-m", "opsgate", "serve", "runbooks"]
+    # the evaluation's server process (what `opsgate eval` starts for an agent), on a minimal config
+    config = folder / "eval.toml"
+    config.write_text(f"state_dir = {json.dumps(str(state))}\n")
+    return [
+        sys.executable,
+        "-m",
+        "opsgate.evaluation.server",
+        "--config",
+        str(config),
+        "--record",
+        str(folder / "diagnosis.json"),
+        "--usage",
+        str(folder / "usage.jsonl"),
+    ]
+
+
+@pytest.fixture(scope="module", params=["serve", "eval"])
+def stdio(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stdio]:
+    """One server per kind for the module (`opsgate serve` and the evaluation server): each probe is followed
+    by a ping, so a wedged server fails that probe."""
+    folder = tmp_path_factory.mktemp("stdio")
+    state = folder / "state"
     env = {**os.environ, "OPSGATE_STATE_DIR": str(state)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsgate", "serve", "runbooks"],
+        _command(str(request.param), folder, state),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

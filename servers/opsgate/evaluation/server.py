@@ -1,4 +1,5 @@
-"""The evaluation's MCP server process: `opsgate serve all` plus `submit_diagnosis` and usage counting.
+"""The evaluation's MCP server process: `opsgate serve all` plus `submit_diagnosis` and usage counting,
+served over stdio the way `opsgate serve` serves it (`opsgate.launch`, `opsgate.stdio`).
 
     python -m opsgate.evaluation.server --config eval.toml --record diagnosis.json --usage usage.jsonl
 
@@ -21,7 +22,9 @@ from mcp_types import TextContent
 
 from opsgate.config import load_settings
 from opsgate.evaluation.submit import build_submit_capability
+from opsgate.launch import DeferredApp
 from opsgate.server import App, build_app
+from opsgate.stdio import serve_stdio
 
 
 def build_eval_app(config: Path, record: Path, usage: Path) -> App:
@@ -54,8 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in ("httpx", "httpcore", "kubernetes", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    app = build_eval_app(args.config, args.record, args.usage)
-    app.server.run("stdio")
+    load_settings(args.config)  # a bad config stops the server now, not at the agent's first call
+    # the same stdio path as `opsgate serve`: `initialize` answered at once (agents time the handshake), the
+    # app built on first use, and every malformed JSON-RPC line answered with an error (opsgate.stdio)
+    deferred = DeferredApp(lambda: build_eval_app(args.config, args.record, args.usage))
+
+    async def serve() -> None:
+        try:
+            await serve_stdio(deferred.server)
+        finally:
+            await deferred.aclose()
+
+    anyio.run(serve)
     return 0
 
 

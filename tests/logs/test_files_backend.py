@@ -530,3 +530,47 @@ def test_a_grown_file_is_searched_through_its_extended_index_not_searched_whole(
     rows.append((later + S, "timeout again"))
     restarted = _unordered_backend(path, index_dir=index_dir, warm=False)
     assert _newest(restarted) == _newest_timeouts(rows)  # the stored index, extended
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_cursor_pages_of_an_unordered_file_are_exact_before_and_after_its_index_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """Paging with a cursor through a file not in time order, with many lines sharing a time: every
+    matching line once, in order, both while the index is held back (each page searched for) and
+    through the index once it is built."""
+    import anyio
+
+    from opsgate.logs.backends import files
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 10_000)
+    builds = _Builds(monkeypatch)
+    builds.gate = threading.Event()
+    rng = random.Random(9)
+    rows = [(T0 + rng.randrange(0, 40) * S, f"timeout {n} {'x' * rng.randrange(0, 90)}") for n in range(500)]
+    rng.shuffle(rows)
+    path = tmp_path / "app.jsonl"
+    path.write_text("".join(json.dumps({"ts": _stamp(ts), "level": "info", "msg": msg}) + "\n" for ts, msg in rows))
+    config = load({"now": "2026-11-23T05:00:00Z", "files": {"sources": [{"path": str(path), "time_ordered": False}]}})
+    service = LogsService(config, FilesBackend(config.files, warm=False))
+
+    def pages() -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        cursor = None
+        while True:
+            args = QueryInput(start=_stamp(T0), end=_stamp(T0 + 60 * S), text="TIMEOUT", order=order, limit=23)
+            page = anyio.run(service.query, args.model_copy(update={"cursor": cursor}))
+            seen += [(i.time, i.message) for i in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    searched = pages()
+    assert builds.started.wait(30) and not builds.gate.is_set()  # every page answered by searching
+    times = [t for t, _ in searched]
+    assert len(searched) == len(set(searched)) == len(rows)
+    assert times == sorted(times, reverse=order == "newest")
+    builds.gate.set()
+    assert service.backend.wait_for_indexes(30)  # type: ignore[attr-defined]
+    assert pages() == searched

@@ -574,3 +574,21 @@ def test_cursor_pages_of_an_unordered_file_are_exact_before_and_after_its_index_
     builds.gate.set()
     assert service.backend.wait_for_indexes(30)  # type: ignore[attr-defined]
     assert pages() == searched
+
+
+def test_stored_indexes_of_log_files_gone_for_good_are_removed(tmp_path: Path) -> None:
+    index_dir = tmp_path / "logs-index"
+    kept, gone = tmp_path / "app-2026-11-30.jsonl", tmp_path / "app-2026-11-29.jsonl"
+    for path in (kept, gone):
+        _unordered_file(path, 50, seed=10)
+    first = FilesBackend(
+        FilesSettings(sources=[FileSource(path=str(tmp_path / "app-*.jsonl"), time_ordered=False)]), index_dir=index_dir
+    )
+    assert first.wait_for_indexes(30) and len(list(index_dir.glob("*.idx"))) == 2
+    gone.unlink()
+    second = FilesBackend(
+        FilesSettings(sources=[FileSource(path=str(tmp_path / "app-*.jsonl"), time_ordered=False)]), index_dir=index_dir
+    )
+    assert second.wait_for_indexes(30)
+    remaining = list(index_dir.glob("*.idx"))
+    assert len(remaining) == 1 and str(kept) in remaining[0].read_bytes().split(b"\n", 1)[0].decode()

@@ -378,6 +378,8 @@ class FilesBackend:
                     continue
                 build = self._builds[log_file.path] = _Build()
             self._build(log_file, build)
+        if self._store is not None and not self._closed.is_set():
+            self._store.prune()
 
     def _check_open(self) -> None:
         if self._closed.is_set():

@@ -1,9 +1,12 @@
 """One policy decision on each engine: median and p99, printed with ratios to the embedded engine.
 
-    python bench/bench_policy.py [--n 2000] [--against OTHER_POLICY_DIR]
+    python bench/bench_policy.py [--n 2000] [--against OTHER_POLICY_DIR ...]
 
-`--against` adds a row for the embedded VM over another policy folder (e.g. an older revision:
-`git archive REV policies | tar -x -C /tmp/old`) on the same inputs in the same run.
+`--against` (repeatable) adds a row for the embedded VM over another policy folder (e.g. an older
+revision: `git archive REV policies | tar -x -C /tmp/old`) on the same inputs in the same run, through
+the same `decide` path, so the rows differ by the Rego alone. Then one decision of each kind (a read,
+a dry run, an autonomous real write, an approved write, a write held for approval), each input
+repeated, on every policy folder.
 
 Rows: the embedded engine inline on the event loop (what the gate uses); the same VM behind a dedicated
 worker thread (the alternative that was measured and not chosen); regorus's tree-walking interpreter;
@@ -33,6 +36,14 @@ from opsgate.policy.embedded import EmbeddedEngine, load_policy_data, new_interp
 from opsgate.policy.opa import OpaServerEngine  # noqa: E402
 
 INPUTS = [c.input for c in load_cases()]
+# One decision of each kind, from the decision table.
+KINDS = {
+    "read": "read allowed",
+    "dry run": "prod dry run",
+    "autonomous real write": "autonomous real write",
+    "approved write (sre grant)": "prod write with sre grant",
+    "write held for approval": "prod write without approval",
+}
 
 
 async def measure(fn: Callable[[dict[str, Any]], Awaitable[Any]], n: int) -> list[float]:
@@ -47,6 +58,17 @@ async def measure(fn: Callable[[dict[str, Any]], Awaitable[Any]], n: int) -> lis
     return samples
 
 
+async def measure_interleaved(
+    fns: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]], n: int, rounds: int = 10
+) -> dict[str, list[float]]:
+    """`measure` for several engines in alternating rounds, so drift on a busy machine hits them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name] += await measure(fn, n // rounds)
+    return samples
+
+
 def row(name: str, samples: list[float], baseline: float | None) -> float:
     samples = sorted(samples)
     median = statistics.median(samples) * 1e6
@@ -56,17 +78,41 @@ def row(name: str, samples: list[float], baseline: float | None) -> float:
     return median
 
 
-async def main(n: int, against: Path | None) -> None:
+def one_kind(engine: EmbeddedEngine, doc: dict[str, Any], n: int) -> float:
+    for _ in range(20):  # warm up
+        engine.decide_sync(doc)
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        engine.decide_sync(doc)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1e6
+
+
+def kinds(engines: dict[str, EmbeddedEngine], n: int, rounds: int = 5) -> None:
+    by_name = {c.name: c.input for c in load_cases()}
+    names = list(engines)
+    print(f"\none decision of each kind (median of {rounds} rounds of {n // rounds} each, us):")
+    print(f"{'':<30}" + "".join(f"{name[-28:]:>30}" for name in names))
+    for kind, case in KINDS.items():
+        medians: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(rounds):
+            for name in names:
+                medians[name].append(one_kind(engines[name], by_name[case], n // rounds))
+        print(f"{kind:<30}" + "".join(f"{statistics.median(medians[name]):30.1f}" for name in names))
+
+
+async def main(n: int, against: list[Path]) -> None:
     print(f"{n} decisions each, cycling over {len(INPUTS)} decision-table inputs")
     embedded = EmbeddedEngine(POLICY_DIR)
-    base = row("embedded (regorus VM), inline on the loop", await measure(embedded.decide, n), None)
-    if against is not None:
-        other = EmbeddedEngine(against, validate_data=False)
+    others = {str(path): EmbeddedEngine(path, validate_data=False) for path in against}
+    trees = await measure_interleaved({"": embedded.decide} | {name: e.decide for name, e in others.items()}, n)
+    base = row("embedded (regorus VM), inline on the loop", trees[""], None)
+    for name in others:
+        row(f"embedded VM over {name}", trees[name], base)
 
-        async def other_decide(doc: dict[str, Any]) -> Any:
-            return other.evaluate(doc)
-
-        row(f"embedded VM over {against}", await measure(other_decide, n), base)
+    kinds({"policies/ (this tree)": embedded, **others}, max(500, n // 2))
+    print()
 
     worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     # The worker builds its own VM on first use (regorus objects stay on their thread).
@@ -108,6 +154,8 @@ async def main(n: int, against: Path | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--against", type=Path, default=None, help="another policy folder, same inputs")
+    parser.add_argument(
+        "--against", type=Path, action="append", default=[], help="another policy folder, same inputs (repeatable)"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.n, args.against))

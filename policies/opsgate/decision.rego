@@ -85,7 +85,18 @@ _denials_sorted := [[d.priority, d.rule, d.reason, d.alternative, d.require_appr
 
 _grants_sorted := sort([[g.priority, g.rule, g.reason, g.dry_run_only] | some g in grants])
 
+# A read never has a confirmation or a budget (confirmation_ok and write_budget say so for any call
+# that is not a write); the first branch spares reads those rules.
 _obligations(dry_run_only) := {
+	"max_items": max_items,
+	"redact": true,
+	"redact_patterns": config.redact_patterns,
+	"dry_run_only": dry_run_only,
+	"confirmation_ok": false,
+	"budget": null,
+} if {
+	is_read
+} else := {
 	"max_items": max_items,
 	"redact": true,
 	"redact_patterns": config.redact_patterns,

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from opsgate.audit_keys import JsonlSink, check_entry, key_id, sign_entry
@@ -47,8 +48,18 @@ class AuditError(StateError):
 
 
 def canonical_json(value: Any) -> str:
-    """The one serialisation that digests and hashes are computed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """The one serialisation that digests and hashes are computed over: sorted keys, no spaces, UTF-8.
+
+    orjson writes strings, integers and null exactly as `json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)` does, so hashes of earlier records verify unchanged. What orjson refuses (a lone
+    surrogate, a key that is not a string, an integer past 64 bits) goes through the json module: the
+    same value always takes the same path. orjson writes NaN and Infinity as null; the gate refuses
+    arguments that hold them, so no binding digest ever meets one.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    except (orjson.JSONEncodeError, UnicodeDecodeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def digest(value: Any) -> str:
@@ -63,19 +74,13 @@ def chain_hash(prev_hash: str, body: str) -> str:
 def row_hash(row: AuditRow) -> str:
     if row.v == 1:
         return chain_hash(row.prev_hash, row.body)
-    material = [
-        row.v,
-        row.seq,
-        row.ts,
-        row.call_id,
-        row.decision_id,
-        row.tool,
-        row.subject,
-        row.outcome,
-        row.body,
-        row.prev_hash,
-    ]
-    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+    r = row
+    return columns_hash(r.v, r.seq, r.ts, r.call_id, r.decision_id, r.tool, r.subject, r.outcome, r.body, r.prev_hash)
+
+
+def columns_hash(*columns: object) -> str:
+    """Version 2: every column but the hash itself, in `AUDIT_COLUMNS` order, as canonical JSON."""
+    return hashlib.sha256(canonical_json(list(columns)).encode()).hexdigest()
 
 
 def _columns(record: dict[str, Any]) -> tuple[str, str, str | None, str, str, str]:
@@ -219,8 +224,9 @@ class AuditLog:
         ts, call_id, decision_id, tool, subject, outcome = _columns(record)
 
         def make(seq: int, prev_hash: str) -> AuditRow:
-            row = AuditRow(seq, RECORD_VERSION, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, "")
-            return AuditRow(**{**row.__dict__, "hash": row_hash(row)})
+            columns = (seq, RECORD_VERSION, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash)
+            hash_ = columns_hash(RECORD_VERSION, seq, *columns[2:])
+            return AuditRow(*columns, hash_)
 
         try:
             row = self.store.append(make, durable=durable)

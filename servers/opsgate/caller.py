@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import Settings
 
@@ -14,6 +15,9 @@ CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
 
 
 class Caller(BaseModel):
+    # frozen: one caller object may serve many calls (the stdio caller is built once per client name)
+    model_config = ConfigDict(frozen=True)
+
     subject: str
     roles: list[str] = Field(default_factory=list)
     client: str = "unknown"
@@ -23,6 +27,16 @@ class Caller(BaseModel):
     auth: Literal["oidc", "api_key", "local", "none"] = "local"
     # the OAuth scopes of its token (empty for API keys and stdio); the policy judges them
     scopes: list[str] = Field(default_factory=list)
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The caller as the policy input and the audit record carry it (dumped once per caller)."""
+        return self.model_dump()
+
+
+@lru_cache(maxsize=256)
+def _local_caller(subject: str, roles: tuple[str, ...], client: str) -> Caller:
+    return Caller(subject=subject, roles=list(roles), client=client, authenticated=True, auth="local")
 
 
 def client_name(ctx: ServerRequestContext[Any, Any]) -> str:
@@ -61,11 +75,5 @@ def resolve_caller(ctx: ServerRequestContext[Any, Any], settings: Settings) -> C
             scopes=sorted({str(s) for s in token.scopes}),
         )
     if ctx.request is None:
-        return Caller(
-            subject=settings.caller.subject,
-            roles=list(settings.caller.roles),
-            client=client,
-            authenticated=True,
-            auth="local",
-        )
+        return _local_caller(settings.caller.subject, tuple(settings.caller.roles), client)
     return Caller(subject="anonymous", roles=[], client=client, authenticated=False, auth="none")

@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 import anyio
+import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
@@ -165,6 +166,15 @@ async def within(seconds: float, work: Awaitable[T]) -> T:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def compact_json(data: Any) -> str:
+    """A result body as its text block carries it: compact, UTF-8, non-finite numbers as null (as the SDK
+    writes structuredContent)."""
+    try:
+        return orjson.dumps(data).decode()
+    except (orjson.JSONEncodeError, UnicodeDecodeError):
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _validation_message(tool: str, exc: ValidationError) -> str:
@@ -402,7 +412,13 @@ class Gate:
             arguments = {}
         if not isinstance(arguments, dict):
             raise Denied(f"invalid arguments for {name}: expected an object", "invalid")
-        encoded = json.dumps(arguments, default=str)
+        try:
+            # JSON has no NaN or Infinity (RFC 8259); a client parser that let them through does not make them numbers
+            encoded = json.dumps(arguments, default=str, allow_nan=False)
+        except ValueError:
+            record["args_digest"] = digest(arguments)
+            record["args"] = _stored_args(arguments, record)
+            raise Denied(f"invalid arguments for {name}: NaN and Infinity are not JSON numbers", "invalid") from None
         size = len(encoded)
         if size > self.settings.max_argument_bytes:
             record["args_digest"] = digest(arguments)
@@ -557,7 +573,7 @@ class Gate:
         # The policy's item cap lowers the request's own `limit`: the backend returns at most that many (and a
         # cursor that continues after them), and the result's `limit` is the limit applied.
         max_items = decision.obligations.max_items
-        requested = getattr(args, "limit", None)
+        requested = args.__dict__.get("limit")  # a field, when the input has one (getattr misses slowly)
         if max_items is not None and type(requested) is int and requested > max_items:
             args = args.model_copy(update={"limit": max_items})
             record["capped"] = {"items": max_items}
@@ -664,7 +680,7 @@ class Gate:
             "args": args,
             "target": target.model_dump(),
             "facts": facts,
-            "caller": caller.model_dump(),
+            "caller": caller.document,
             "approval": approval,
             "context": {
                 "now": _now_iso(),
@@ -749,7 +765,7 @@ class Gate:
             text += " " + UNTRUSTED_NOTE
         # the same notes inside structuredContent: some clients forward only that to the model
         data[NOTES_FIELD] = {"untrusted_fields": untrusted, "capped": capped, "redactions": redacted}
-        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        body = compact_json(data)
         body_digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
         content: list[ContentBlock] = (
             contract.content(shaped)
@@ -878,7 +894,7 @@ def _new_record(tool: str, caller: Caller, request_id: str | None) -> dict[str, 
         "call_id": "call_" + secrets.token_hex(10),
         "request_id": request_id,
         "trace_id": None,
-        "caller": caller.model_dump(),
+        "caller": caller.document,
         "tool": tool,
     }
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
-from opsgate.audit import AuditLog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opsgate.audit import AuditLog, canonical_json
 
 
 def _fill(log: AuditLog, n: int) -> None:
@@ -96,3 +100,23 @@ def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     report = first.verify()
     assert report.ok, report.problems
     assert [r.record["i"] for r in second.records()] == list(range(10))
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_canonical_json_is_the_json_modules_sorted_compact_form(value: object) -> None:
+    """Records written before orjson hashed their columns with the json module: they must verify unchanged."""
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_canonical_json_takes_the_json_module_for_what_orjson_refuses() -> None:
+    for value in ["lone \ud800 surrogate", {1: "integer key"}, 2**70, [{"deep": "\udfff"}]]:
+        assert canonical_json(value) == json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )

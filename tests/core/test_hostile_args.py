@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp_types import CallToolResult
 
+from opsgate.caller import Caller
 from opsgate.cli import main
 from opsgate.server import App
 
@@ -77,3 +79,14 @@ async def test_control_characters_in_a_tool_name_cannot_forge_audit_tail_lines(
     assert len(lines) == 1, out
     assert "\x1b" not in out and "\r" not in out
     assert "\\n" in lines[0] and "\\x1b" in lines[0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+async def test_nan_and_infinity_are_refused_as_not_json_numbers(ops_app: App, value: float) -> None:
+    """A client parser may let `NaN` through; JSON has no such number, and a digest could not tell it from null."""
+    caller = Caller(subject="agent", roles=["responder"], authenticated=True)
+    result = await ops_app.gate.call_tool("metrics_query", {"metric": "error_ratio", "quantile": value}, caller)
+    assert isinstance(result, CallToolResult) and result.is_error
+    text = str(result.content[0].text)  # type: ignore[union-attr]
+    assert "NaN and Infinity are not JSON numbers" in text, text
+    assert ops_app.gate.audit.tail(1)[-1].record["outcome"] == "invalid"

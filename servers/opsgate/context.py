@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.context import ServerRequestContext
@@ -29,6 +29,11 @@ class Target(BaseModel):
     environment: str | None = None
     namespace: str | None = None
     service: str | None = None
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The target as the policy input and the audit record carry it (dumped once per call)."""
+        return self.model_dump()
 
 
 class ProgressFn(Protocol):

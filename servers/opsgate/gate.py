@@ -359,7 +359,9 @@ class Gate:
         seq = finish()
         if seq is None:
             return self._audit_failed_result(name, record)
-        result.meta = {**(result.meta or {}), META_PREFIX + "audit_seq": seq}
+        if result.meta is None:
+            result.meta = {}
+        result.meta[META_PREFIX + "audit_seq"] = seq
         return result
 
     def _audit_failed_result(self, name: str, record: dict[str, Any]) -> CallToolResult:
@@ -446,7 +448,7 @@ class Gate:
                 namespace=target.namespace,
                 service=target.service,
             )
-        record["target"] = target.model_dump()
+        record["target"] = target.document
         ctx = CallContext(call_id=record["call_id"], caller=caller, target=target, request_id=request_id, mcp=mcp_ctx)
         if mcp_ctx is not None:
             ctx.progress = _progress_sender(mcp_ctx)
@@ -620,7 +622,6 @@ class Gate:
         # 8. shape
         result = self._shape(contract, output, decision, record)
         record["outcome"] = "ok" if not failed else "failed"
-        record["output_digest"] = (result.meta or {}).pop(META_PREFIX + "body_digest", None)
         return result, applied
 
     def _write_failed(self, real_write: bool, call: GatedCall, record: dict[str, Any]) -> None:
@@ -678,7 +679,7 @@ class Gate:
             "scope": scope,
             "risk": risk,
             "args": args,
-            "target": target.model_dump(),
+            "target": target.document,
             "facts": facts,
             "caller": caller.document,
             "approval": approval,
@@ -766,7 +767,7 @@ class Gate:
         # the same notes inside structuredContent: some clients forward only that to the model
         data[NOTES_FIELD] = {"untrusted_fields": untrusted, "capped": capped, "redactions": redacted}
         body = compact_json(data)
-        body_digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        record["output_digest"] = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
         content: list[ContentBlock] = (
             contract.content(shaped)
             if contract.content is not None
@@ -779,7 +780,6 @@ class Gate:
             _meta={
                 **_result_meta(record),
                 META_PREFIX + "redacted": redacted,
-                META_PREFIX + "body_digest": body_digest,
             },
         )
 

@@ -8,7 +8,9 @@ import io
 import json
 import os
 import random
+import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +218,10 @@ def test_unordered_file_answers_exactly_what_sorting_everything_would(
 def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from opsgate.logs.backends import files
+
     monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 0)  # always through the index
     path = tmp_path / "live.jsonl"
     rows = _unordered_file(path, 300, seed=5)
     backend = FilesBackend(FilesSettings(sources=[FileSource(path=str(path), time_ordered=False)]))
@@ -369,7 +374,10 @@ def test_a_persisted_index_is_used_by_the_next_run_only_for_the_same_file_versio
     """A new backend (a restart) over the same index directory takes the stored index of an unchanged
     file without reading the file again, extends it for a file that only grew, and never uses it for a
     file rewritten in place, truncated, replaced by another file, or when the stored index is damaged."""
+    from opsgate.logs.backends import files
+
     monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 0)  # always through the index
     builds = _Builds(monkeypatch)
     path, index_dir = tmp_path / "app.jsonl", tmp_path / "state" / "logs-index"
     rows = _unordered_file(path, 300, seed=1)
@@ -425,9 +433,10 @@ def test_a_query_during_the_background_build_waits_for_it_and_a_late_one_fails_w
     message saying so, and the build goes on for the next query."""
     import time
 
-    from opsgate.logs.backends import DeadlinePassed
+    from opsgate.logs.backends import DeadlinePassed, files
 
     monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 0)  # never search first: wait for the index
     builds = _Builds(monkeypatch)
     builds.gate = threading.Event()
     path = tmp_path / "app.jsonl"
@@ -451,3 +460,135 @@ def test_an_index_of_a_file_truncated_while_it_is_read_covers_what_was_read() ->
     blocks = filescan.time_index(io.BytesIO(data), len(data) + 5000, lambda: None)
     assert blocks[0].start == 0 and blocks[-1].end == len(data)
     assert (blocks[0].min_ns, blocks[-1].max_ns) == (T0, T0 + 99 * S)
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_a_rare_term_before_the_index_is_ready_is_searched_for_and_a_common_one_waits_for_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """While a file's index is being built, a text or regex query that matches few lines searches the
+    file itself and answers exactly what the index would (it does not wait: the build is held until the
+    end); one that matches many lines gives up searching and waits for the index."""
+    from opsgate.logs.backends import files
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 30)
+    builds = _Builds(monkeypatch)
+    builds.gate = threading.Event()
+    path = tmp_path / "app.jsonl"
+    rows = _unordered_file(path, 600, seed=4)
+    backend = _unordered_backend(path, warm=False)
+    start, end = T0 + 300 * S, T0 + 3300 * S
+
+    def answer(limit: int, **filters: Any) -> list[tuple[int, str]]:
+        query = LogQuery(start_ns=start, end_ns=end, order=order, **filters)  # type: ignore[arg-type]
+        return [(r.ts_ns, r.message) for r in backend._fetch(query, limit, float("inf"))]
+
+    def expected(matches: Callable[[str], bool], limit: int) -> list[int]:
+        times = sorted((ts for ts, text in rows if start <= ts <= end and matches(text)), reverse=order == "newest")
+        return times[:limit]
+
+    rare = answer(4, text="CALL 42")  # "call 42", "call 420".."call 429": under 30
+    assert [ts for ts, _ in rare] == expected(lambda text: "call 42" in text.lower(), 4)
+    assert rare and all("call 42" in message.lower() for _, message in rare)
+    by_regex = answer(3, regex=r"call 2\d\b")
+    assert [ts for ts, _ in by_regex] == expected(lambda text: re.search(r"call 2\d\b", text) is not None, 3)
+    assert builds.started.wait(30) and builds.calls == [False]  # both answered while the build was held
+
+    answers: list[list[tuple[int, str]]] = []
+    waiting = threading.Thread(target=lambda: answers.append(answer(5, text="timeout")))
+    waiting.start()
+    builds.gate.set()
+    waiting.join(30)
+    assert [[ts for ts, _ in a] for a in answers] == [expected(lambda text: "timeout" in text.lower(), 5)]
+    assert builds.calls == [False]
+
+
+def test_a_grown_file_is_searched_through_its_extended_index_not_searched_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searching a whole file first only pays when its index must be built from nothing: a file with an
+    index of an earlier version (in memory or stored) that only grew waits for the cheap extension."""
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    path, index_dir = tmp_path / "app.jsonl", tmp_path / "logs-index"
+    rows = _unordered_file(path, 300, seed=8)
+    first = _unordered_backend(path, index_dir=index_dir, warm=False)
+    assert first.wait_for_indexes(30) and _newest(first) == _newest_timeouts(rows)
+    assert first.wait_for_indexes(30)
+
+    def no_whole_search(*args: Any) -> None:
+        raise AssertionError("searched the whole file although an index of it only needed extending")
+
+    monkeypatch.setattr(FilesBackend, "_search_first", no_whole_search)
+    later = T0 + 3700 * S
+    with path.open("a") as out:
+        out.write(json.dumps({"ts": _stamp(later), "level": "info", "msg": "timeout appended"}) + "\n")
+    rows.append((later, "timeout appended"))
+    assert _newest(first) == _newest_timeouts(rows)  # the index in memory, extended
+    with path.open("a") as out:
+        out.write(json.dumps({"ts": _stamp(later + S), "level": "info", "msg": "timeout again"}) + "\n")
+    rows.append((later + S, "timeout again"))
+    restarted = _unordered_backend(path, index_dir=index_dir, warm=False)
+    assert _newest(restarted) == _newest_timeouts(rows)  # the stored index, extended
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_cursor_pages_of_an_unordered_file_are_exact_before_and_after_its_index_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """Paging with a cursor through a file not in time order, with many lines sharing a time: every
+    matching line once, in order, both while the index is held back (each page searched for) and
+    through the index once it is built."""
+    import anyio
+
+    from opsgate.logs.backends import files
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 10_000)
+    builds = _Builds(monkeypatch)
+    builds.gate = threading.Event()
+    rng = random.Random(9)
+    rows = [(T0 + rng.randrange(0, 40) * S, f"timeout {n} {'x' * rng.randrange(0, 90)}") for n in range(500)]
+    rng.shuffle(rows)
+    path = tmp_path / "app.jsonl"
+    path.write_text("".join(json.dumps({"ts": _stamp(ts), "level": "info", "msg": msg}) + "\n" for ts, msg in rows))
+    config = load({"now": "2026-11-23T05:00:00Z", "files": {"sources": [{"path": str(path), "time_ordered": False}]}})
+    service = LogsService(config, FilesBackend(config.files, warm=False))
+
+    def pages() -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        cursor = None
+        while True:
+            args = QueryInput(start=_stamp(T0), end=_stamp(T0 + 60 * S), text="TIMEOUT", order=order, limit=23)
+            page = anyio.run(service.query, args.model_copy(update={"cursor": cursor}))
+            seen += [(i.time, i.message) for i in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    searched = pages()
+    assert builds.started.wait(30) and not builds.gate.is_set()  # every page answered by searching
+    times = [t for t, _ in searched]
+    assert len(searched) == len(set(searched)) == len(rows)
+    assert times == sorted(times, reverse=order == "newest")
+    builds.gate.set()
+    assert service.backend.wait_for_indexes(30)  # type: ignore[attr-defined]
+    assert pages() == searched
+
+
+def test_stored_indexes_of_log_files_gone_for_good_are_removed(tmp_path: Path) -> None:
+    index_dir = tmp_path / "logs-index"
+    kept, gone = tmp_path / "app-2026-11-30.jsonl", tmp_path / "app-2026-11-29.jsonl"
+    for path in (kept, gone):
+        _unordered_file(path, 50, seed=10)
+    first = FilesBackend(
+        FilesSettings(sources=[FileSource(path=str(tmp_path / "app-*.jsonl"), time_ordered=False)]), index_dir=index_dir
+    )
+    assert first.wait_for_indexes(30) and len(list(index_dir.glob("*.idx"))) == 2
+    gone.unlink()
+    second = FilesBackend(
+        FilesSettings(sources=[FileSource(path=str(tmp_path / "app-*.jsonl"), time_ordered=False)]), index_dir=index_dir
+    )
+    assert second.wait_for_indexes(30)
+    remaining = list(index_dir.glob("*.idx"))
+    assert len(remaining) == 1 and str(kept) in remaining[0].read_bytes().split(b"\n", 1)[0].decode()

@@ -51,9 +51,9 @@ class SafeRegex:
     def search_bytes(self, data: bytes) -> bool:
         return self._bytes.search(data) is not None
 
-    def finditer_bytes(self, data: bytes) -> Any:
-        """Matches in UTF-8 `data` (RE2 match objects: `.start()`, `.end()`)."""
-        return self._bytes.finditer(data)
+    def finditer_bytes(self, data: bytes, endpos: int | None = None) -> Any:
+        """Matches in UTF-8 `data[:endpos]` (RE2 match objects: `.start()`, `.end()`)."""
+        return self._bytes.finditer(data, 0, endpos)
 
 
 def _message(exc: Exception) -> str:

@@ -1,8 +1,9 @@
 """The files backend: JSON-lines, logfmt and plain-text files matched by globs, gzip-rotated files
 included. Time-ordered files are searched by binary search on byte offsets (see `filescan`); a file not
 in time order gets a block time index (see `filescan.time_index`), built in the background: from the
-backend's construction on, and again whenever a query finds the file changed. A query that needs an
-index still being built waits for it (at most until its deadline; the build goes on). With an index
+backend's construction on, and again whenever a query finds the file changed. A text or regex query
+that finds the index not ready searches the whole file itself while few lines match (a rare term); any
+other query waits for the build (at most until its deadline; the build goes on). With an index
 directory the indexes outlive the process (see `files_index`)."""
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
 GZIP_SUFFIXES = (".gz", ".gzip")
+SEARCH_FIRST_MATCHES = 2000
+"""Matching lines a query searching a file whose index is not ready reads before it waits for the index
+(0: never search first)."""
 INHERIT_LOOKBACK = 16 << 10
 """How far back a line without a time looks for the line it continues (a long stack trace)."""
 
@@ -87,6 +91,10 @@ class _Build:
         self.error: BaseException | None = None
 
 
+_DONE = _Build()
+_DONE.done.set()
+
+
 class _Closed(Exception):
     """The backend was closed while an index was being built."""
 
@@ -106,8 +114,10 @@ class FilesBackend:
         self._builds: dict[Path, _Build] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._warming: threading.Thread | None = None
         if warm and any(not source.time_ordered for source in settings.sources):
-            threading.Thread(target=self._warm, name="opsgate-files-index", daemon=True).start()
+            self._warming = threading.Thread(target=self._warm, name="opsgate-files-index", daemon=True)
+            self._warming.start()
 
     def files(self) -> list[LogFile]:
         found: dict[Path, LogFile] = {}
@@ -130,6 +140,24 @@ class FilesBackend:
             raise ToolError("the files backend has no native query language: use the typed filter fields")
         records = await anyio.to_thread.run_sync(self._fetch, query, limit, deadline, abandon_on_cancel=True)
         return Fetched(records=records)
+
+    def wait_for_indexes(self, timeout: float) -> bool:
+        """Wait until no index build is under way (those started at construction included); False if
+        `timeout` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = next(iter(self._builds.values()), None)
+                warming = self._warming is not None and self._warming.is_alive()
+            if pending is None and not warming:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if pending is not None:
+                pending.done.wait(left)
+            elif self._warming is not None:
+                self._warming.join(left)
 
     async def aclose(self) -> None:
         self._closed.set()  # background builds stop at their next block
@@ -216,27 +244,71 @@ class FilesBackend:
                 start = bracket(blob, size, query.start_ns)[0]
                 stop = bracket(blob, size, query.end_ns + 1)[1]
             elif not log_file.gzipped:
-                index = self._time_index(log_file, blob, size, deadline)
+                wanted = FileVersion.of(blob, size)
+                index, build, whole = self._index_or_build(log_file, wanted)
+                searchable = query.text is not None or query.regex is not None
+                if index is None and whole and searchable and SEARCH_FIRST_MATCHES > 0:
+                    found = self._search_first(log_file, blob, size, query, limit, deadline)
+                    if found is not None:
+                        yield from found
+                        return
+                if index is None:
+                    index = self._time_index(log_file, blob, size, deadline, wanted, build)
                 yield from self._indexed_scan(log_file, blob, index, query, limit, deadline)
                 return
             yield from self._scan(log_file, blob, start, stop, query, limit, deadline)
 
-    def _time_index(self, log_file: LogFile, blob: BinaryIO, size: int, deadline: float) -> list[IndexedBlock]:
-        """The time index of the file version this query opened: the one in memory if it covers that
-        version, else the one a background build makes (started now unless one is under way), waited for
-        until the deadline. Should the file have changed while it was built (rotated, truncated,
-        rewritten), or not be readable by its path, the version opened here is indexed for this query."""
-        wanted = FileVersion.of(blob, size)
+    def _index_or_build(self, log_file: LogFile, wanted: FileVersion) -> tuple[list[IndexedBlock] | None, _Build, bool]:
+        """The index in memory (or stored, then loaded) if it covers the file version a query opened;
+        else the background build that will make one (started now unless one is under way), and whether
+        that build reads the whole file (no index of an earlier version of it to extend)."""
+        with self._lock:
+            current = self._indexes.get(log_file.path)
+        if current is None and self._store is not None:
+            stored = self._store.load(log_file.path.absolute(), filescan.BLOCK)
+            with self._lock:
+                current = self._indexes.get(log_file.path)
+                if current is None and stored is not None:
+                    current = self._indexes[log_file.path] = stored
         with self._lock:
             current = self._indexes.get(log_file.path)
             if current is not None and current.version.covers(wanted):
-                return current.blocks
+                return current.blocks, _DONE, False
             build = self._builds.get(log_file.path)
             if build is None:
                 build = self._builds[log_file.path] = _Build()
                 builder = threading.Thread(target=self._build, args=(log_file, build), name="opsgate-files-index")
                 builder.daemon = True
                 builder.start()
+            return None, build, current is None or not wanted.grew_from(current.version)
+
+    def _search_first(
+        self, log_file: LogFile, blob: BinaryIO, size: int, query: LogQuery, limit: int, deadline: float
+    ) -> list[tuple[int, LogRecord]] | None:
+        """Before a file's index is ready, a text or regex query searches the whole file itself (RE2 over
+        whole blocks; only matching lines are parsed), keeping its `limit` best lines: a rare term costs
+        one search, not the index build. It gives up (None: wait for the index, whose build goes on
+        meanwhile) after SEARCH_FIRST_MATCHES matching lines, since each match costs more than a byte of
+        the build."""
+        newest = query.order == "newest"
+        kept: list[tuple[int, int, LogRecord]] = []  # a min-heap on the rank, as in _indexed_scan
+        cap = max(SEARCH_FIRST_MATCHES, 4 * limit)
+        for seen, (offset, record) in enumerate(self._scan(log_file, blob, 0, size, query, limit, deadline)):
+            if seen >= cap:
+                return None
+            entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
+            if len(kept) < limit:
+                heapq.heappush(kept, entry)
+            elif entry[:2] > kept[0][:2]:
+                heapq.heapreplace(kept, entry)
+        return [(position if newest else -position, record) for _rank, position, record in kept]
+
+    def _time_index(
+        self, log_file: LogFile, blob: BinaryIO, size: int, deadline: float, wanted: FileVersion, build: _Build
+    ) -> list[IndexedBlock]:
+        """The index `build` makes, waited for until the deadline. Should the file have changed while it
+        was built (rotated, truncated, rewritten), or not be readable by its path, the version this
+        query opened is indexed for this query."""
         if not build.done.wait(min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)):
             raise DeadlinePassed(
                 f"the time index of {log_file.path.name} (not in time order) is still being built and goes on "
@@ -306,6 +378,8 @@ class FilesBackend:
                     continue
                 build = self._builds[log_file.path] = _Build()
             self._build(log_file, build)
+        if self._store is not None and not self._closed.is_set():
+            self._store.prune()
 
     def _check_open(self) -> None:
         if self._closed.is_set():
@@ -409,8 +483,8 @@ def _finder(text: str) -> Needle | None:
         return None
 
     class _Finder:
-        def finditer(self, data: bytes) -> Iterator[Any]:
-            return iter(regex.finditer_bytes(data))
+        def finditer(self, data: bytes, end: int) -> Iterator[Any]:
+            return iter(regex.finditer_bytes(data, end))
 
     return _Finder()
 

@@ -27,7 +27,9 @@ _TIME_PREFIX = re.compile(
 class Needle(Protocol):
     """A case-insensitive search that may find more than the exact needle (never less)."""
 
-    def finditer(self, data: bytes) -> Iterator[re.Match[bytes]]: ...
+    def finditer(self, data: bytes, end: int) -> Iterator[re.Match[bytes]]:
+        """Matches in `data[:end]`."""
+        ...
 
 
 def _first_time_after(blob: BinaryIO, offset: int, end: int) -> tuple[int, int | None]:
@@ -68,34 +70,37 @@ def bracket(blob: BinaryIO, size: int, target_ns: int) -> tuple[int, int]:
     return lo, (size if hi >= size else _first_time_after(blob, hi, size)[0])
 
 
-def _line_spans(block: bytes, needle: bytes | None, finder: Needle | None = None) -> Iterator[tuple[int, int]]:
-    """(start, end) of lines in `block` (which ends at a line end); with `needle`, only lines that
-    contain it, case-insensitively (needle lower-case ASCII). `finder` (a case-insensitive RE2 search
-    for the needle) locates candidates without lowering the whole block; each is checked exactly."""
+def _line_spans(
+    block: bytes, needle: bytes | None, finder: Needle | None = None, limit: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of lines in `block[:limit]` (which ends at a line end); with `needle`, only lines
+    that contain it, case-insensitively (needle lower-case ASCII). `finder` (a case-insensitive RE2
+    search for the needle) locates candidates without lowering the whole block; each is checked exactly."""
+    size = len(block) if limit is None else limit
     if needle is None:
         start = 0
-        while start < len(block):
-            end = block.find(b"\n", start)
+        while start < size:
+            end = block.find(b"\n", start, size)
             if end < 0:
-                end = len(block)
+                end = size
             yield start, end
             start = end + 1
         return
     if finder is not None:
         last_end = -1
-        for match in finder.finditer(block):
+        for match in finder.finditer(block, size):
             hit = match.start()
             if hit <= last_end:
                 continue
             start = block.rfind(b"\n", 0, hit) + 1
-            end = block.find(b"\n", hit)
+            end = block.find(b"\n", hit, size)
             if end < 0:
-                end = len(block)
+                end = size
             last_end = end
             if needle in block[start:end].lower():
                 yield start, end
         return
-    lowered = block.lower()
+    lowered = block[:size].lower()
     position = 0
     while True:
         hit = lowered.find(needle, position)
@@ -104,7 +109,7 @@ def _line_spans(block: bytes, needle: bytes | None, finder: Needle | None = None
         start = lowered.rfind(b"\n", 0, hit) + 1
         end = lowered.find(b"\n", hit)
         if end < 0:
-            end = len(block)
+            end = size
         yield start, end
         position = end + 1
 
@@ -121,26 +126,28 @@ def forward(
     tick: Callable[[], None],
     finder: Needle | None = None,
 ) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) in file order for lines in [start, stop) that pass the byte filters."""
-    position = start
-    carry = b""
+    """(offset, line) in file order for lines in [start, stop) that pass the byte filters.
+
+    Each read starts at a line start and is searched up to its last line end, in place (no copies of
+    blocks); the next read starts after it. A line longer than a read is read again with a larger one.
+    `block_ok` may see a partial line after the last line end: it only prefilters."""
+    position, want = start, BLOCK
     while position < stop:
         tick()
         blob.seek(position)
-        data = carry + blob.read(min(BLOCK, stop - position))
-        base = position - len(carry)
-        position += len(data) - len(carry)
-        cut = data.rfind(b"\n") + 1 if position < stop else len(data)
+        data = blob.read(min(want, stop - position))
+        if not data:
+            return  # the file shrank while it was read
+        cut = data.rfind(b"\n") + 1 if position + len(data) < stop else len(data)
         if cut == 0:
-            carry = data
+            want *= 2
             continue
-        block, carry = data[:cut], data[cut:]
-        if block_ok(block):
-            for s, e in _line_spans(block, needle, finder):
+        want = BLOCK
+        if block_ok(data):
+            for s, e in _line_spans(data, needle, finder, cut):
                 if e > s:
-                    yield base + s, block[s:e]
-    if carry:
-        yield stop - len(carry), carry
+                    yield position + s, data[s:e]
+        position += cut
 
 
 def backward(
@@ -249,32 +256,34 @@ class _Template:
     def time_ns(self, shape_text: bytes) -> int | None:
         return log_time_ns((shape_text + self.zone).decode())
 
-    def word_checks(self) -> list[tuple[int, int, int, int, int]]:
-        """The 8-byte words to read from a line start to check it fits: the prefix's words, then the time's
-        (and zone's), as (offset, expected, add, high, time mask). With `x = word ^ expected`, every literal
-        byte of x is 0 and every digit byte 0..9 exactly when `((x & 0x7F..) + add | x) & high` is 0 (add
-        is 0x7F on a literal byte, 0x76 on a digit byte: no byte carries into the next). `time mask` keeps
-        the bytes of the time text, which compare in time order (0 for a prefix word)."""
-        checks = []
+    def word_checks(self) -> list[tuple[int, list[tuple[int, int, int, int]]]]:
+        """The 8-byte words to read from a line start to check it fits, as runs of consecutive words:
+        (offset of the run, [(expected, add, high, time mask) per word]), little-endian: the prefix's
+        words, then the time's (and zone's). With `x = word ^ expected`, every literal byte of x is 0 and
+        every digit byte 0..9 exactly when `((x & 0x7F..) + add | x) & high` is 0 (add is 0x7F on a
+        literal byte, 0x76 on a digit byte: no byte carries into the next). `time mask` keeps the bytes
+        of the time text, which compare in time order once byte-swapped (0 for a prefix word)."""
+        runs = []
         for base, text, timed in ((0, self.prefix, False), (len(self.prefix), self.shape + self.zone, True)):
+            words = []
             for word in range(0, len(text), 8):
-                expected = add = high = mask = 0
-                for i in range(word, word + 8):
-                    expected, add, high, mask = expected << 8, add << 8, high << 8, mask << 8
-                    if i < len(text):
-                        digit = timed and i < len(self.shape) and 0x30 <= text[i] <= 0x39
-                        expected |= 0x30 if digit else text[i]
-                        add |= 0x76 if digit else 0x7F
-                        high |= 0x80
-                        mask |= 0xFF if timed and i < len(self.shape) else 0
-                checks.append((base + word, expected, add, high, mask))
-        return checks
+                expected, add, high, mask = bytearray(8), bytearray(8), bytearray(8), bytearray(8)
+                for j, i in enumerate(range(word, min(word + 8, len(text)))):
+                    digit = timed and i < len(self.shape) and 0x30 <= text[i] <= 0x39
+                    expected[j] = 0x30 if digit else text[i]
+                    add[j] = 0x76 if digit else 0x7F
+                    high[j] = 0x80
+                    mask[j] = 0xFF if timed and i < len(self.shape) else 0
+                words.append(tuple(int.from_bytes(v, "little") for v in (expected, add, high, mask)))
+            if words:
+                runs.append((base, words))
+        return runs  # type: ignore[return-value]
 
 
 class _Chunk:
     """Whole lines' facts of `n` bytes read into `buf` (which has _PAD spare bytes after them): where each
     line starts and ends and, once a template is known, whether it fits the template and its time as
-    big-endian words that compare in time order."""
+    words that compare in time order. `words` is `buf` seen as aligned little-endian 8-byte words."""
 
     def __init__(self, np: Any, buf: Any, words: Any, n: int) -> None:
         self.np, self.buf, self.words, self.n = np, buf, words, n
@@ -291,16 +300,28 @@ class _Chunk:
         self.fits: Any = None
         self.keys: list[Any] = []
 
+    def words_at(self, at: Any, count: int) -> list[Any]:
+        """The `count` consecutive little-endian 8-byte words from each offset in `at`, each put together
+        from two aligned words (gathering aligned words is several times faster than unaligned ones)."""
+        np = self.np
+        index = at >> 3
+        shift = ((at & 7) << 3).astype(np.uint64)
+        back = (np.uint64(64) - shift) & np.uint64(63)
+        carry = (shift != 0).astype(np.uint64) * np.uint64(0xFFFFFFFFFFFFFFFF)  # no high part when aligned
+        parts = [self.words[index + k] for k in range(count + 1)]
+        return [(parts[k] >> shift) | ((parts[k + 1] << back) & carry) for k in range(count)]
+
     def match(self, template: _Template) -> None:
         np, starts = self.np, self.starts
         bad = np.zeros(len(starts), dtype=np.uint64)
         self.keys = []
-        for offset, expected, add, high, mask in template.word_checks():
-            word = self.words[starts + offset]
-            x = word ^ np.uint64(expected)
-            bad |= (((x & np.uint64(_LOW7)) + np.uint64(add)) | x) & np.uint64(high)
-            if mask:
-                self.keys.append(word & np.uint64(mask))
+        for offset, checks in template.word_checks():
+            words = self.words_at(starts + offset, len(checks))
+            for word, (expected, add, high, mask) in zip(words, checks, strict=True):
+                x = word ^ np.uint64(expected)
+                bad |= (((x & np.uint64(_LOW7)) + np.uint64(add)) | x) & np.uint64(high)
+                if mask:
+                    self.keys.append((word & np.uint64(mask)).byteswap())
         fits = (bad == 0) & (starts + template.length <= self.ends)
         if not template.zone:
             after = np.zeros(256, dtype=bool)
@@ -364,8 +385,8 @@ def time_index(
     carried: int | None = blocks[-1].last_ns if blocks else None
     template: _Template | None = None
     capacity = BLOCK * CHUNK_BLOCKS
-    buf = np.zeros(capacity + _PAD, dtype=np.uint8)
-    words = np.ndarray(shape=(len(buf) - 7,), dtype=">u8", buffer=buf, strides=(1,))
+    buf = np.zeros(capacity + _PAD, dtype=np.uint8)  # capacity and _PAD are multiples of 8
+    words = buf.view("<u8")  # aligned: numpy allocates at least 16-byte aligned
     while position < size:
         tick()
         blob.seek(position)

@@ -186,3 +186,27 @@ async def test_a_timestamp_with_more_lines_than_a_backend_page_is_passed_with_a_
     assert len(crowd) == PAGE and len(set(crowd)) == PAGE, "one backend page of the crowded instant, once"
     assert [n for n in numbers if n < 1000] == MATCHES
     assert any("more lines share the timestamp" in note for page in pages for note in page["backend_notes"])
+
+
+async def test_patterns_stop_at_their_line_bound_and_say_so(make_app: Callable[..., App], tmp_path: Path) -> None:
+    entries = [(to_ns(_when(i // 2)) + i % 2, _line(i // 2), {}) for i in range(2 * LINES)]  # 1,200 lines
+    labels = {"service_name": "checkout", "namespace": "shop", "app": "checkout", "pod": "checkout-0"}
+    with LokiLoopback([Stream(labels=labels, entries=entries)]) as loki:
+        section = {
+            "backend": "loki",
+            "patterns_max_lines": 1000,
+            "loki": {"url": loki.url, "timeout_s": 5, "max_entries": 300},
+        }
+        app = make_app(("logs",), settings=Settings(state_dir=tmp_path / "state", logs=section))
+        try:
+            async with Client(app.server, mode="2026-07-28") as client:
+                every = (await client.call_tool("logs_patterns", WINDOW)).structured_content
+                filtered = (await client.call_tool("logs_patterns", {**WINDOW, "regex": "needle"})).structured_content
+        finally:
+            await app.aclose()
+    assert every["lines_scanned"] == 1000 and every["lines_capped"] is True
+    assert sum(p["count"] for p in every["items"]) == 1000
+    # filtered here: at most 1,000 lines are read, and the note says how many of them matched
+    assert filtered["lines_capped"] is True and 0 < filtered["lines_scanned"] < 2 * len(MATCHES)
+    assert any("patterns_max_lines" in note for note in filtered["backend_notes"]), filtered["backend_notes"]
+    assert [p["template"] for p in filtered["items"]] == ["request <*> needle db=<*>"]

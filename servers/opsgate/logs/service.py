@@ -317,6 +317,8 @@ class LogsService:
                     template_id = miner.add(record.message)
                     stats.setdefault(template_id, _Stats()).add(record)
                     scanned += 1
+                # a full page had more lines (at least its last timestamp's): no need to fetch them to know
+                capped = capped or (not exhausted and cap in (scanned, read))
                 if capped or exhausted:
                     break
         native, notes = scan.query, scan.notes

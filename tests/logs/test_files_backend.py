@@ -530,3 +530,115 @@ def test_a_grown_file_is_searched_through_its_extended_index_not_searched_whole(
     rows.append((later + S, "timeout again"))
     restarted = _unordered_backend(path, index_dir=index_dir, warm=False)
     assert _newest(restarted) == _newest_timeouts(rows)  # the stored index, extended
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_cursor_pages_of_an_unordered_file_are_exact_before_and_after_its_index_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """Paging with a cursor through a file not in time order, with many lines sharing a time: every
+    matching line once, in order, both while the index is held back (each page searched for) and
+    through the index once it is built."""
+    import anyio
+
+    from opsgate.logs.backends import files
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 10_000)
+    builds = _Builds(monkeypatch)
+    builds.gate = threading.Event()
+    rng = random.Random(9)
+    rows = [(T0 + rng.randrange(0, 40) * S, f"timeout {n} {'x' * rng.randrange(0, 90)}") for n in range(500)]
+    rng.shuffle(rows)
+    path = tmp_path / "app.jsonl"
+    path.write_text("".join(json.dumps({"ts": _stamp(ts), "level": "info", "msg": msg}) + "\n" for ts, msg in rows))
+    config = load({"now": "2026-11-23T05:00:00Z", "files": {"sources": [{"path": str(path), "time_ordered": False}]}})
+    service = LogsService(config, FilesBackend(config.files, warm=False))
+
+    def pages() -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        cursor = None
+        while True:
+            args = QueryInput(start=_stamp(T0), end=_stamp(T0 + 60 * S), text="TIMEOUT", order=order, limit=23)
+            page = anyio.run(service.query, args.model_copy(update={"cursor": cursor}))
+            seen += [(i.time, i.message) for i in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    searched = pages()
+    assert builds.started.wait(30) and not builds.gate.is_set()  # every page answered by searching
+    times = [t for t, _ in searched]
+    assert len(searched) == len(set(searched)) == len(rows)
+    assert times == sorted(times, reverse=order == "newest")
+    builds.gate.set()
+    assert service.backend.wait_for_indexes(30)  # type: ignore[attr-defined]
+    assert pages() == searched
+
+
+def test_stored_indexes_of_log_files_gone_for_good_are_removed(tmp_path: Path) -> None:
+    index_dir = tmp_path / "logs-index"
+    kept, gone = tmp_path / "app-2026-11-30.jsonl", tmp_path / "app-2026-11-29.jsonl"
+    for path in (kept, gone):
+        _unordered_file(path, 50, seed=10)
+    first = FilesBackend(
+        FilesSettings(sources=[FileSource(path=str(tmp_path / "app-*.jsonl"), time_ordered=False)]), index_dir=index_dir
+    )
+    assert first.wait_for_indexes(30) and len(list(index_dir.glob("*.idx"))) == 2
+    gone.unlink()
+    second = FilesBackend(
+        FilesSettings(sources=[FileSource(path=str(tmp_path / "app-*.jsonl"), time_ordered=False)]), index_dir=index_dir
+    )
+    assert second.wait_for_indexes(30)
+    remaining = list(index_dir.glob("*.idx"))
+    assert len(remaining) == 1 and str(kept) in remaining[0].read_bytes().split(b"\n", 1)[0].decode()
+
+
+@pytest.mark.parametrize("then", ["search ends", "backend closes"])
+def test_a_background_build_pauses_for_a_query_searching_the_file_and_resumes_or_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """A background build pauses while a query searches the file itself (the query is what a caller
+    waits for); the end of that search resumes it at once, and closing the backend stops it at once (the
+    pause would otherwise last BUILD_YIELD_S, here a minute: longer than the waits below)."""
+    import anyio
+
+    from opsgate.logs.backends import files
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "BUILD_YIELD_S", 60.0)
+    path = tmp_path / "app.jsonl"
+    rows = _unordered_file(path, 300, seed=12)
+    held, inside = threading.Event(), threading.Event()
+    real_scan = FilesBackend._scan
+
+    def held_scan(self: FilesBackend, *args: Any) -> Any:
+        inside.set()
+        assert held.wait(30)
+        yield from real_scan(self, *args)
+
+    paused = threading.Event()
+    real_tick = FilesBackend._check_open
+
+    def tick(self: FilesBackend) -> None:
+        paused.set()
+        real_tick(self)
+
+    monkeypatch.setattr(FilesBackend, "_scan", held_scan)
+    monkeypatch.setattr(FilesBackend, "_check_open", tick)
+    backend = _unordered_backend(path, warm=False)
+    answers: list[list[int]] = []
+    searching = threading.Thread(target=lambda: answers.append(_newest(backend)))
+    searching.start()  # starts the build, then searches the file itself: held inside
+    assert inside.wait(30) and paused.wait(30)  # the build is at its first chunk, pausing
+    if then == "backend closes":
+        anyio.run(backend.aclose)
+        assert backend.wait_for_indexes(30)  # stopped, not paused for a minute
+        assert path not in backend._indexes
+        held.set()
+    else:
+        held.set()
+        assert backend.wait_for_indexes(30)  # resumed, not paused for a minute
+        assert _newest(backend) == _newest_timeouts(rows)  # through the index now
+    searching.join(30)
+    assert answers == [_newest_timeouts(rows)]

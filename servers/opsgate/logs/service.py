@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -76,6 +77,23 @@ class _Stats:
 # Backends whose text/regex filter runs in the remote system, on raw text: under redaction the service
 # filters their answers again on the redacted line (in-process backends do it themselves, LogQuery.redact).
 SERVER_SIDE_FILTERS = frozenset({"loki", "azure"})
+# Filtering those answers here, one logs_query reads backend pages until its page is full, within
+# `[logs] filter_max_lines`, this many backend pages, and half the call's time.
+FILTER_MAX_PAGES = 50
+
+
+@dataclass
+class _Scan:
+    """The lines of a query that match on the redacted text, in order, read over one or more backend pages."""
+
+    records: list[LogRecord] = field(default_factory=list)
+    query: str | None = None
+    notes: list[str] = field(default_factory=list)
+    scanned: int = 0
+    pages: int = 0
+    # set when the bound stopped the scan: lines from this time on (inclusive, in the query's order) are unread
+    stopped_at: int | None = None
+    reason: str = ""
 
 
 class LogsService:
@@ -139,6 +157,14 @@ class LogsService:
             source=record.source,
         )
 
+    def _post_filter(self, query: LogQuery) -> bool:
+        """True when the backend filtered raw text and left the regex out: the filter runs here, redacted."""
+        return (
+            self.backend.name in SERVER_SIDE_FILTERS
+            and query.redact is not None
+            and (query.text is not None or query.regex is not None)
+        )
+
     async def query(self, args: QueryInput, redact: Callable[[str], str] | None = None) -> QueryOutput:
         base = self.to_query(args, args.order, redact)
         query, skip, boundary = base, 0, None
@@ -152,14 +178,16 @@ class LogsService:
             query = replace(base, start_ns=cursor.start_ns, end_ns=cursor.end_ns)
             query, skip, boundary = query.narrowed(cursor.boundary_ns), cursor.skip, cursor.boundary_ns
         wanted = args.limit + skip + 1
-        post_filter = (
-            self.backend.name in SERVER_SIDE_FILTERS
-            and query.redact is not None
-            and (query.text is not None or query.regex is not None)
-        )
-        # a server-side backend matched raw text (or not the regex at all): ask it for more, filter redacted here
-        fetched = await self.backend.fetch(query, min(wanted * 5, 5000) if post_filter else wanted, self.deadline())
-        records = [r for r in fetched.records if query.matches_text(r.message)] if post_filter else fetched.records
+        post_filter = self._post_filter(query)
+        scan: _Scan | None = None
+        if post_filter:
+            # a server-side backend matched raw text (or not the regex at all): filter redacted here, reading
+            # further backend pages until the page is full
+            scan = await self._scan_redacted(query, wanted, self.deadline())
+            records, native, notes = scan.records, scan.query, list(scan.notes)
+        else:
+            fetched = await self.backend.fetch(query, wanted, self.deadline())
+            records, native, notes = fetched.records, fetched.query, list(fetched.notes)
         if skip:
             at_boundary = sum(1 for r in records[:skip] if r.ts_ns == boundary)
             records = records[at_boundary:]
@@ -169,6 +197,17 @@ class LogsService:
             last = page[-1].ts_ns
             seen = sum(1 for r in page if r.ts_ns == last) + (skip if last == boundary else 0)
             next_cursor = Cursor(query.start_ns, query.end_ns, last, seen, base.identity()).encode()
+        elif scan is not None and scan.stopped_at is not None:
+            # the bound stopped the scan before the page filled: continue at the timestamp where it stopped
+            # (none of whose lines it read, so none to skip there)
+            next_cursor = Cursor(query.start_ns, query.end_ns, scan.stopped_at, 0, base.identity()).encode()
+            more = True
+            what = "regex" if query.regex is not None else "text"
+            notes.append(
+                f"the {what} filter runs here on redacted lines: read {scan.scanned} lines in {scan.pages} backend "
+                f"page(s) and stopped at {scan.reason} with {len(page)} of {args.limit} lines matching; more may "
+                "match: pass next_cursor to continue (or narrow the window)"
+            )
         return QueryOutput(
             items=[self._line(r) for r in page],
             truncated=more,
@@ -176,9 +215,81 @@ class LogsService:
             limit=args.limit,
             backend=self.backend.name,
             window=Window(start=format_ns(query.start_ns), end=format_ns(query.end_ns)),
-            query=fetched.query,
-            backend_notes=fetched.notes,
+            query=native,
+            backend_notes=notes,
         )
+
+    async def _whole_timestamps(
+        self, query: LogQuery, size: Callable[[], int], deadline: float, scan: _Scan
+    ) -> AsyncGenerator[tuple[list[LogRecord], int, bool]]:
+        """Backend pages of `query`, `size()` lines asked each, as (lines, boundary, exhausted): the lines of
+        whole timestamps only, and where the next page starts (a timestamp none of whose lines were given).
+
+        A full backend page may end inside a timestamp (which of its lines the page holds is the backend's
+        choice), so the next page starts at that timestamp and reads all its lines. A page holding a single
+        timestamp is asked for again, larger; a timestamp with more lines than the backend's largest page is
+        given up to that many, with a note, and passed. So paging never repeats or skips a line."""
+        page_cap = self.backend.page_cap
+        newest = query.order == "newest"
+        current, asked = query, 0
+        while True:
+            asked = asked or max(1, min(page_cap, size()))
+            fetched = await self.backend.fetch(current, asked, deadline)
+            scan.pages += 1
+            scan.query = scan.query or fetched.query
+            scan.notes.extend(n for n in fetched.notes if n not in scan.notes)
+            raw = fetched.records
+            if len(raw) < asked:
+                yield raw, 0, True
+                return
+            last = raw[-1].ts_ns
+            lines = [r for r in raw if r.ts_ns != last]
+            if lines:  # the lines at `last` may go on in the next page: read them all there
+                boundary, asked = last, 0
+            elif asked < page_cap:  # one timestamp fills this page: ask again, larger
+                asked = min(page_cap, max(asked * 4, 100))
+                continue
+            else:  # it fills the largest page: the backend cannot page within it, so go past it
+                lines, asked = raw, 0
+                scan.notes.append(
+                    f"more lines share the timestamp {format_ns(last)} than one backend page holds ({page_cap}); "
+                    f"{page_cap} of them were read"
+                )
+                boundary = last - 1 if newest else last + 1
+                if not query.start_ns <= boundary <= query.end_ns:
+                    yield lines, 0, True
+                    return
+            yield lines, boundary, False
+            current = query.narrowed(boundary)
+
+    async def _scan_redacted(self, query: LogQuery, wanted: int, deadline: float) -> _Scan:
+        """Backend pages of `query` (which the backend filtered on raw text, regex not applied) until `wanted`
+        lines match on the redacted text, the backend has no more, or the bound is reached: `filter_max_lines`
+        lines read, FILTER_MAX_PAGES pages, or half the call's time. The scan stops between whole timestamps
+        (`_whole_timestamps`), so a cursor continues where it stopped, always past where this call began."""
+        cap = self.settings.filter_max_lines
+        scan_until = time.monotonic() + self.settings.timeout_s / 2
+        scan = _Scan()
+
+        def size() -> int:
+            return min(max(wanted * 5, 500), max(cap - scan.scanned, 100))
+
+        async with aclosing(self._whole_timestamps(query, size, deadline, scan)) as pages:
+            async for lines, boundary, exhausted in pages:
+                scan.scanned += len(lines)
+                scan.records.extend(r for r in lines if query.matches_text(r.message))
+                if exhausted or len(scan.records) >= wanted:
+                    break
+                if scan.scanned >= cap:
+                    scan.reason = f"the {cap}-line bound ([logs] filter_max_lines)"
+                elif scan.pages >= FILTER_MAX_PAGES:
+                    scan.reason = f"the {FILTER_MAX_PAGES}-page bound"
+                elif time.monotonic() > scan_until:
+                    scan.reason = "half the call's time"
+                if scan.reason:
+                    scan.stopped_at = boundary
+                    break
+        return scan
 
     async def patterns(self, args: PatternsInput, redact: Callable[[str], str] | None = None) -> PatternsOutput:
         query = self.to_query(args, "oldest", redact)
@@ -186,31 +297,36 @@ class LogsService:
         deadline = self.deadline()
         miner = TemplateMiner()
         stats: dict[int, _Stats] = {}
-        scanned, capped, skip = 0, False, 0
-        native: str | None = None
-        notes: list[str] = []
-        current = query
-        while True:
-            want = min(self.backend.page_cap, cap - scanned + 1)
-            fetched = await self.backend.fetch(current, want + skip, deadline)
-            native = native or fetched.query
-            notes.extend(n for n in fetched.notes if n not in notes)
-            records = fetched.records
-            boundary = current.start_ns
-            if skip:
-                records = records[sum(1 for r in records[:skip] if r.ts_ns == boundary) :]
-            for record in records:
-                if scanned == cap:
-                    capped = True
+        scanned, read, capped = 0, 0, False
+        # as in `query`: a server-side backend did not apply the regex (and matched `text` on raw text)
+        post_filter = self._post_filter(query)
+        scan = _Scan()
+
+        def size() -> int:
+            return max(cap - (read if post_filter else scanned) + 1, 100)
+
+        async with aclosing(self._whole_timestamps(query, size, deadline, scan)) as pages:
+            async for lines, _, exhausted in pages:
+                for record in lines:
+                    if scanned == cap or read == cap:
+                        capped = True
+                        break
+                    read += 1
+                    if post_filter and not query.matches_text(record.message):
+                        continue
+                    template_id = miner.add(record.message)
+                    stats.setdefault(template_id, _Stats()).add(record)
+                    scanned += 1
+                # a full page had more lines (at least its last timestamp's): no need to fetch them to know
+                capped = capped or (not exhausted and cap in (scanned, read))
+                if capped or exhausted:
                     break
-                template_id = miner.add(record.message)
-                stats.setdefault(template_id, _Stats()).add(record)
-                scanned += 1
-            if capped or len(fetched.records) < want + skip or not records:
-                break
-            last = records[-1].ts_ns
-            skip = sum(1 for r in records if r.ts_ns == last) + (skip if last == boundary else 0)
-            current = current.narrowed(last)
+        native, notes = scan.query, scan.notes
+        if capped and post_filter and read == cap:
+            notes.append(
+                f"the filter runs here on redacted lines: {cap} lines were read ([logs] patterns_max_lines), "
+                f"{scanned} of them matched; narrow the window to mine the rest"
+            )
         merged: dict[int, _Stats] = {}
         for template_id, stat in stats.items():
             merged.setdefault(miner.resolve(template_id), _Stats()).merge(stat)

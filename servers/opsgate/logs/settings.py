@@ -27,6 +27,12 @@ class LogsSettings(BaseModel):
     timeout_s: float = Field(default=20.0, gt=0, le=300)
     max_message_chars: int = Field(default=400, ge=80, le=20000)
     patterns_max_lines: int = Field(default=200_000, ge=1000, le=5_000_000)
+    filter_max_lines: int = Field(
+        default=50_000,
+        ge=100,
+        le=5_000_000,
+        description="Loki/Azure with text or regex under redaction: most lines one logs_query reads to fill a page",
+    )
     files: FilesSettings = Field(default_factory=FilesSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     loki: LokiSettings = Field(default_factory=LokiSettings)

@@ -102,7 +102,9 @@ class AzureBackend:
         else:
             raise ToolError(f"Azure Monitor returned an unexpected result: {type(result).__name__}")
         records = [r for table in tables[:1] for r in self._records(table)]
-        records.sort(key=lambda r: (r.ts_ns, r.source), reverse=query.order == "newest")
+        # a total order, also within a timestamp: a cursor that continues at a timestamp skips the lines
+        # it returned there by count, so every page must list them alike
+        records.sort(key=lambda r: (r.ts_ns, r.source, r.message), reverse=query.order == "newest")
         return Fetched(records=records[:limit], query=text, notes=notes)
 
     def _records(self, table: LogsTable) -> list[LogRecord]:

@@ -135,6 +135,25 @@ class IndexStore:
         except OSError:
             temporary.unlink(missing_ok=True)
 
+    def prune(self) -> int:
+        """Remove stored indexes of log files that no longer exist (a log named by its date, gone for
+        good); the number removed."""
+        removed = 0
+        try:
+            stored = list(self.directory.glob("*.idx"))
+        except OSError:
+            return 0
+        for path in stored:
+            try:
+                with path.open("rb") as handle:
+                    log_path = json.loads(handle.readline()).get("path")
+                if isinstance(log_path, str) and not Path(log_path).exists():
+                    path.unlink()
+                    removed += 1
+            except (OSError, ValueError, AttributeError):
+                continue
+        return removed
+
 
 def _tiles(blocks: list[IndexedBlock], size: int) -> bool:
     """Blocks follow each other from offset 0 without gaps, within the file."""

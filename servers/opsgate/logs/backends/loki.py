@@ -72,7 +72,9 @@ class LokiBackend:
         if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
             raise ToolError(f"Loki at {url} answered {response.status_code}: {_error_text(body)}")
         records = self._records(body.get("data"), query)
-        records.sort(key=lambda r: (r.ts_ns, r.source), reverse=query.order == "newest")
+        # a total order, also within a timestamp: a cursor that continues at a timestamp skips the lines
+        # it returned there by count, so every page must list them alike
+        records.sort(key=lambda r: (r.ts_ns, r.source, r.message), reverse=query.order == "newest")
         return Fetched(records=records[:limit], query=text)
 
     def _records(self, data: Any, query: LogQuery) -> list[LogRecord]:

@@ -29,7 +29,7 @@ _silence_within_limit if {
 
 _silence_scoped if _silence_facts.matches_everything == false
 
-_too_long_reason := sprintf("a silence of %v s is longer than the %v s this policy allows in %v", [_silence_duration, silence_max_s, _env_name]) if {
+_too_long_reason := sprintf("a silence of %v s is longer than the %v s this policy allows in %v", [show(_silence_duration), show(silence_max_s), _env_name]) if {
 	is_number(_silence_duration)
 	is_number(silence_max_s)
 } else := "the silence's duration could not be checked against the policy maximum (missing facts or policy data)"

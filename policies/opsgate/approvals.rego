@@ -23,7 +23,7 @@ needs_approval if {
 
 approval_kind := object.get(input.approval, "kind", "grant") if has_approval
 
-approval_roles := {r | some r in object.get(input.approval, "roles", [])} if has_approval
+approval_roles := {r | some r in _collection(object.get(input.approval, "roles", [])); is_string(r)} if has_approval
 
 approval_channel := object.get(input.approval, "channel", "") if has_approval
 
@@ -68,13 +68,22 @@ valid_confirmation if {
 	channel_accepted
 }
 
+# The approval's id and grantor as reasons show them (either may be missing or of any type).
+_approval_id := input.approval.id if {
+	is_string(input.approval.id)
+} else := show(object.get(input.approval, "id", "(no id)")) if has_approval
+
+_granted_by := input.approval.granted_by if {
+	is_string(input.approval.granted_by)
+} else := show(object.get(input.approval, "granted_by", "nobody")) if has_approval
+
 _approval_target := "production" if production
 else := sprintf("environment %q", [environment])
 
 _approval_denials contains {
 	"priority": 90,
 	"rule": rule,
-	"reason": sprintf("%v in %v needs approval by role %v", [input.tool, _approval_target, concat(" or ", sort(approver_roles))]),
+	"reason": sprintf("%v in %v needs approval by role %v", [tool_name, _approval_target, concat(" or ", sort(approver_roles))]),
 	"alternative": "call again with dry_run=true",
 	"require_approval": true,
 	"approvers": sort(approver_roles),
@@ -88,28 +97,28 @@ _approval_denials contains {
 _approval_rule := "write.prod.requires_approval" if production
 else := "write.requires_approval"
 
-_approval_denials contains deny(80, "write.approval.self_approved", sprintf("approval %v was granted by %v, who made the request; nobody approves their own request", [input.approval.id, input.approval.granted_by]), "ask another person with the approver role to grant it") if {
+_approval_denials contains deny(80, "write.approval.self_approved", sprintf("approval %v was granted by %v, who made the request; nobody approves their own request", [_approval_id, _granted_by]), "ask another person with the approver role to grant it") if {
 	needs_approval
 	has_approval
 	approval_kind == "grant"
 	self_approval
 }
 
-_approval_denials contains deny(81, "write.approval.confirmation_not_enough", sprintf("a client confirmation does not approve a write of %v in %v; it needs a grant by role %v signed with the approver's key or made on the approval page", [input.tool, _approval_target, concat(" or ", sort(approver_roles))]), "request an approval and have an approver grant it, or call again with dry_run=true") if {
+_approval_denials contains deny(81, "write.approval.confirmation_not_enough", sprintf("a client confirmation does not approve a write of %v in %v; it needs a grant by role %v signed with the approver's key or made on the approval page", [tool_name, _approval_target, concat(" or ", sort(approver_roles))]), "request an approval and have an approver grant it, or call again with dry_run=true") if {
 	needs_approval
 	has_approval
 	approval_kind == "confirmation"
 	not channel_accepted
 }
 
-_approval_denials contains deny(84, "write.approval.channel_not_accepted", sprintf("approval %v came through channel %q, which does not count for %v (accepted: %v)", [input.approval.id, approval_channel, _approval_target, concat(", ", sort(accepted_channels))]), "have an approver grant it with their SSH key or on the approval page") if {
+_approval_denials contains deny(84, "write.approval.channel_not_accepted", sprintf("approval %v came through channel %v, which does not count for %v (accepted: %v)", [_approval_id, quoted(approval_channel), _approval_target, concat(", ", sort(accepted_channels))]), "have an approver grant it with their SSH key or on the approval page") if {
 	needs_approval
 	has_approval
 	approval_kind == "grant"
 	not channel_accepted
 }
 
-_approval_denials contains deny(85, "write.approval.channel_mismatch", sprintf("approval %v is a %v but came through channel %q", [input.approval.id, approval_kind, approval_channel]), "request a new approval") if {
+_approval_denials contains deny(85, "write.approval.channel_mismatch", sprintf("approval %v is a %v but came through channel %v", [_approval_id, show(approval_kind), quoted(approval_channel)]), "request a new approval") if {
 	needs_approval
 	has_approval
 	channel_accepted
@@ -117,7 +126,7 @@ _approval_denials contains deny(85, "write.approval.channel_mismatch", sprintf("
 	approval_channel == "confirmation"
 }
 
-_approval_denials contains deny(82, "write.approval.role_not_approver", sprintf("approval %v was granted with roles %v; it needs one of %v", [input.approval.id, sort(approval_roles), sort(approver_roles)]), "have a person with an approver role grant the approval") if {
+_approval_denials contains deny(82, "write.approval.role_not_approver", sprintf("approval %v was granted with roles %v; it needs one of %v", [_approval_id, sort(approval_roles), sort(approver_roles)]), "have a person with an approver role grant the approval") if {
 	needs_approval
 	has_approval
 	approval_kind == "grant"
@@ -125,13 +134,13 @@ _approval_denials contains deny(82, "write.approval.role_not_approver", sprintf(
 	count(approval_roles & approver_roles) == 0
 }
 
-_approval_denials contains deny(83, "write.approval.unknown_kind", sprintf("approval kind %q is not grant or confirmation", [approval_kind]), "request a new approval") if {
+_approval_denials contains deny(83, "write.approval.unknown_kind", sprintf("approval kind %v is not grant or confirmation", [quoted(approval_kind)]), "request a new approval") if {
 	needs_approval
 	has_approval
 	not approval_kind in {"grant", "confirmation"}
 }
 
-_approval_grants contains grant(120, "write.approved", sprintf("approval %v granted by %v", [input.approval.id, input.approval.granted_by]), false) if {
+_approval_grants contains grant(120, "write.approved", sprintf("approval %v granted by %v", [_approval_id, _granted_by]), false) if {
 	needs_approval
 	authenticated
 	valid_grant

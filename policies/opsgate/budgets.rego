@@ -26,7 +26,8 @@ unevaluated contains "write.budget.global_1m" if {
 	not _global_1m_verdict
 }
 
-budget := object.get(config.budgets, input.tool, config.budgets["default"])
+# A tool that is not a name has no budget (and the budget checks no verdict).
+budget := object.get(config.budgets, input.tool, config.budgets["default"]) if is_string(input.tool)
 
 recent := input.context.recent[input.tool]
 
@@ -77,14 +78,23 @@ _interval_verdict := "pass" if {
 	recent.target_last_s < budget.target_interval_s
 }
 
-real_write_denials contains deny(59, "write.budget.target_interval", sprintf("%v ran on this target %v s ago; the budget allows one every %v s", [input.tool, round(recent.target_last_s), budget.target_interval_s]), sprintf("wait %v s, or escalate to a human", [ceil(budget.target_interval_s - recent.target_last_s)])) if {
+real_write_denials contains deny(59, "write.budget.target_interval", sprintf("%v ran on this target %v s ago; the budget allows one every %v s", [tool_name, _rounded(recent.target_last_s), show(budget.target_interval_s)]), sprintf("wait %v s, or escalate to a human", [_ceiled(budget.target_interval_s - recent.target_last_s)])) if {
 	_interval_verdict == "deny"
 }
 
-real_write_denials contains deny(60, "write.budget.target_1h", sprintf("%v already ran %v times on this target in the last hour (budget %v)", [input.tool, recent.target_1h, budget.target_1h]), "escalate to a human; the budget resets within the hour") if {
+real_write_denials contains deny(60, "write.budget.target_1h", sprintf("%v already ran %v times on this target in the last hour (budget %v)", [tool_name, show(recent.target_1h), show(budget.target_1h)]), "escalate to a human; the budget resets within the hour") if {
 	_target_1h_verdict == "deny"
 }
 
-real_write_denials contains deny(61, "write.budget.global_1m", sprintf("%v ran %v times in the last minute across all targets (budget %v)", [input.tool, recent.global_1m, budget.global_1m]), "wait a minute before the next change") if {
+real_write_denials contains deny(61, "write.budget.global_1m", sprintf("%v ran %v times in the last minute across all targets (budget %v)", [tool_name, show(recent.global_1m), show(budget.global_1m)]), "wait a minute before the next change") if {
 	_global_1m_verdict == "deny"
 }
+
+# Seconds as a reason shows them, rounded (round and ceil take only numbers that fit an integer on regorus).
+_rounded(x) := show(round(x)) if {
+	abs(x) < 1000000000000000
+} else := show(x)
+
+_ceiled(x) := show(ceil(x)) if {
+	abs(x) < 1000000000000000
+} else := show(x)

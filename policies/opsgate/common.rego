@@ -40,34 +40,89 @@ environment := env if {
 
 production if environment in config.production_environments
 
-# An unknown environment is not known to be safe, so it counts as production.
+# An unknown environment is not known to be safe, so it counts as production: an empty one, and one that
+# is missing or not a string (environment undefined). `not` applies to a rule, never to a builtin call
+# over a value that may be undefined: OPA takes `not is_string(<undefined>)` as undefined, regorus as true.
 production if environment == ""
 
-production if not is_string(environment)
+production if not _environment_known
 
-caller_roles := {r | some r in object.get(input.caller, "roles", [])} if is_object(input.caller)
+_environment_known if is_string(environment)
+
+# Roles are strings; anything else in the list (or a list that is no list) grants nothing.
+caller_roles := {r | some r in _collection(object.get(input.caller, "roles", [])); is_string(r)} if is_object(input.caller)
+
+# A value to iterate: an array or object as it is, anything else empty (OPA and regorus's VM iterate
+# nothing in a string or number, regorus's interpreter errors).
+_collection(x) := x if is_array(x)
+else := x if is_object(x)
+else := []
+
+# A value from the input as reasons show it, the same on every engine. Strings as they are; numbers as
+# both print them (integers below 10^15, fractions between 10^-4 and 10^6; others rounded, since OPA
+# prints 1234567.5 as 1.2345675e+06 and regorus as 1234567.5); anything else by its type only.
+show(x) := x if {
+	is_string(x)
+} else := sprintf("%v", [x]) if {
+	is_number(x)
+	abs(x) < 1000000000000000
+	x == floor(x)
+} else := sprintf("%v", [x]) if {
+	is_number(x)
+	abs(x) >= 0.0001
+	abs(x) < 1000000
+} else := sprintf("%v", [round(x)]) if {
+	is_number(x)
+	abs(x) < 1000000000000000
+} else := "a number of 16 digits or more" if {
+	is_number(x)
+} else := sprintf("(%v)", [type_name(x)])
+
+# show(x) in double quotes when x is a string (as %q, which regorus refuses for anything but a string).
+quoted(x) := sprintf("%q", [x]) if is_string(x)
+else := show(x)
+
+# The tool as reasons name it.
+tool_name := input.tool if {
+	is_string(input.tool)
+} else := show(object.get(input, "tool", "(no tool)"))
 
 approver_roles := {r | some r in config.approver_roles}
 
 has_approval if is_object(input.approval)
 
-# A time as RFC 3339 with a zone, in ns. Malformed times (not a string, a plain date, no `T`, no zone)
-# are undefined here rather than a builtin error, so every engine treats them alike (a cheap shape check
-# before parsing: a regex would cost a compile per call).
+# A time as RFC 3339 with a zone, in ns; undefined (never a builtin error) for anything else. Only what
+# OPA (Go) and regorus (chrono) both parse, to the same instant, passes: a real date from 1678 to 2261
+# (the nanosecond range), `T`, a time with seconds below 60, an optional fraction, and `Z` or an offset
+# below 24 h. Go alone takes a one-digit hour or a +24:00 offset, chrono alone a leap second; a time
+# either refuses is an error on OPA under strict builtin errors.
 parse_time_ns(ts) := time.parse_rfc3339_ns(ts) if {
 	is_string(ts)
-	count(ts) >= 20
-	substring(ts, 10, 1) == "T"
-	endswith(ts, "Z")
-} else := time.parse_rfc3339_ns(ts) if {
-	is_string(ts)
-	count(ts) >= 20
-	substring(ts, 10, 1) == "T"
-	substring(ts, count(ts) - 6, 1) in {"+", "-"}
+	regex.match(rfc3339_pattern, ts)
 }
 
-now_ns := parse_time_ns(input.context.now)
+rfc3339_pattern := `^(?:(?:16(?:7[89]|[89][0-9])|1[7-9][0-9][0-9]|2[01][0-9][0-9]|22[0-5][0-9]|226[01])-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:16(?:8[048]|9[26])|(?:1[7-9]|2[0-2])(?:0[48]|[2468][048]|[13579][26])|2000)-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$`
+
+# A regex match costs about 5 us on regorus (it caches the compiled pattern; the match itself is slow),
+# so the times a real write parses (the call's, each freeze window's start and end) are checked in one
+# match of a JSON array. A window without both times adds neither and has no state; when the match
+# fails, each time is checked alone.
+_times_valid if regex.match(_times_pattern, json.marshal(array.concat([input.context.now], [t |
+	some w in freeze_windows
+	some t in [w.start, w.end]
+])))
+
+# A JSON array of rfc3339_pattern's times (a test checks that the two patterns agree).
+_times_pattern := `^\[(?:"(?:(?:16(?:7[89]|[89][0-9])|1[7-9][0-9][0-9]|2[01][0-9][0-9]|22[0-5][0-9]|226[01])-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:16(?:8[048]|9[26])|(?:1[7-9]|2[0-2])(?:0[48]|[2468][048]|[13579][26])|2000)-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"(?:,|\]))+$`
+
+now_ns := time.parse_rfc3339_ns(input.context.now) if {
+	_times_valid
+} else := parse_time_ns(input.context.now)
 
 now_ns := time.now_ns() if not input.context.now
 
-max_items := object.get(object.get(config, "max_items_by_tool", {}), input.tool, config.max_items)
+# The tool is checked before object.get sees it: given an undefined argument, a builtin on regorus's VM
+# skips the rule's else branches, where OPA takes the next one.
+max_items := object.get(object.get(config, "max_items_by_tool", {}), input.tool, config.max_items) if {
+	input.tool
+} else := config.max_items

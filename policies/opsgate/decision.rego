@@ -151,7 +151,7 @@ decision := {
 	count(denials) > 0
 } else := {
 	"allow": false,
-	"reasons": [sprintf("no policy rule allows %v (scope %v) for this caller; denied by default", [input.tool, input.scope])],
+	"reasons": [sprintf("no policy rule allows %v (scope %v) for this caller; denied by default", [tool_name, show(object.get(input, "scope", "(none)"))])],
 	"require_approval": false,
 	"approvers": [],
 	"approvals_needed": 0,

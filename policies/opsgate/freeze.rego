@@ -18,6 +18,7 @@ freeze_windows := windows if {
 }
 
 _window_applies(w) if {
+	is_string(environment)
 	some env in w.environments
 	env in {environment, "*"}
 }
@@ -26,18 +27,25 @@ _window_applies(w) if {
 # Its times are parsed once per decision.
 _window_states := [[w, state] |
 	some w in freeze_windows
-	state := _window_state(w, parse_time_ns(w.start), parse_time_ns(w.end))
+	state := _window_state_of(w)
+	is_string(state) # regorus's VM otherwise keeps an undefined state in the list
 ]
+
+# With both times present, the window's pair was in the one match of _times_valid.
+_window_state_of(w) := _window_state(w, time.parse_rfc3339_ns(w.start), time.parse_rfc3339_ns(w.end)) if {
+	_times_valid
+	w.start
+	w.end
+} else := _window_state(w, parse_time_ns(w.start), parse_time_ns(w.end))
 
 _window_state(w, start, end) := "active" if {
 	start <= now_ns
 	now_ns < end
 	_window_applies(w)
 } else := "inactive" if {
-	is_string(environment)
-	is_number(start)
-	is_number(end)
-	is_number(now_ns)
+	# start and end are numbers here (parse_time_ns values; a call with an undefined one has no value)
+	_environment_known
+	now_ns # defined
 	is_array(w.environments)
 }
 
@@ -61,5 +69,5 @@ _freeze_verdict := "pass" if {
 real_write_denials contains deny(55, "write.freeze", reason, "call again with dry_run=true, or wait until the freeze ends") if {
 	_freeze_verdict == "deny"
 	some w in active_freezes
-	reason := sprintf("%v is in a change freeze until %v: %v", [environment, w.end, w.reason])
+	reason := sprintf("%v is in a change freeze until %v: %v", [environment, w.end, show(w.reason)])
 }

@@ -37,7 +37,13 @@ raw_query_roles := {r | some r in config.raw_query_roles}
 
 has_raw_query_role := count(caller_roles & raw_query_roles) > 0
 
-estimated_points := object.get(object.get(input, "facts", {}), "estimated_points", 0)
+# 0 without facts; undefined when the facts are not an object (object.get on anything else is an error
+# on OPA).
+estimated_points := object.get(input.facts, "estimated_points", 0) if {
+	is_object(input.facts)
+} else := 0 if {
+	not input.facts
+}
 
 _raw_query_verdict := "pass" if {
 	raw_query_requested == false
@@ -59,15 +65,17 @@ _points_verdict := "pass" if {
 	estimated_points > config.max_points
 }
 
+# Grants name the tool, so they need one (a tool that is not a name is granted nothing).
 read_grants contains grant(100, "read.allowed", sprintf("%v is a read; authenticated callers may read", [input.tool]), false) if {
 	is_read
 	authenticated
+	is_string(input.tool)
 }
 
 read_denials contains deny(40, "read.raw_query.role_required", sprintf("raw backend queries need one of the roles %v; the caller has %v", [sort(raw_query_roles), sort(caller_roles)]), "use the typed filter fields (service, selector, severity, text) instead of raw_query") if {
 	_raw_query_verdict == "deny"
 }
 
-read_denials contains deny(41, "read.point_budget_exceeded", sprintf("the query would return about %v points, over the limit of %v", [estimated_points, config.max_points]), "narrow the window or raise the step") if {
+read_denials contains deny(41, "read.point_budget_exceeded", sprintf("the query would return about %v points, over the limit of %v", [show(estimated_points), show(config.max_points)]), "narrow the window or raise the step") if {
 	_points_verdict == "deny"
 }

@@ -46,7 +46,7 @@ confirmation_ok := false if {
 # kind of caller has no verdict, so it is denied.
 write_scope := object.get(_context, "write_scope", null) if is_object(_context)
 
-caller_scopes := {s | some s in input.caller.scopes} if is_array(input.caller.scopes)
+caller_scopes := {s | some s in input.caller.scopes; is_string(s)} if is_array(input.caller.scopes)
 
 _write_scope_verdict := "pass" if {
 	input.caller.auth in {"api_key", "local"}
@@ -64,7 +64,7 @@ _write_scope_verdict := "pass" if {
 	not write_scope in caller_scopes
 }
 
-write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a write tool and needs the OAuth scope %v; the caller's token has %v", [input.tool, write_scope, sort(caller_scopes)]), sprintf("use the read tools, or sign in again asking for the %v scope", [write_scope])) if {
+write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a write tool and needs the OAuth scope %v; the caller's token has %v", [tool_name, write_scope, sort(caller_scopes)]), sprintf("use the read tools, or sign in again asking for the %v scope", [write_scope])) if {
 	_write_scope_verdict == "deny"
 }
 
@@ -83,7 +83,7 @@ _advised_verdict := "pass" if {
 	autonomy == "advised"
 }
 
-write_denials contains deny(50, "write.read_only", sprintf("%v changes the system and autonomy is read-only", [input.tool]), "use the read tools; a human can make this change") if {
+write_denials contains deny(50, "write.read_only", sprintf("%v changes the system and autonomy is read-only", [tool_name]), "use the read tools; a human can make this change") if {
 	_read_only_verdict == "deny"
 }
 
@@ -92,12 +92,13 @@ write_denials contains d if {
 	some d in real_write_denials
 }
 
-real_write_denials contains deny(70, "write.advised.dry_run_only", sprintf("autonomy is advised: %v may only run as a dry run", [input.tool]), "call again with dry_run=true") if {
+real_write_denials contains deny(70, "write.advised.dry_run_only", sprintf("autonomy is advised: %v may only run as a dry run", [tool_name]), "call again with dry_run=true") if {
 	_advised_verdict == "deny"
 }
 
 write_grants contains grant(110, "write.dry_run.allowed", sprintf("%v is a dry run; it changes nothing", [input.tool]), true) if {
 	is_write
+	is_string(input.tool)
 	dry_run
 	authenticated
 	autonomy in {"advised", "approved", "autonomous"}
@@ -105,6 +106,7 @@ write_grants contains grant(110, "write.dry_run.allowed", sprintf("%v is a dry r
 
 write_grants contains grant(130, "write.autonomous.allowed", sprintf("autonomy is autonomous and %v is within its budgets", [input.tool]), false) if {
 	real_write
+	is_string(input.tool)
 	authenticated
 	autonomy == "autonomous"
 }

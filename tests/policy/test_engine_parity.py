@@ -10,6 +10,9 @@ identical, and defined. OPA evaluates with strict builtin errors here: a builtin
 of the wrong type, a time that does not parse) is an error on OPA but an undefined value on regorus, so
 the policy must never let a builtin error either.
 
+The same holds for odd policy data (freeze windows that are malformed, as when data reaches OPA without
+opsgate's schema check) and, directly, for the times the policy parses.
+
 The inputs come from a fixed seed, so every run checks the same ones.
 """
 
@@ -18,15 +21,17 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import regorus
 import yaml
 
-from opsgate.policy.embedded import EmbeddedEngine
+from opsgate.policy.embedded import EmbeddedEngine, load_policy_data, policy_modules
 from tests.policy.cases import POLICY_DIR, load_cases
 
 SEED = 20261130
@@ -137,7 +142,16 @@ PATHS = [
     "tool",
     "scope",
 ]
-COMPARED = ("allow", "rule", "reasons", "require_approval", "approvers", "approvals_needed", "alternative", "obligations")
+COMPARED = (
+    "allow",
+    "rule",
+    "reasons",
+    "require_approval",
+    "approvers",
+    "approvals_needed",
+    "alternative",
+    "obligations",
+)
 
 
 def base_inputs() -> list[dict[str, Any]]:
@@ -222,3 +236,133 @@ def test_engines_agree_on_altered_inputs(real_opa: Any) -> None:
     assert not mismatches, f"{sum(kinds.values())} of {COUNT} inputs differ ({summary}); first of each kind:\n" + (
         "\n".join(mismatches)
     )
+
+
+def _differences(embedded: EmbeddedEngine, opa: Any, inputs: Iterator[tuple[Any, dict[str, Any]]]) -> list[str]:
+    found = []
+    for label, doc in inputs:
+        try:
+            ours: Any = embedded.evaluate(doc)
+        except Exception as exc:
+            ours = f"error: {exc}"
+        try:
+            theirs: Any = opa.decision(doc)
+        except Exception as exc:
+            theirs = f"error: {exc}"
+        if ours is None or theirs is None or _compared(ours) != _compared(theirs):
+            found.append(f"{label}:\n  embedded: {json.dumps(_compared(ours))[:400]}\n  real OPA: {str(theirs)[:400]}")
+    return found
+
+
+def odd_windows(rng: random.Random) -> list[Any]:
+    """A freeze_windows list with one or two windows, some of their fields odd."""
+    windows: list[Any] = []
+    for _ in range(rng.choice((1, 2))):
+        window: Any = {
+            "start": "2026-11-20T00:00:00Z",
+            "end": "2026-11-30T00:00:00Z",
+            "environments": ["prod", "production"],
+            "reason": "a freeze",
+        }
+        for _ in range(rng.choice((1, 2))):
+            key = rng.choice(("start", "end", "environments", "reason", None))
+            if key is None:
+                window = rng.choice(ODD)
+                break
+            value = rng.choice(TIMES + ODD if key in ("start", "end") else [["*"], "prod", [1], ["staging"], *ODD])
+            if value is MISSING:
+                window.pop(key)
+            else:
+                window[key] = value
+        if window is not MISSING:
+            windows.append(window)
+    return windows
+
+
+def test_engines_agree_on_odd_freeze_windows(real_opa: Any) -> None:
+    """Malformed windows (data nobody validated) mean the same on both engines."""
+    from tests.policy.real_opa import RealOpa
+
+    rng = random.Random(SEED)
+    bases = [c.input for c in load_cases() if c.input["scope"] == "write"]
+    differences: list[str] = []
+    for _ in range(40):
+        windows = odd_windows(rng)
+        data = {"opsgate_config": {"freeze_windows": windows}}
+        embedded = EmbeddedEngine(POLICY_DIR, data, validate_data=False)
+        opa = RealOpa(POLICY_DIR, data=data, validate=False)
+        try:
+            docs = []
+            for _ in range(8):
+                doc = copy.deepcopy(rng.choice(bases))
+                alter(doc, "context.now", rng.choice(TIMES + ["2026-11-25T00:00:00Z"] * 4))
+                alter(doc, "target.environment", rng.choice(["prod", "staging", 5]))
+                docs.append((f"windows {windows}, input {doc['context'].get('now')!r} {doc['target']}", doc))
+            differences += _differences(embedded, opa, iter(docs))
+        finally:
+            opa.close()
+    assert not differences, f"{len(differences)} differ; first:\n" + "\n".join(differences[:5])
+
+
+def time_strings(seed: int = SEED, count: int = 3000) -> list[str]:
+    """Valid RFC 3339 times changed in a character or two (one-digit fields, a comma, a leap second,
+    a +24:00 offset, ...), and the TIMES list."""
+    rng = random.Random(seed)
+    valid = [
+        "2026-11-23T05:00:00Z",
+        "2026-11-23T05:00:00.123Z",
+        "2026-11-23T05:00:00+01:00",
+        "2024-02-29T23:59:59.5-05:30",
+    ]
+    alphabet = "0123456789-:T.Z+ ,tz"
+    found = list(TIMES)
+    for _ in range(count):
+        chars = list(rng.choice(valid))
+        for _ in range(rng.choice((1, 1, 2))):
+            i = rng.randrange(len(chars))
+            operation = rng.random()
+            if operation < 0.7:
+                chars[i] = rng.choice(alphabet)
+            elif operation < 0.85:
+                del chars[i]
+            else:
+                chars.insert(i, rng.choice(alphabet))
+        found.append("".join(chars))
+    return found
+
+
+def test_times_parse_alike(real_opa: Any) -> None:
+    """`now_ns` for many near-valid times: the same instant on both engines, or undefined on both (OPA
+    raising an error for a time it cannot parse counts as a difference)."""
+    data = load_policy_data(POLICY_DIR)
+    modules = policy_modules(POLICY_DIR)
+    program = regorus.Program.compile_from_modules(json.dumps(data), modules, ["data.opsgate.now_ns"])
+    vm = regorus.Rvm()
+    vm.load_program(program)
+    vm.set_data_json(json.dumps(data))
+    differences = []
+    parsed = 0
+    for ts in time_strings():
+        doc = {"context": {"now": ts}}
+        vm.set_input_json(json.dumps(doc))
+        raw = vm.execute_entry_point("data.opsgate.now_ns")
+        ours = None if raw == '"<undefined>"' else json.loads(raw)
+        try:
+            theirs = real_opa.document("opsgate.now_ns", doc)
+        except Exception as exc:
+            theirs = f"error: {exc}"
+        parsed += ours is not None
+        if ours != theirs:
+            differences.append(f"{ts!r}: embedded {ours}, real OPA {theirs}")
+    assert not differences, f"{len(differences)} times differ:\n" + "\n".join(differences[:10])
+    assert parsed > 300, "too few of the altered times are valid to show anything"
+
+
+def test_the_two_time_patterns_agree() -> None:
+    """common.rego writes the time pattern twice (regorus refuses lines over 1,024 columns, so they are
+    not built from one another): the list pattern must hold exactly the single one."""
+    source = (POLICY_DIR / "opsgate" / "common.rego").read_text(encoding="utf-8")
+    single = re.search(r"^rfc3339_pattern := `\^(.*)\$`$", source, re.M)
+    listed = re.search(r'^_times_pattern := `\^\\\[\(\?:"(.*)"\(\?:,\|\\\]\)\)\+\$`$', source, re.M)
+    assert single and listed, "the time patterns moved; update this test"
+    assert single[1] == listed[1]

@@ -27,16 +27,9 @@ _window_applies(w) if {
 # Its times are parsed once per decision.
 _window_states := [[w, state] |
 	some w in freeze_windows
-	state := _window_state_of(w)
+	state := _window_state(w, parse_time_ns(w.start), parse_time_ns(w.end))
 	is_string(state) # regorus's VM otherwise keeps an undefined state in the list
 ]
-
-# With both times present, the window's pair was in the one match of _times_valid.
-_window_state_of(w) := _window_state(w, time.parse_rfc3339_ns(w.start), time.parse_rfc3339_ns(w.end)) if {
-	_times_valid
-	w.start
-	w.end
-} else := _window_state(w, parse_time_ns(w.start), parse_time_ns(w.end))
 
 _window_state(w, start, end) := "active" if {
 	start <= now_ns

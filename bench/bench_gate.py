@@ -47,6 +47,9 @@ from opsgate.caller import Caller  # noqa: E402
 from opsgate.config import LimitSettings, Settings  # noqa: E402
 from opsgate.server import build_app  # noqa: E402
 
+# Limits high enough that every timed call runs the whole pipeline (before, the global ceiling of 6,000 calls a
+# minute refused the later calls, so part of the figures timed a refusal)
+_UNLIMITED = LimitSettings(per_tool_per_minute=10**9, global_per_minute=10**9)
 MCP_ROWS = ("bare SDK server, async tool", "bare SDK server, plain-function tool", "through the opsgate gate")
 
 
@@ -55,14 +58,21 @@ def _stats(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e6, ordered[int(len(ordered) * 0.99) - 1] * 1e6
 
 
+def _ran(result: object) -> None:
+    """A timed call must have run the whole pipeline: a refusal (a rate limit, say) would time another path."""
+    if isinstance(result, CallToolResult) and result.is_error:
+        raise SystemExit(f"benchmark call refused, figures would be wrong: {result.content}")
+
+
 async def _time(fn: Callable[[], Awaitable[object]], n: int) -> list[float]:
     for _ in range(min(200, n)):
-        await fn()
+        _ran(await fn())
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        await fn()
+        result = await fn()
         out.append(time.perf_counter() - t0)
+        _ran(result)
     return out
 
 
@@ -70,13 +80,14 @@ async def _time_round(calls: list[Callable[[], Awaitable[object]]], n: int) -> l
     """Each call timed in turn, round after round, so machine load falls on all alike."""
     for _ in range(min(200, n)):
         for call in calls:
-            await call()
+            _ran(await call())
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(n):
         for call, out in zip(calls, samples, strict=True):
             t0 = time.perf_counter()
-            await call()
+            result = await call()
             out.append(time.perf_counter() - t0)
+            _ran(result)
     return samples
 
 
@@ -90,7 +101,7 @@ def _row(name: str, samples: list[float], base: float | None = None) -> float:
 async def mcp_medians(n: int) -> dict[str, dict[str, float]]:
     """The MCP rows only (medians in µs per wire generation): what `--against` compares across trees."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(state_dir=Path(tmp), limits=LimitSettings(per_tool_per_minute=10**9))
+        settings = Settings(state_dir=Path(tmp), limits=_UNLIMITED)
         app = build_app(settings, [], capabilities=[testkit.build()])
         bare, bare_sync = _bare_servers()
         out: dict[str, dict[str, float]] = {}
@@ -150,8 +161,7 @@ def compare(other: Path, n: int, rounds: int) -> None:
 
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        # Limits high enough that every timed call runs the whole pipeline (not a rate-limit refusal).
-        settings = Settings(state_dir=Path(tmp), limits=LimitSettings(per_tool_per_minute=10**9))
+        settings = Settings(state_dir=Path(tmp), limits=_UNLIMITED)
         app = build_app(settings, [], capabilities=[testkit.build()])
         bare, bare_sync = _bare_servers()
 

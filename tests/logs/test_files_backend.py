@@ -592,3 +592,53 @@ def test_stored_indexes_of_log_files_gone_for_good_are_removed(tmp_path: Path) -
     assert second.wait_for_indexes(30)
     remaining = list(index_dir.glob("*.idx"))
     assert len(remaining) == 1 and str(kept) in remaining[0].read_bytes().split(b"\n", 1)[0].decode()
+
+
+@pytest.mark.parametrize("then", ["search ends", "backend closes"])
+def test_a_background_build_pauses_for_a_query_searching_the_file_and_resumes_or_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """A background build pauses while a query searches the file itself (the query is what a caller
+    waits for); the end of that search resumes it at once, and closing the backend stops it at once (the
+    pause would otherwise last BUILD_YIELD_S, here a minute: longer than the waits below)."""
+    import anyio
+
+    from opsgate.logs.backends import files
+
+    monkeypatch.setattr(filescan, "BLOCK", 1024)
+    monkeypatch.setattr(files, "BUILD_YIELD_S", 60.0)
+    path = tmp_path / "app.jsonl"
+    rows = _unordered_file(path, 300, seed=12)
+    held, inside = threading.Event(), threading.Event()
+    real_scan = FilesBackend._scan
+
+    def held_scan(self: FilesBackend, *args: Any) -> Any:
+        inside.set()
+        assert held.wait(30)
+        yield from real_scan(self, *args)
+
+    paused = threading.Event()
+    real_tick = FilesBackend._check_open
+
+    def tick(self: FilesBackend) -> None:
+        paused.set()
+        real_tick(self)
+
+    monkeypatch.setattr(FilesBackend, "_scan", held_scan)
+    monkeypatch.setattr(FilesBackend, "_check_open", tick)
+    backend = _unordered_backend(path, warm=False)
+    answers: list[list[int]] = []
+    searching = threading.Thread(target=lambda: answers.append(_newest(backend)))
+    searching.start()  # starts the build, then searches the file itself: held inside
+    assert inside.wait(30) and paused.wait(30)  # the build is at its first chunk, pausing
+    if then == "backend closes":
+        anyio.run(backend.aclose)
+        assert backend.wait_for_indexes(30)  # stopped, not paused for a minute
+        assert path not in backend._indexes
+        held.set()
+    else:
+        held.set()
+        assert backend.wait_for_indexes(30)  # resumed, not paused for a minute
+        assert _newest(backend) == _newest_timeouts(rows)  # through the index now
+    searching.join(30)
+    assert answers == [_newest_timeouts(rows)]

@@ -37,6 +37,9 @@ from opsgate.logs.severity import Severity
 
 EXAMPLES = REPO_ROOT / "examples" / "logs"
 GZIP_SUFFIXES = (".gz", ".gzip")
+BUILD_YIELD_S = 2.0
+"""Longest a background index build pauses, at each of its chunks, for queries searching a file
+themselves (they are what a caller waits for; the build then continues)."""
 SEARCH_FIRST_MATCHES = 2000
 """Matching lines a query searching a file whose index is not ready reads before it waits for the index
 (0: never search first)."""
@@ -114,6 +117,8 @@ class FilesBackend:
         self._builds: dict[Path, _Build] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._searching = 0  # queries searching a file themselves: background builds pause for them
+        self._quiet = threading.Condition()
         self._warming: threading.Thread | None = None
         if warm and any(not source.time_ordered for source in settings.sources):
             self._warming = threading.Thread(target=self._warm, name="opsgate-files-index", daemon=True)
@@ -160,7 +165,9 @@ class FilesBackend:
                 self._warming.join(left)
 
     async def aclose(self) -> None:
-        self._closed.set()  # background builds stop at their next block
+        self._closed.set()  # background builds stop at their next chunk
+        with self._quiet:
+            self._quiet.notify_all()
         self._gzip_cache.clear()
 
     # -- in a worker thread ---------------------------------------------------------------------
@@ -293,14 +300,21 @@ class FilesBackend:
         newest = query.order == "newest"
         kept: list[tuple[int, int, LogRecord]] = []  # a min-heap on the rank, as in _indexed_scan
         cap = max(SEARCH_FIRST_MATCHES, 4 * limit)
-        for seen, (offset, record) in enumerate(self._scan(log_file, blob, 0, size, query, limit, deadline)):
-            if seen >= cap:
-                return None
-            entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
-            if len(kept) < limit:
-                heapq.heappush(kept, entry)
-            elif entry[:2] > kept[0][:2]:
-                heapq.heapreplace(kept, entry)
+        with self._quiet:
+            self._searching += 1
+        try:
+            for seen, (offset, record) in enumerate(self._scan(log_file, blob, 0, size, query, limit, deadline)):
+                if seen >= cap:
+                    return None
+                entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
+                if len(kept) < limit:
+                    heapq.heappush(kept, entry)
+                elif entry[:2] > kept[0][:2]:
+                    heapq.heapreplace(kept, entry)
+        finally:
+            with self._quiet:
+                self._searching -= 1
+                self._quiet.notify_all()
         return [(position if newest else -position, record) for _rank, position, record in kept]
 
     def _time_index(
@@ -382,6 +396,10 @@ class FilesBackend:
             self._store.prune()
 
     def _check_open(self) -> None:
+        """A background build's tick: stop if the backend closed; pause (up to BUILD_YIELD_S) while
+        queries search a file themselves, so that on a busy machine the build does not slow them."""
+        with self._quiet:
+            self._quiet.wait_for(lambda: self._searching == 0 or self._closed.is_set(), timeout=BUILD_YIELD_S)
         if self._closed.is_set():
             raise _Closed
 

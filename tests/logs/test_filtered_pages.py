@@ -210,3 +210,26 @@ async def test_patterns_stop_at_their_line_bound_and_say_so(make_app: Callable[.
     assert filtered["lines_capped"] is True and 0 < filtered["lines_scanned"] < 2 * len(MATCHES)
     assert any("patterns_max_lines" in note for note in filtered["backend_notes"]), filtered["backend_notes"]
     assert [p["template"] for p in filtered["items"]] == ["request <*> needle db=<*>"]
+
+
+@pytest.mark.parametrize("backend", ["loki", "azure"])
+async def test_how_far_the_scan_reads_tells_nothing_about_a_masked_secret(
+    backend: str, make_app: Callable[..., App], tmp_path: Path
+) -> None:
+    """The attacker's probe: guess the masked password's next character with `text`, and read not the
+    (empty) items but whether the scan hit its bound (truncated, a cursor, a note) and how many backend
+    requests it took. Every guess must look alike: a backend that matched `text` on raw lines would return
+    every line holding the secret for the right guess and nothing for the others."""
+    with _backend(backend, make_app, tmp_path, filter_max_lines=100) as app:
+        try:
+            answers: dict[str, tuple[Any, ...]] = {}
+            async with Client(app.server, mode="2026-07-28") as client:
+                for guess in ("app:h", "app:z", "app:q"):
+                    result = await client.call_tool("logs_query", {**WINDOW, "text": guess, "limit": 5})
+                    assert not result.is_error, result.content
+                    out = result.structured_content
+                    notes = [n.split(" lines in ")[0] for n in out["backend_notes"]]
+                    answers[guess] = (len(out["items"]), out["truncated"], bool(out["next_cursor"]), notes)
+        finally:
+            await app.aclose()
+    assert answers["app:h"] == answers["app:z"] == answers["app:q"], answers

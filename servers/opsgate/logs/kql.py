@@ -73,9 +73,10 @@ def where_clauses(query: LogQuery, c: Columns) -> list[str]:
         wanted = set(levels_from(query.min_severity))
         spellings = sorted(name for name, level in ALIASES.items() if level in wanted)
         clauses.append(f"tostring({c.level}) in~ {_list(spellings)}")
-    if query.text is not None:
+    # redacted: the service filters text and regex itself, on the redacted line (see logql.translate)
+    if query.text is not None and query.redact is None:
         clauses.append(f"tostring({c.message}) contains {string(query.text)}")
-    if query.regex is not None and query.redact is None:  # redacted: the service filters the regex itself
+    if query.regex is not None and query.redact is None:
         clauses.append(f"tostring({c.message}) matches regex {string(query.regex)}")
     return clauses
 

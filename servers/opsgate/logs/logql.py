@@ -68,9 +68,11 @@ def translate(query: LogQuery, service_label: str, namespace_label: str, level_l
         # Loki needs one matcher that cannot match the empty string
         requirements.append(Requirement(service_label, "exists"))
     parts = ["{" + ", ".join(_matcher(req) for req in requirements) + "}"]
-    if query.text is not None:
+    # redacted: the service filters text and regex itself, on the redacted line (matched on the raw line here,
+    # even how many lines came back would tell a masked secret's characters apart)
+    if query.text is not None and query.redact is None:
         parts.append(f"|~ {string(query.text_pattern or '')}")
-    if query.regex is not None and query.redact is None:  # redacted: the service filters the regex itself
+    if query.regex is not None and query.redact is None:
         parts.append(f"|~ {string(query.regex)}")
     if query.min_severity is not None:
         parts.append(f"| {label_name(level_label)}=~{string(severity_pattern(query.min_severity))}")

@@ -37,7 +37,7 @@ class LogQuery:
     order: Order = "newest"
     # The caller's redaction: `text` and `regex` match the redacted line, never the raw one (a filter on
     # raw text is an oracle for the secret redaction hides). Server-side backends (LogQL, KQL) cannot
-    # redact, so they push only `text` down and the service applies the whole filter again, redacted.
+    # redact, so under redaction they push neither down and the service applies the filter, redacted.
     redact: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
     _compiled: SafeRegex | None = field(default=None, compare=False, repr=False)
 

@@ -18,6 +18,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsgate.config import REPO_ROOT
 from opsgate.contracts import BackendUnavailable, ToolError
-from opsgate.logs.backends import DeadlinePassed, Fetched, check_deadline, filescan
+from opsgate.logs.backends import DeadlinePassed, Fetched, check_deadline, files_search, filescan
 from opsgate.logs.backends.files_index import FileVersion, IndexStore, TimeIndex
 from opsgate.logs.backends.filescan import IndexedBlock, Needle, backward, bracket, forward, time_index
 from opsgate.logs.query import LogQuery
@@ -252,13 +253,15 @@ class FilesBackend:
                 stop = bracket(blob, size, query.end_ns + 1)[1]
             elif not log_file.gzipped:
                 wanted = FileVersion.of(blob, size)
-                index, build, whole = self._index_or_build(log_file, wanted)
-                searchable = query.text is not None or query.regex is not None
-                if index is None and whole and searchable and SEARCH_FIRST_MATCHES > 0:
-                    found = self._search_first(log_file, blob, size, query, limit, deadline)
-                    if found is not None:
-                        yield from found
-                        return
+                searchable = (query.text is not None or query.regex is not None) and SEARCH_FIRST_MATCHES > 0
+                found = None
+                with self._searching_first(searchable):  # from before a build it starts can read a byte
+                    index, build, whole = self._index_or_build(log_file, wanted)
+                    if index is None and whole and searchable:
+                        found = self._search_first(log_file, blob, size, query, limit, deadline)
+                if found is not None:
+                    yield from found
+                    return
                 if index is None:
                     index = self._time_index(log_file, blob, size, deadline, wanted, build)
                 yield from self._indexed_scan(log_file, blob, index, query, limit, deadline)
@@ -292,29 +295,127 @@ class FilesBackend:
     def _search_first(
         self, log_file: LogFile, blob: BinaryIO, size: int, query: LogQuery, limit: int, deadline: float
     ) -> list[tuple[int, LogRecord]] | None:
-        """Before a file's index is ready, a text or regex query searches the whole file itself (RE2 over
-        whole blocks; only matching lines are parsed), keeping its `limit` best lines: a rare term costs
-        one search, not the index build. It gives up (None: wait for the index, whose build goes on
-        meanwhile) after SEARCH_FIRST_MATCHES matching lines, since each match costs more than a byte of
-        the build."""
-        newest = query.order == "newest"
-        kept: list[tuple[int, int, LogRecord]] = []  # a min-heap on the rank, as in _indexed_scan
-        cap = max(SEARCH_FIRST_MATCHES, 4 * limit)
+        """Before a file's index is ready, a text or regex query searches the whole file itself, keeping
+        its `limit` best lines; None when it gives up (then it waits for the index, whose build goes on).
+        A text term (ASCII) is searched for by `_ranked_search`, however many lines hold it; anything else
+        (a regex, a term not in ASCII) is searched for by RE2 over whole blocks, parsing each matching line,
+        and gives up after SEARCH_FIRST_MATCHES of them (each costs more than a byte of the build). Index
+        builds pause meanwhile (see `_check_open`)."""
+        text = query.text
+        if text is not None and text.isascii() and "\n" not in text and text:
+            return self._ranked_search(log_file, blob, size, query, limit, deadline)
+        return self._search_lines(log_file, blob, size, query, limit, deadline)
+
+    @contextmanager
+    def _searching_first(self, searching: bool) -> Iterator[None]:
+        """While a query may search a file itself, background builds pause (see `_check_open`)."""
+        if not searching:
+            yield
+            return
         with self._quiet:
             self._searching += 1
         try:
-            for seen, (offset, record) in enumerate(self._scan(log_file, blob, 0, size, query, limit, deadline)):
-                if seen >= cap:
-                    return None
-                entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
-                if len(kept) < limit:
-                    heapq.heappush(kept, entry)
-                elif entry[:2] > kept[0][:2]:
-                    heapq.heapreplace(kept, entry)
+            yield
         finally:
             with self._quiet:
                 self._searching -= 1
                 self._quiet.notify_all()
+
+    def _search_lines(
+        self, log_file: LogFile, blob: BinaryIO, size: int, query: LogQuery, limit: int, deadline: float
+    ) -> list[tuple[int, LogRecord]] | None:
+        newest = query.order == "newest"
+        kept: list[tuple[int, int, LogRecord]] = []  # a min-heap on the rank, as in _indexed_scan
+        cap = max(SEARCH_FIRST_MATCHES, 4 * limit)
+        for seen, (offset, record) in enumerate(self._scan(log_file, blob, 0, size, query, limit, deadline)):
+            if seen >= cap:
+                return None
+            _keep(kept, limit, offset, record, newest)
+        return [(position if newest else -position, record) for _rank, position, record in kept]
+
+    def _ranked_search(
+        self, log_file: LogFile, blob: BinaryIO, size: int, query: LogQuery, limit: int, deadline: float
+    ) -> list[tuple[int, LogRecord]] | None:
+        """The `limit` best lines holding a text term, found by searching the whole file once (see
+        `files_search`), however many lines hold it. Each such line that starts with a time (`leading_time`)
+        is ranked by that time: read with whole-array operations for lines written like the file's first
+        timed line (`TimeLayout`), else one line at a time. Only the lines taken, in rank order, are read
+        again and parsed, until `limit` pass every filter. A holding line that starts without a time is
+        parsed at once (its time, or the one it inherits), as the index build does.
+
+        It gives up (None: the index answers) after SEARCH_FIRST_MATCHES lines parsed at once or taken and
+        failing a filter, for a line longer than a chunk, and for a line taken whose parsed time differs
+        from the time it starts with (`{"time": ...}` followed by a `"ts"` key): the index ranks lines by
+        the time they start with as well, so it answers the same, but it is left to the index. So the
+        lines kept are those the index gives: the same records, in the same order."""
+        import numpy as np  # only files not in time order come here, as to the index build
+
+        assert query.text is not None
+        needle = query.text.lower().encode()
+        finder = files_search.LineFinder(needle)
+        newest = query.order == "newest"
+        regex = query.compiled if query.redact is None else None
+        text_checked = query.redact is None
+        cap = max(SEARCH_FIRST_MATCHES, 4 * limit)
+        kept: list[tuple[int, int, LogRecord]] = []  # a min-heap on the rank, as in _indexed_scan
+        layout = files_search.TimeLayout.of(_first_line(blob, size))
+        positions: list[Any] = []  # (offset, time) of lines ranked by their leading time, in arrays
+        times: list[Any] = []
+        one_by_one: list[tuple[int, int]] = []  # the same, for lines read one at a time
+        parsed = 0
+        try:
+            for position, buf, cut in files_search.chunks(blob, size):
+                check_deadline(deadline, self.name)
+                starts = finder.line_starts(np, buf, cut)
+                if layout is None and len(starts):
+                    layout = files_search.TimeLayout.of(bytes(buf[starts[0] : buf.find(b"\n", starts[0])]))
+                if layout is not None and len(starts) >= files_search.WHOLE_ARRAY_LINES:
+                    fits, ns = layout.times(np, buf, starts)
+                    positions.append(starts[fits] + position)
+                    times.append(ns[fits])
+                    starts = starts[~fits]
+                for start in starts.tolist():
+                    raw = bytes(buf[start : buf.find(b"\n", start)])
+                    if needle not in raw.lower():
+                        continue
+                    quick = leading_time(raw)
+                    if quick is not None:
+                        one_by_one.append((position + start, quick))
+                        continue
+                    parsed += 1
+                    if parsed > cap:
+                        return None
+                    record = self._line_record(log_file, blob, position + start, raw, query, regex, text_checked)
+                    if record is not None:
+                        _keep(kept, limit, position + start, record, newest)
+        except files_search.LineTooLong:
+            return None
+        if one_by_one:
+            positions.append(np.array([o for o, _ in one_by_one], dtype=np.int64))
+            times.append(np.array([t for _, t in one_by_one], dtype=np.int64))
+        if not positions:
+            return [(position if newest else -position, record) for _rank, position, record in kept]
+        offsets, stamps = np.concatenate(positions), np.concatenate(times)
+        inside = (stamps >= query.start_ns) & (stamps <= query.end_ns)
+        offsets, stamps = offsets[inside], stamps[inside]
+        taken = 0
+        for row in files_search.ranked(np, stamps, offsets, newest, limit):
+            if taken >= limit:
+                break  # the next ones rank below every line taken
+            offset, stamp = int(offsets[row]), int(stamps[row])
+            line = _line_at(blob, offset, size)
+            record = None
+            if line is not None and needle in line.lower():  # else the file changed since it was searched
+                record = self._line_record(log_file, blob, offset, line, query, regex, text_checked, quick=stamp)
+            if record is None:
+                parsed += 1
+                if parsed > cap:
+                    return None
+                continue
+            if record.ts_ns != stamp:
+                return None
+            taken += 1
+            _keep(kept, limit, offset, record, newest)
         return [(position if newest else -position, record) for _rank, position, record in kept]
 
     def _time_index(
@@ -378,6 +479,7 @@ class FilesBackend:
     def _warm(self) -> None:
         """Index every file not in time order, one after another (a file a query asked for first is
         being built by that query's build: skipped here)."""
+        files_search.preload()  # the search engine's module, so that a first query does not import it
         try:
             log_files = self.files()
         except Exception:  # a query reports what is wrong with the sources
@@ -448,23 +550,44 @@ class FilesBackend:
 
         newest = query.order == "newest" and log_file.time_ordered
         lines = (backward if newest else forward)(blob, start, stop, needle, block_ok, tick, finder)
+        text_checked = needle is not None and query.redact is None
         found = 0
         for offset, raw in lines:
-            if regex is not None and not regex.search_bytes(raw):
-                continue
-            quick = leading_time(raw)
-            if quick is not None and not query.start_ns <= quick <= query.end_ns:
-                continue
-            text = raw.decode("utf-8", errors="replace").rstrip("\r")
-            if (needle is None or query.redact is not None) and not query.matches_text(text):
-                continue
-            record = self._record(log_file, blob, offset, text)
-            if record is None or not query.matches_record(record):
+            record = self._line_record(log_file, blob, offset, raw, query, regex, text_checked)
+            if record is None:
                 continue
             yield offset, record
             found += 1
             if found >= limit and log_file.time_ordered:
                 return
+
+    def _line_record(
+        self,
+        log_file: LogFile,
+        blob: BinaryIO,
+        offset: int,
+        raw: bytes,
+        query: LogQuery,
+        regex: SafeRegex | None,
+        text_checked: bool,
+        quick: int | None = None,
+    ) -> LogRecord | None:
+        """The record of one line the byte filters let through if it passes the whole query; None if not.
+        `regex`: the query's regex when it may run on raw bytes (no redaction); `text_checked`: the line is
+        known to hold `text` and no redaction applies; `quick`: its leading time if already known."""
+        if regex is not None and not regex.search_bytes(raw):
+            return None
+        if quick is None:
+            quick = leading_time(raw)
+        if quick is not None and not query.start_ns <= quick <= query.end_ns:
+            return None
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if not text_checked and not query.matches_text(text):
+            return None
+        record = self._record(log_file, blob, offset, text)
+        if record is None or not query.matches_record(record):
+            return None
+        return record
 
     def _record(self, log_file: LogFile, blob: BinaryIO, offset: int, text: str) -> LogRecord | None:
         parsed = parse_line(text)
@@ -481,6 +604,37 @@ class FilesBackend:
             source=log_file.path.name,
             labels=log_file.labels,
         )
+
+
+def _keep(kept: list[tuple[int, int, LogRecord]], limit: int, offset: int, record: LogRecord, newest: bool) -> None:
+    """Keep `record` in `kept`, a min-heap of the `limit` best lines so far (newest first: by time, then
+    offset; oldest first: the reverse)."""
+    entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
+    if len(kept) < limit:
+        heapq.heappush(kept, entry)
+    elif entry[:2] > kept[0][:2]:
+        heapq.heapreplace(kept, entry)
+
+
+def _first_line(blob: BinaryIO, size: int) -> bytes:
+    blob.seek(0)
+    return blob.read(min(size, 4096)).split(b"\n", 1)[0]
+
+
+def _line_at(blob: BinaryIO, offset: int, size: int) -> bytes | None:
+    """The line starting at `offset` (without its line end), read again; None if the file ends first."""
+    want = 512
+    while True:
+        blob.seek(offset)
+        data = blob.read(min(want, size - offset))
+        if not data:
+            return None
+        end = data.find(b"\n")
+        if end >= 0:
+            return data[:end]
+        if len(data) < min(want, size - offset) or offset + len(data) >= size:
+            return data
+        want *= 4
 
 
 def _inherited(blob: BinaryIO, offset: int) -> tuple[int | None, Severity | None]:

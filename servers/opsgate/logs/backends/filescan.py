@@ -399,6 +399,8 @@ def time_index(
         matched = False
         offset = 0
         while offset < n:
+            if offset:
+                tick()  # at every block: a background build pauses soon after a query starts searching
             if size - position - offset <= BLOCK:
                 if position + n < size:
                     break  # the last block runs past this chunk: read it with the next one

@@ -288,6 +288,7 @@ _ODD_LINES = [
     first=st.sampled_from(
         [
             '{"ts":"%s","level":"info","msg":"m"}',
+            '{"ts": "%s", "level": "info", "msg": "m"}',
             "ts=%s level=info msg=m",
             "%s INFO plain",
             '{"@timestamp":"%s","msg":"m"}',
@@ -463,15 +464,13 @@ def test_an_index_of_a_file_truncated_while_it_is_read_covers_what_was_read() ->
 
 
 @pytest.mark.parametrize("order", ["newest", "oldest"])
-def test_a_rare_term_before_the_index_is_ready_is_searched_for_and_a_common_one_waits_for_the_index(
+def test_a_term_before_the_index_is_ready_is_searched_for_and_a_common_regex_waits_for_the_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
 ) -> None:
-    """While a file's index is being built, a text or regex query that matches few lines searches the
-    file itself and answers exactly what the index would (it does not wait: the build is held until the
-    end); one that matches many lines that must each be parsed (here JSON written `{"ts": "..."`, with a
-    space: no line starts with a time read without parsing it) gives up searching and waits for the
-    index. (Lines that start with their time are searched however many hold the term: see
-    test_files_search.)"""
+    """While a file's index is being built, a text query (however many lines hold the term: here more
+    than SEARCH_FIRST_MATCHES) and a regex query that matches few lines search the file themselves and
+    answer exactly what the index would (they do not wait: the build is held until the end); a regex
+    that matches many lines gives up searching and waits for the index."""
     from opsgate.logs.backends import files
 
     monkeypatch.setattr(filescan, "BLOCK", 1024)
@@ -496,10 +495,12 @@ def test_a_rare_term_before_the_index_is_ready_is_searched_for_and_a_common_one_
     assert rare and all("call 42" in message.lower() for _, message in rare)
     by_regex = answer(3, regex=r"call 2\d\b")
     assert [ts for ts, _ in by_regex] == expected(lambda text: re.search(r"call 2\d\b", text) is not None, 3)
-    assert builds.started.wait(30) and builds.calls == [False]  # both answered while the build was held
+    common = answer(5, text="timeout")  # about 240 lines
+    assert [ts for ts, _ in common] == expected(lambda text: "timeout" in text.lower(), 5)
+    assert builds.started.wait(30) and builds.calls == [False]  # all answered while the build was held
 
     answers: list[list[tuple[int, str]]] = []
-    waiting = threading.Thread(target=lambda: answers.append(answer(5, text="timeout")))
+    waiting = threading.Thread(target=lambda: answers.append(answer(5, regex="(?i)timeout")))
     waiting.start()
     builds.gate.set()
     waiting.join(30)

@@ -30,6 +30,7 @@ _PLUS_ONE = timezone(timedelta(hours=1))
 
 _PREFIXES = [
     '{"ts":"%s","level":"info","msg":"m"}',
+    '{"ts": "%s", "level": "info", "msg": "m"}',
     '{"@timestamp":"%s","msg":"m"}',
     "ts=%s level=info msg=m",
     "%s INFO m",

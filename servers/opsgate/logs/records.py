@@ -23,7 +23,7 @@ _TEXT_HEADER = re.compile(
 _LOGFMT_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)')
 _LOGFMT_START = re.compile(r"^[A-Za-z_@][\w.@-]*=")
 _LEADING_TIME = re.compile(
-    rb'^(?:\{"(?:ts|time|timestamp|@timestamp)":"|(?:ts|time)=)?'
+    rb'^(?:\{"(?:ts|time|timestamp|@timestamp)": ?"|(?:ts|time)=)?'
     rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)"
 )
 
@@ -49,7 +49,7 @@ class ParsedLine:
 
 
 def leading_time(raw: bytes) -> int | None:
-    """The time at the very start of a line (plain text, logfmt `ts=`, JSON `{"ts":`) without parsing
+    """The time at the very start of a line (plain text, logfmt `ts=`, JSON `{"ts":` or `{"ts": `) without parsing
     the rest: lets a scan drop lines outside the window cheaply. None when there is none there."""
     match = _LEADING_TIME.match(raw)
     return log_time_ns(match.group(1).decode()) if match else None

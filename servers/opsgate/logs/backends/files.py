@@ -345,9 +345,9 @@ class FilesBackend:
 
         It gives up (None: the index answers) after SEARCH_FIRST_MATCHES lines parsed at once or taken and
         failing a filter, for a line longer than a chunk, and for a line taken whose parsed time differs
-        from the time it starts with (`{"time": ...}` followed by a `"ts"` key): the index ranks lines by
-        the time they start with as well, so it answers the same, but it is left to the index. So the
-        lines kept are those the index gives: the same records, in the same order."""
+        from the time it starts with (`{"time": ...}` followed by a `"ts"` key): such a file is left to the
+        index. Otherwise the lines kept are those the index gives (it too takes the time a line starts with
+        for the time range of its block): the same records, in the same order."""
         import numpy as np  # only files not in time order come here, as to the index build
 
         assert query.text is not None

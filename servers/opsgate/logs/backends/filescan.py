@@ -19,7 +19,7 @@ BLOCK = 1 << 20
 PROBE_SPAN = 1 << 16
 _MAX_PROBE_LINES = 64
 _TIME_PREFIX = re.compile(
-    rb'^((?:\{"(?:ts|time|timestamp|@timestamp)":"|(?:ts|time)=)?)'
+    rb'^((?:\{"(?:ts|time|timestamp|@timestamp)": ?"|(?:ts|time)=)?)'
     rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?)(Z|[+-]\d\d:?\d\d)?"
 )
 

@@ -140,10 +140,12 @@ _approval_denials contains deny(83, "write.approval.unknown_kind", sprintf("appr
 	not approval_kind in {"grant", "confirmation"}
 }
 
-_approval_grants contains grant(120, "write.approved", sprintf("approval %v granted by %v", [_approval_id, _granted_by]), false) if {
+# A grant names the approval and its grantor (a string: see granted_by_other), so it needs an id that is one.
+_approval_grants contains grant(120, "write.approved", sprintf("approval %v granted by %v", [input.approval.id, input.approval.granted_by]), false) if {
 	needs_approval
 	authenticated
 	valid_grant
+	is_string(input.approval.id)
 }
 
 _approval_grants contains grant(121, "write.confirmed", sprintf("confirmed in the client; confirmation is enough for %v", [_approval_target]), false) if {

@@ -35,9 +35,12 @@ default_approval_channels := {
 _channel_class := "production" if production
 else := "other"
 
-_accepted_channel_list := object.get(object.get(config, "approval_channels", default_approval_channels), _channel_class, [])
+# approval_channels that is not an object accepts nothing (object.get with a path answers the default).
+_accepted_channel_list := object.get(config, ["approval_channels", _channel_class], []) if {
+	config.approval_channels
+} else := default_approval_channels[_channel_class]
 
-accepted_channels := {c | some c in _accepted_channel_list}
+accepted_channels := {c | some c in _accepted_channel_list; is_string(c)}
 
 channel_accepted if approval_channel in _accepted_channel_list
 
@@ -126,7 +129,7 @@ _approval_denials contains deny(85, "write.approval.channel_mismatch", sprintf("
 	approval_channel == "confirmation"
 }
 
-_approval_denials contains deny(82, "write.approval.role_not_approver", sprintf("approval %v was granted with roles %v; it needs one of %v", [_approval_id, sort(approval_roles), sort(approver_roles)]), "have a person with an approver role grant the approval") if {
+_approval_denials contains deny(82, "write.approval.role_not_approver", sprintf("approval %v was granted with roles %v; it needs one of %v", [_approval_id, quoted_list(sort(approval_roles)), quoted_list(sort(approver_roles))]), "have a person with an approver role grant the approval") if {
 	needs_approval
 	has_approval
 	approval_kind == "grant"

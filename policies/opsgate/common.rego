@@ -82,12 +82,16 @@ show(x) := x if {
 quoted(x) := sprintf("%q", [x]) if is_string(x)
 else := show(x)
 
+# A list as %v prints it on OPA, each item quoted(); regorus's %v of a list escapes characters such as
+# control codes and U+2028 otherwise (\u0001 where OPA writes \x01), while both write %q alike.
+quoted_list(xs) := concat("", ["[", concat(", ", [quoted(x) | some x in xs]), "]"])
+
 # The tool as reasons name it.
 tool_name := input.tool if {
 	is_string(input.tool)
 } else := show(object.get(input, "tool", "(no tool)"))
 
-approver_roles := {r | some r in config.approver_roles}
+approver_roles := {r | some r in config.approver_roles; is_string(r)}
 
 has_approval if is_object(input.approval)
 
@@ -128,7 +132,8 @@ now_ns := parse_time_ns(input.context.now)
 now_ns := time.now_ns() if not input.context.now
 
 # The tool is checked before object.get sees it: given an undefined argument, a builtin on regorus's VM
-# skips the rule's else branches, where OPA takes the next one.
-max_items := object.get(object.get(config, "max_items_by_tool", {}), input.tool, config.max_items) if {
+# skips the rule's else branches, where OPA takes the next one. (object.get with a path answers the
+# default when max_items_by_tool is not an object; with a key, OPA errors on such a first argument.)
+max_items := object.get(config, ["max_items_by_tool", input.tool], config.max_items) if {
 	input.tool
 } else := config.max_items

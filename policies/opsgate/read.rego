@@ -33,7 +33,7 @@ raw_query_requested := false if {
 	is_object(input.args)
 }
 
-raw_query_roles := {r | some r in config.raw_query_roles}
+raw_query_roles := {r | some r in config.raw_query_roles; is_string(r)}
 
 has_raw_query_role := count(caller_roles & raw_query_roles) > 0
 
@@ -72,7 +72,7 @@ read_grants contains grant(100, "read.allowed", sprintf("%v is a read; authentic
 	is_string(input.tool)
 }
 
-read_denials contains deny(40, "read.raw_query.role_required", sprintf("raw backend queries need one of the roles %v; the caller has %v", [sort(raw_query_roles), sort(caller_roles)]), "use the typed filter fields (service, selector, severity, text) instead of raw_query") if {
+read_denials contains deny(40, "read.raw_query.role_required", sprintf("raw backend queries need one of the roles %v; the caller has %v", [quoted_list(sort(raw_query_roles)), quoted_list(sort(caller_roles))]), "use the typed filter fields (service, selector, severity, text) instead of raw_query") if {
 	_raw_query_verdict == "deny"
 }
 

@@ -64,7 +64,7 @@ _write_scope_verdict := "pass" if {
 	not write_scope in caller_scopes
 }
 
-write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a write tool and needs the OAuth scope %v; the caller's token has %v", [tool_name, write_scope, sort(caller_scopes)]), sprintf("use the read tools, or sign in again asking for the %v scope", [write_scope])) if {
+write_denials contains deny(30, "write.oauth_scope_missing", sprintf("%v is a write tool and needs the OAuth scope %v; the caller's token has %v", [tool_name, write_scope, quoted_list(sort(caller_scopes))]), sprintf("use the read tools, or sign in again asking for the %v scope", [write_scope])) if {
 	_write_scope_verdict == "deny"
 }
 

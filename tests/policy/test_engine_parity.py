@@ -4,14 +4,15 @@ means deny").
 Many policy inputs are generated from the decision table (decision_cases.yaml) and the alert-silence base
 of fail_closed_cases.yaml, with one to three fields altered to odd values: missing, null, wrong types
 (target as a string, list or number; environment as a number, null or object; caller.roles as a string;
-args not an object), malformed times, odd facts and approvals. Each goes through the embedded engine
+args not an object), malformed times, odd facts and approvals, strings with control and other
+characters the engines print differently in a list. Each goes through the embedded engine
 (regorus's VM, what the gate uses) and through real OPA's Go evaluator; the two decision documents must be
 identical, and defined. OPA evaluates with strict builtin errors here: a builtin that errors (an operand
 of the wrong type, a time that does not parse) is an error on OPA but an undefined value on regorus, so
 the policy must never let a builtin error either.
 
-The same holds for odd policy data (freeze windows that are malformed, as when data reaches OPA without
-opsgate's schema check) and, directly, for the times the policy parses.
+The same holds for odd policy data (malformed freeze windows, roles, budgets and limits, as when data
+reaches OPA without opsgate's schema check) and, directly, for the times the policy parses.
 
 The inputs come from a fixed seed, so every run checks the same ones.
 """
@@ -78,12 +79,12 @@ TIMES = [
 ]
 # Values that mean something to the policy, for the fields that read them.
 MEANINGFUL: dict[str, list[Any]] = {
-    "target.environment": ["prod", "production", "staging", "*", {"name": "prod"}, ["prod"]],
-    "caller.roles": ["sre", ["sre", 1], [["sre"]], {"role": "sre"}],
+    "target.environment": ["prod", "production", "staging", "*", {"name": "prod"}, ["prod"], "st\u0085ging"],
+    "caller.roles": ["sre", ["sre", 1], [["sre"]], {"role": "sre"}, ["\u0001sre", "r\u00e9le", "\u2028", "\x7f"]],
     "caller.auth": ["local", "api_key", "oidc"],
-    "caller.scopes": ["opsgate:write", ["opsgate:write"], [1, None]],
+    "caller.scopes": ["opsgate:write", ["opsgate:write"], [1, None], ["\u00a0", "\ufeffopsgate:read"]],
     "caller.subject": ["alice"],
-    "context.autonomy": ["read-only", "advised", "approved", "autonomous"],
+    "context.autonomy": ["read-only", "advised", "approved", "autonomous", "\u001b[31mautonomous"],
     "context.write_scope": ["opsgate:write"],
     "context.now": TIMES,
     "context.recent.TOOL.target_1h": [3, 2.5, 3.0, 10],
@@ -100,11 +101,11 @@ MEANINGFUL: dict[str, list[Any]] = {
         "apr_1",
     ],
     "approval.kind": ["grant", "confirmation", "revoke"],
-    "approval.channel": ["ssh-signature", "oidc", "confirmation", "hmac"],
-    "approval.roles": ["sre", ["sre"], [1]],
+    "approval.channel": ["ssh-signature", "oidc", "confirmation", "hmac", "oidc\u2028"],
+    "approval.roles": ["sre", ["sre"], [1], ["\u0000", "dev\u0085"]],
     "approval.granted_by": ["alice", "agent@claude-code", ["alice"]],
-    "approval.id": ["apr_1", 7, {"id": 1}],
-    "tool": ["alert_silence", "metrics_query", "rollback_deployment"],
+    "approval.id": ["apr_1", 7, {"id": 1}, "apr_\u0007"],
+    "tool": ["alert_silence", "metrics_query", "rollback_deployment", "logs\u2028query"],
     "scope": ["read", "write", "admin"],
 }
 PATHS = [
@@ -278,25 +279,61 @@ def odd_windows(rng: random.Random) -> list[Any]:
     return windows
 
 
-def test_engines_agree_on_odd_freeze_windows(real_opa: Any) -> None:
-    """Malformed windows (data nobody validated) mean the same on both engines."""
+# Policy data the schema would refuse (opsgate validates its data; OPA may be given a bundle it never saw).
+ODD_DATA: dict[str, list[Any]] = {
+    "approver_roles": [["sre", 1], "sre", [], [["sre"]], ["\u0001sre"]],
+    "raw_query_roles": [["sre", None], "admin", ["r\u2028"]],
+    "approval_channels": [{"production": "oidc"}, {"other": [1, "confirmation"]}, "oidc", {"production": ["\x7f"]}],
+    "production_environments": ["prod", [1], None],
+    "approvals_needed": ["1", None, 2.5],
+    "max_points": ["11000", None, 2.5, 1e21],
+    "max_items": [None, "200", 1e21],
+    "max_items_by_tool": [{"logs_query": "5"}, [], {"logs_query": 12345678.9}],
+    "default_autonomy": [None, 5, "autonomous"],
+    "redact_patterns": [None, "x", [1]],
+    "budgets": [
+        {"default": {"target_interval_s": "600", "target_1h": 10, "global_1m": 5}},
+        {"default": None},
+        {"rollback_deployment": {"target_interval_s": 600.5, "target_1h": 2.5, "global_1m": 1e21}},
+    ],
+    "alert_silence_max_s": [{"production": "7200", "default": 14400}, None, {"production": 7200.5, "default": 1e21}],
+}
+
+
+def odd_data(rng: random.Random) -> dict[str, Any]:
+    """Policy data with freeze windows or another entry made odd."""
+    config: dict[str, Any] = {}
+    if rng.random() < 0.5:
+        config["freeze_windows"] = odd_windows(rng)
+    for _ in range(rng.choice((0, 1, 2))):
+        key = rng.choice(sorted(ODD_DATA))
+        config[key] = rng.choice(ODD_DATA[key])
+    if not config:
+        config["freeze_windows"] = odd_windows(rng)
+    return {"opsgate_config": config}
+
+
+def test_engines_agree_on_odd_policy_data(real_opa: Any) -> None:
+    """Malformed data (freeze windows, roles, budgets, limits) means the same on both engines."""
     from tests.policy.real_opa import RealOpa
 
     rng = random.Random(SEED)
-    bases = [c.input for c in load_cases() if c.input["scope"] == "write"]
+    bases = base_inputs()
     differences: list[str] = []
-    for _ in range(40):
-        windows = odd_windows(rng)
-        data = {"opsgate_config": {"freeze_windows": windows}}
+    for _ in range(60):
+        data = odd_data(rng)
         embedded = EmbeddedEngine(POLICY_DIR, data, validate_data=False)
         opa = RealOpa(POLICY_DIR, data=data, validate=False)
         try:
             docs = []
-            for _ in range(8):
+            for _ in range(10):
                 doc = copy.deepcopy(rng.choice(bases))
-                alter(doc, "context.now", rng.choice(TIMES + ["2026-11-25T00:00:00Z"] * 4))
-                alter(doc, "target.environment", rng.choice(["prod", "staging", 5]))
-                docs.append((f"windows {windows}, input {doc['context'].get('now')!r} {doc['target']}", doc))
+                if rng.random() < 0.5:
+                    alter(doc, "context.now", rng.choice(TIMES + ["2026-11-25T00:00:00Z"] * 4))
+                if rng.random() < 0.3:
+                    path = rng.choice(PATHS)
+                    alter(doc, path, rng.choice(MEANINGFUL.get(path, []) + ODD))
+                docs.append((f"data {data}, input {doc}", doc))
             differences += _differences(embedded, opa, iter(docs))
         finally:
             opa.close()

@@ -63,7 +63,7 @@ else := []
 # prints 1234567.5 as 1.2345675e+06 and regorus as 1234567.5); anything else by its type only.
 show(x) := x if {
 	is_string(x)
-} else := sprintf("%v", [x]) if {
+} else := sprintf("%v", [x + 0]) if { # + 0: regorus prints -0.0 as -0, OPA as 0
 	is_number(x)
 	abs(x) < 1000000000000000
 	x == floor(x)

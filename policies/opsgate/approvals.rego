@@ -23,7 +23,7 @@ needs_approval if {
 
 approval_kind := object.get(input.approval, "kind", "grant") if has_approval
 
-approval_roles := {r | some r in _collection(object.get(input.approval, "roles", [])); is_string(r)} if has_approval
+approval_roles := {r | some r in object.get(input.approval, "roles", []); is_string(r)} if has_approval
 
 approval_channel := object.get(input.approval, "channel", "") if has_approval
 

@@ -49,14 +49,9 @@ production if not _environment_known
 
 _environment_known if is_string(environment)
 
-# Roles are strings; anything else in the list (or a list that is no list) grants nothing.
-caller_roles := {r | some r in _collection(object.get(input.caller, "roles", [])); is_string(r)} if is_object(input.caller)
-
-# A value to iterate: an array or object as it is, anything else empty (OPA and regorus's VM iterate
-# nothing in a string or number, regorus's interpreter errors).
-_collection(x) := x if is_array(x)
-else := x if is_object(x)
-else := []
+# Roles are strings; anything else in the list grants nothing (and a string or number in place of the
+# list has nothing to iterate on OPA and on regorus's VM; the interpreter errors).
+caller_roles := {r | some r in object.get(input.caller, "roles", []); is_string(r)} if is_object(input.caller)
 
 # A value from the input as reasons show it, the same on every engine. Strings as they are; numbers as
 # both print them (integers below 10^15, fractions between 10^-4 and 10^6; others rounded, since OPA

@@ -92,15 +92,18 @@ def loki_streams(base: datetime) -> list[Stream]:
     ]
 
 
+# The Log Analytics ContainerLogV2 columns the Azure backend reads, as the loopback serves them.
+CONTAINER_LOG_V2_COLUMNS = [
+    ("TimeGenerated", "datetime"),
+    ("PodNamespace", "string"),
+    ("PodName", "string"),
+    ("ContainerName", "string"),
+    ("LogLevel", "string"),
+    ("LogMessage", "dynamic"),
+]
+
+
 def azure_tables(base: datetime) -> dict[str, Table]:
-    columns = [
-        ("TimeGenerated", "datetime"),
-        ("PodNamespace", "string"),
-        ("PodName", "string"),
-        ("ContainerName", "string"),
-        ("LogLevel", "string"),
-        ("LogMessage", "dynamic"),
-    ]
     rows = [
         {
             "TimeGenerated": when(base, e).isoformat().replace("+00:00", "Z"),
@@ -112,4 +115,4 @@ def azure_tables(base: datetime) -> dict[str, Table]:
         }
         for e in EVENTS
     ]
-    return {"ContainerLogV2": Table(columns=columns, rows=rows)}
+    return {"ContainerLogV2": Table(columns=CONTAINER_LOG_V2_COLUMNS, rows=rows)}

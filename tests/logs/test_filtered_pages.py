@@ -24,6 +24,7 @@ from opsgate.logs.timeparse import to_ns
 from opsgate.server import App
 from tests.logs.apps import WORKSPACE
 from tests.logs.azure_loopback import AzureLoopback, Table
+from tests.logs.corpus import CONTAINER_LOG_V2_COLUMNS
 from tests.logs.loki_loopback import LokiLoopback, Stream
 from tests.support.azure import StaticTokenCredential
 
@@ -65,14 +66,6 @@ def _backend(name: str, make_app: Callable[..., App], tmp_path: Path, **logs: An
             section = {"backend": "loki", "loki": {"url": loki.url, "timeout_s": 5, "max_entries": PAGE}, **logs}
             yield make_app(("logs",), settings=Settings(state_dir=tmp_path / "state", logs=section))
         return
-    columns = [
-        ("TimeGenerated", "datetime"),
-        ("PodNamespace", "string"),
-        ("PodName", "string"),
-        ("ContainerName", "string"),
-        ("LogLevel", "string"),
-        ("LogMessage", "dynamic"),
-    ]
     rows = [
         {
             "TimeGenerated": _when(i).isoformat().replace("+00:00", "Z"),
@@ -84,7 +77,7 @@ def _backend(name: str, make_app: Callable[..., App], tmp_path: Path, **logs: An
         }
         for i in range(LINES)
     ]
-    with AzureLoopback({"ContainerLogV2": Table(columns=columns, rows=rows)}) as azure:
+    with AzureLoopback({"ContainerLogV2": Table(columns=CONTAINER_LOG_V2_COLUMNS, rows=rows)}) as azure:
         azure_section = {"workspace_id": WORKSPACE, "endpoint": azure.endpoint, "retries": 0, "timeout_s": 5}
         config = load({"backend": "azure", "azure": {**azure_section, "max_rows": PAGE}, **logs})
         backend = make_backend(

@@ -331,7 +331,7 @@ class FilesBackend:
             if seen >= cap:
                 return None
             _keep(kept, limit, offset, record, newest)
-        return [(position if newest else -position, record) for _rank, position, record in kept]
+        return _kept_lines(kept, newest)
 
     def _ranked_search(
         self, log_file: LogFile, blob: BinaryIO, size: int, query: LogQuery, limit: int, deadline: float
@@ -394,7 +394,7 @@ class FilesBackend:
             positions.append(np.array([o for o, _ in one_by_one], dtype=np.int64))
             times.append(np.array([t for _, t in one_by_one], dtype=np.int64))
         if not positions:
-            return [(position if newest else -position, record) for _rank, position, record in kept]
+            return _kept_lines(kept, newest)
         offsets, stamps = np.concatenate(positions), np.concatenate(times)
         inside = (stamps >= query.start_ns) & (stamps <= query.end_ns)
         offsets, stamps = offsets[inside], stamps[inside]
@@ -416,7 +416,7 @@ class FilesBackend:
                 return None
             taken += 1
             _keep(kept, limit, offset, record, newest)
-        return [(position if newest else -position, record) for _rank, position, record in kept]
+        return _kept_lines(kept, newest)
 
     def _time_index(
         self, log_file: LogFile, blob: BinaryIO, size: int, deadline: float, wanted: FileVersion, build: _Build
@@ -524,13 +524,8 @@ class FilesBackend:
             if len(kept) >= limit and best < kept[0][0]:
                 break  # no line of this block (or of any later one) outranks the worst kept
             for offset, record in self._scan(log_file, blob, block.start, block.end, query, limit, deadline):
-                entry = (record.ts_ns, offset, record) if newest else (-record.ts_ns, -offset, record)
-                if len(kept) < limit:
-                    heapq.heappush(kept, entry)
-                elif entry[:2] > kept[0][:2]:
-                    heapq.heapreplace(kept, entry)
-        for _rank, position, record in kept:
-            yield (position if newest else -position), record
+                _keep(kept, limit, offset, record, newest)
+        yield from _kept_lines(kept, newest)
 
     def _scan(
         self, log_file: LogFile, blob: BinaryIO, start: int, stop: int, query: LogQuery, limit: int, deadline: float
@@ -614,6 +609,11 @@ def _keep(kept: list[tuple[int, int, LogRecord]], limit: int, offset: int, recor
         heapq.heappush(kept, entry)
     elif entry[:2] > kept[0][:2]:
         heapq.heapreplace(kept, entry)
+
+
+def _kept_lines(kept: list[tuple[int, int, LogRecord]], newest: bool) -> list[tuple[int, LogRecord]]:
+    """(offset, record) of the lines `_keep` kept, unordered (the caller ranks them)."""
+    return [(position if newest else -position, record) for _rank, position, record in kept]
 
 
 def _first_line(blob: BinaryIO, size: int) -> bytes:

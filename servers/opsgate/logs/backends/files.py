@@ -274,13 +274,12 @@ class FilesBackend:
         else the background build that will make one (started now unless one is under way), and whether
         that build reads the whole file (no index of an earlier version of it to extend)."""
         with self._lock:
-            current = self._indexes.get(log_file.path)
-        if current is None and self._store is not None:
+            in_memory = log_file.path in self._indexes
+        if not in_memory and self._store is not None:
             stored = self._store.load(log_file.path.absolute(), filescan.BLOCK)
-            with self._lock:
-                current = self._indexes.get(log_file.path)
-                if current is None and stored is not None:
-                    current = self._indexes[log_file.path] = stored
+            if stored is not None:
+                with self._lock:
+                    self._indexes.setdefault(log_file.path, stored)
         with self._lock:
             current = self._indexes.get(log_file.path)
             if current is not None and current.version.covers(wanted):

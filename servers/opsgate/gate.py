@@ -224,10 +224,7 @@ class Gate:
         writes are refused until an append succeeds again) and the error is raised.
         """
         try:
-            while self._audit_backlog:
-                pending, pending_durable = self._audit_backlog[0]
-                self.audit.append(pending, durable=pending_durable)
-                self._audit_backlog.pop(0)
+            self._drain_backlog()
             seq = self.audit.append(record, durable=durable)
         except Exception as exc:
             self._audit_error = f"{type(exc).__name__}: {exc}"
@@ -242,15 +239,19 @@ class Gate:
         if self._audit_error is None:
             return True
         try:
-            while self._audit_backlog:
-                record, durable = self._audit_backlog[0]
-                self.audit.append(record, durable=durable)
-                self._audit_backlog.pop(0)
+            self._drain_backlog()
         except Exception as exc:
             self._audit_error = f"{type(exc).__name__}: {exc}"
             return False
         self._audit_error = None
         return True
+
+    def _drain_backlog(self) -> None:
+        """Append the records kept while the audit store failed, oldest first (raises on the first refusal)."""
+        while self._audit_backlog:
+            record, durable = self._audit_backlog[0]
+            self.audit.append(record, durable=durable)
+            self._audit_backlog.pop(0)
 
     # -- registration -------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -68,7 +67,7 @@ from opsgate.contracts import (
 from opsgate.limits import Limiter
 from opsgate.policy.decision import Decision, PolicyError, require_fields
 from opsgate.policy.engine import PolicyEngine
-from opsgate.redaction import Redactor
+from opsgate.redaction import redactor_for
 from opsgate.state.base import Reservation, StateUnavailable
 
 logger = logging.getLogger(__name__)
@@ -183,11 +182,6 @@ def _validation_message(tool: str, exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "arguments"
         problems.append(f"{loc}: {err['msg']}")
     return f"invalid arguments for {tool}: " + "; ".join(problems)
-
-
-@lru_cache(maxsize=32)
-def _redactor(extra: tuple[str, ...]) -> Redactor:
-    return Redactor(extra_patterns=extra)
 
 
 class Gate:
@@ -754,7 +748,7 @@ class Gate:
             notes.append(f"policy caps results at {capped['items']} items")
         redacted = 0
         if obligations.redact:
-            data, redacted = _redactor(tuple(obligations.redact_patterns)).redact_obj(data)
+            data, redacted = redactor_for(tuple(obligations.redact_patterns)).redact_obj(data)
             if redacted:
                 notes.append(f"{redacted} secret(s) masked")
         shaped = contract.output_model.model_validate(data) if notes else output
@@ -853,7 +847,7 @@ class Gate:
                 record["output_digest"] = digest(blob)
             else:
                 if decision.obligations.redact:
-                    body, _ = _redactor(tuple(decision.obligations.redact_patterns)).redact_text(body)
+                    body, _ = redactor_for(tuple(decision.obligations.redact_patterns)).redact_text(body)
                 contents = TextResourceContents(uri=uri, mime_type=mime or "text/plain", text=body)
                 record["output_digest"] = digest(body)
             record["outcome"] = "ok"

@@ -53,7 +53,7 @@ class RolloutChanges:
         self.backend = backend
 
     async def changes(self, namespace: str, since: float, until: float) -> list[Change]:
-        from opsgate.rollback.backends.kubernetes import label_selector
+        from opsgate.kube_client import label_selector
         from opsgate.rollback.revisions import images, owned_revisions, revision_of, template_diff
         from opsgate.rollback.server import rollout_status_of
 

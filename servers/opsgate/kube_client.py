@@ -4,13 +4,16 @@ One way to connect (an explicit API URL, the in-cluster service account, or a ku
 attempt per request: the gate's timeout and breaker decide about retrying, not urllib3. One mapping of
 failures to what an agent can act on: 404 not found, 403 RBAC, 401 credentials, 409 conflict and
 400/422 rejections are `ToolError`s; timeouts, unreachable servers and other statuses are
-`BackendUnavailable`, which feeds the breaker.
+`BackendUnavailable`, which feeds the breaker. And the two readings of API JSON they all need: a
+selector as a label-selector string, and a timestamp.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import kubernetes.client
 import kubernetes.config
@@ -18,6 +21,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from opsgate.contracts import BackendUnavailable, ToolError
+
+JsonObject = dict[str, Any]
 
 
 def connect(
@@ -72,3 +77,29 @@ def transport_error(what: str, exc: Exception, timeout_s: float) -> BackendUnava
     return BackendUnavailable(
         f"the Kubernetes API {kind} while trying to {what} (limit {timeout_s:g}s): {type(exc).__name__}"
     )
+
+
+def label_selector(selector: JsonObject) -> str:
+    """A workload's `spec.selector` as a label-selector string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API timestamp (RFC 3339, `Z` or an offset); None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

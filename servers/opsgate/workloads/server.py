@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
+from opsgate.kube_client import label_selector
 from opsgate.workloads.backends.kubernetes import KubernetesReader
 from opsgate.workloads.contracts import (
     EVENTS_UNTRUSTED,
@@ -34,7 +35,6 @@ from opsgate.workloads.state import (
     build_status,
     controller_revisions,
     deployment_revisions,
-    label_selector,
     owned_by,
 )
 

@@ -29,22 +29,6 @@ T = TypeVar("T")
 JSON_PATCH = "application/json-patch+json"
 
 
-def label_selector(selector: JsonObject) -> str:
-    """A Deployment's `spec.selector` as a label-selector string."""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
-
-
 class KubernetesBackend:
     """Reads and patches Deployments; every method returns API JSON."""
 

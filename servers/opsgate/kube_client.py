@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes.client
 import kubernetes.config
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from opsgate.config import ConfigError
 from opsgate.contracts import BackendUnavailable, ToolError
 
 JsonObject = dict[str, Any]
@@ -39,6 +40,41 @@ def connect(
         )
     configuration.retries = urllib3.Retry(total=0, raise_on_status=False)
     return kubernetes.client.ApiClient(configuration)
+
+
+class ClusterSettings(Protocol):
+    """The keys of a settings section that name a cluster (`[rollback]`, `[workloads]`)."""
+
+    @property
+    def api_url(self) -> str | None: ...
+    @property
+    def kubeconfig(self) -> Path | None: ...
+    @property
+    def context(self) -> str | None: ...
+    @property
+    def in_cluster(self) -> bool: ...
+
+
+def configured(config: ClusterSettings) -> bool:
+    return bool(config.api_url or config.kubeconfig or config.context or config.in_cluster)
+
+
+def connect_section(section: str, config: ClusterSettings) -> tuple[kubernetes.client.ApiClient, str]:
+    """The cluster `[section]` names (else the default kubeconfig) and "": a configured cluster that cannot be
+    loaded is a ConfigError. With nothing configured and no default kubeconfig, an unconnected client and the
+    reason every tool answers with (`BackendUnavailable`), instead of the server failing to start."""
+    try:
+        api_client = connect(
+            api_url=config.api_url, kubeconfig=config.kubeconfig, context=config.context, in_cluster=config.in_cluster
+        )
+    except kubernetes.config.ConfigException as exc:
+        if configured(config):
+            raise ConfigError(f"[{section}] cannot reach the configured cluster: {exc}") from None
+        return kubernetes.client.ApiClient(kubernetes.client.Configuration()), (
+            f"no Kubernetes cluster is configured: set [{section}] kubeconfig, api_url or in_cluster "
+            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)"
+        )
+    return api_client, ""
 
 
 def status_message(exc: ApiException) -> str:

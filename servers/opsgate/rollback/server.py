@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-import kubernetes.client
-import kubernetes.config
 
-from opsgate.config import ConfigError, Settings, load_section
+from opsgate import kube_client
+from opsgate.config import Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
 from opsgate.kube_client import label_selector, parse_time
@@ -337,24 +336,8 @@ def _summarize_rollback(out: RollbackOutput) -> str:
 def build(settings: Settings) -> Capability:
     config = load_section("rollback", settings.rollback, RollbackSettings)
     closers: list[Any] = []
-    configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
-    try:
-        backend = KubernetesBackend.connect(
-            api_url=config.api_url,
-            kubeconfig=config.kubeconfig,
-            context=config.context,
-            in_cluster=config.in_cluster,
-            request_timeout_s=config.request_timeout_s,
-        )
-    except kubernetes.config.ConfigException as exc:
-        if configured:
-            raise ConfigError(f"[rollback] cannot reach the configured cluster: {exc}") from None
-        # no cluster configured and no default kubeconfig: the tools answer that, instead of the server failing
-        backend = KubernetesBackend(
-            kubernetes.client.ApiClient(kubernetes.client.Configuration()),
-            unavailable="no Kubernetes cluster is configured: set [rollback] kubeconfig, api_url or in_cluster "
-            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)",
-        )
+    api_client, unavailable = kube_client.connect_section("rollback", config)
+    backend = KubernetesBackend(api_client, request_timeout_s=config.request_timeout_s, unavailable=unavailable)
     service = RollbackService(backend, config)
 
     async def close() -> None:

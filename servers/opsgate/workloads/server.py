@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kubernetes.client
-import kubernetes.config
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsgate.config import ConfigError, Settings, load_section
+from opsgate import kube_client
+from opsgate.config import Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
+from opsgate.kube_client import label_selector
 from opsgate.workloads.backends.kubernetes import KubernetesReader
 from opsgate.workloads.contracts import (
     EVENTS_UNTRUSTED,
@@ -34,7 +34,6 @@ from opsgate.workloads.state import (
     build_status,
     controller_revisions,
     deployment_revisions,
-    label_selector,
     owned_by,
 )
 
@@ -192,23 +191,8 @@ def _summarize_events(out: EventsOutput) -> str:
 
 def build(settings: Settings) -> Capability:
     config = load_section("workloads", settings.workloads, WorkloadsSettings)
-    configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
-    try:
-        reader = KubernetesReader.connect(
-            api_url=config.api_url,
-            kubeconfig=config.kubeconfig,
-            context=config.context,
-            in_cluster=config.in_cluster,
-            request_timeout_s=config.request_timeout_s,
-        )
-    except kubernetes.config.ConfigException as exc:
-        if configured:
-            raise ConfigError(f"[workloads] cannot reach the configured cluster: {exc}") from None
-        reader = KubernetesReader(
-            kubernetes.client.ApiClient(kubernetes.client.Configuration()),
-            unavailable="no Kubernetes cluster is configured: set [workloads] kubeconfig, api_url or in_cluster "
-            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)",
-        )
+    api_client, unavailable = kube_client.connect_section("workloads", config)
+    reader = KubernetesReader(api_client, request_timeout_s=config.request_timeout_s, unavailable=unavailable)
     service = WorkloadsService(reader)
 
     async def close() -> None:

@@ -303,12 +303,12 @@ class LogsService:
         scan = _Scan()
 
         def size() -> int:
-            return max(cap - (read if post_filter else scanned) + 1, 100)
+            return max(cap - read + 1, 100)
 
         async with aclosing(self._whole_timestamps(query, size, deadline, scan)) as pages:
             async for lines, _, exhausted in pages:
                 for record in lines:
-                    if scanned == cap or read == cap:
+                    if read == cap:
                         capped = True
                         break
                     read += 1
@@ -318,11 +318,11 @@ class LogsService:
                     stats.setdefault(template_id, _Stats()).add(record)
                     scanned += 1
                 # a full page had more lines (at least its last timestamp's): no need to fetch them to know
-                capped = capped or (not exhausted and cap in (scanned, read))
+                capped = capped or (not exhausted and read == cap)
                 if capped or exhausted:
                     break
         native, notes = scan.query, scan.notes
-        if capped and post_filter and read == cap:
+        if capped and post_filter:
             notes.append(
                 f"the filter runs here on redacted lines: {cap} lines were read ([logs] patterns_max_lines), "
                 f"{scanned} of them matched; narrow the window to mine the rest"

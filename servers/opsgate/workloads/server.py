@@ -8,7 +8,6 @@ summary and in `untrusted_fields`).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsgate import kube_client
 from opsgate.config import Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
+from opsgate.durations import parse_duration
 from opsgate.gate import CallContext
 from opsgate.kube_client import label_selector
 from opsgate.workloads.backends.kubernetes import KubernetesReader
@@ -37,8 +37,6 @@ from opsgate.workloads.state import (
     owned_by,
 )
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 class WorkloadsSettings(BaseModel):
     """`[workloads]`: which cluster to read."""
@@ -50,13 +48,6 @@ class WorkloadsSettings(BaseModel):
     context: str | None = None
     in_cluster: bool = False
     request_timeout_s: float = Field(default=8.0, gt=0, le=60)
-
-
-def _seconds(span: str) -> int:
-    match = re.fullmatch(r"([0-9]+)([smhd])", span)
-    if not match:
-        raise ToolError(f"invalid duration {span!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class WorkloadsService:
@@ -118,7 +109,7 @@ class WorkloadsService:
 
     async def events(self, args: EventsInput, ctx: CallContext) -> EventsOutput:
         now = datetime.now(UTC)
-        since = now - timedelta(seconds=_seconds(args.since))
+        since = now - timedelta(seconds=parse_duration(args.since))
         scope, scope_names = await self._scope(args)
         field = f"type={args.type}" if args.type else None
         raw = await self.reader.list_events(args.namespace, field)

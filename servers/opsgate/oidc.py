@@ -151,6 +151,23 @@ def _string_list(value: Any) -> list[str]:
     return []
 
 
+async def signing_key(token: str, jwks: JwksCache, algorithms: Sequence[str]) -> jwt.PyJWK:
+    """The issuer's key named by `token`'s header, whose algorithm must be one of `algorithms`.
+
+    Raises a `jwt.PyJWTError` for an algorithm not allowed or a key the issuer does not publish, and
+    `OidcError` when the key set cannot be fetched.
+    """
+    header = jwt.get_unverified_header(token)
+    alg = header.get("alg")
+    if alg not in algorithms:
+        raise jwt.InvalidAlgorithmError(f"token algorithm {alg!r} is not allowed")
+    kid = header.get("kid")
+    key = await jwks.key(kid if isinstance(kid, str) else None)
+    if key is None:
+        raise jwt.InvalidKeyError(f"no signing key with kid {kid!r} at the issuer")
+    return key
+
+
 class OidcVerifier:
     """An MCP SDK `TokenVerifier` for JWT access tokens from one OIDC issuer."""
 
@@ -170,17 +187,9 @@ class OidcVerifier:
         return self._access_token(claims)
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
-        header = jwt.get_unverified_header(token)
-        alg = header.get("alg")
-        if alg not in self.config.algorithms:
-            raise jwt.InvalidAlgorithmError(f"token algorithm {alg!r} is not allowed")
-        kid = header.get("kid")
-        key = await self.jwks.key(kid if isinstance(kid, str) else None)
-        if key is None:
-            raise jwt.InvalidKeyError(f"no signing key with kid {kid!r} at the issuer")
         claims: dict[str, Any] = jwt.decode(
             token,
-            key=key,
+            key=await signing_key(token, self.jwks, self.config.algorithms),
             algorithms=list(self.config.algorithms),
             audience=self.config.audience,
             issuer=self.config.issuer,

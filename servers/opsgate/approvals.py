@@ -858,24 +858,10 @@ class Approvals:
             call.approval_id = None
             return None
 
-    def _create_pending(self, call: GatedCall, decision: Decision) -> Approval:
+    def _create(self, call: GatedCall, kind: Kind, reasons: list[str], approvers: list[str]) -> Approval:
+        """A pending approval bound to this call: its tool, arguments, target, requester and plan."""
         return self.store.create(
-            kind="grant",
-            tool=call.contract.name,
-            args_digest=call.args_digest,
-            args=call.args_doc,
-            target=call.target_key,
-            requester=call.caller.subject,
-            call_id=call.call_id,
-            reasons=decision.reasons,
-            approvers=decision.approvers,
-            plan=call.facts,
-        )
-
-    def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
-        """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
-        pending = self.store.create(
-            kind="confirmation",
+            kind=kind,
             tool=call.contract.name,
             args_digest=call.args_digest,
             args=call.args_doc,
@@ -883,9 +869,16 @@ class Approvals:
             requester=call.caller.subject,
             call_id=call.call_id,
             reasons=reasons,
-            approvers=[],
+            approvers=approvers,
             plan=call.facts,
         )
+
+    def _create_pending(self, call: GatedCall, decision: Decision) -> Approval:
+        return self._create(call, "grant", decision.reasons, decision.approvers)
+
+    def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
+        """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
+        pending = self._create(call, "confirmation", reasons, [])
         return self.store.decide(
             pending.id,
             status="granted",

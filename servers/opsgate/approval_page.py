@@ -37,8 +37,8 @@ from opsgate.approvals import (
     Approval,
     ApprovalError,
     Approvals,
-    ProvenGrant,
     is_self_approval,
+    oidc_grant,
     statement_nonce,
 )
 from opsgate.config import Settings
@@ -224,15 +224,8 @@ class ApprovalPage:
             approval = store.get(login.approval_id)
             if login.nonce != statement_nonce(approval.statement("approve" if login.purpose == "approve" else "deny")):
                 raise ApprovalError("the approval changed while you were logging in; open it again")
-            name = claims.get("preferred_username") or claims.get("email")
-            aliases: tuple[str, ...] = (name,) if isinstance(name, str) else ()
             approvers = self.approvals.approvers.current() if self.approvals.approvers else None
-            matched = approvers.matching(str(claims["sub"])) if approvers else None
-            if matched is None and approvers and aliases:
-                matched = approvers.matching(aliases[0])
-            if matched is not None:
-                aliases += (matched.identity, *matched.aliases)
-            grant = ProvenGrant(str(claims["sub"]), self.oidc.roles(claims), "oidc", aliases)
+            grant = oidc_grant(claims, self.oidc.roles(claims), approvers)
             if login.purpose == "approve" and is_self_approval(grant, approval.requester):
                 raise ApprovalError(f"you ({grant.identity}) made this request; nobody approves their own request")
             if login.purpose == "approve" and not set(grant.roles) & set(approval.approvers):
@@ -246,7 +239,7 @@ class ApprovalPage:
                 roles=grant.roles,
                 channel="oidc",
                 proof=token,
-                note=f"on the approval page as {name}" if isinstance(name, str) else "on the approval page",
+                note=f"on the approval page as {grant.detail}" if grant.detail is not None else "on the approval page",
             )
         except ApprovalError as exc:
             return _page("Not recorded", f"<p>{html.escape(str(exc))}</p>", status=403)

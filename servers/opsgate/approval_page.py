@@ -42,6 +42,7 @@ from opsgate.approvals import (
     statement_nonce,
 )
 from opsgate.config import Settings
+from opsgate.oidc import OidcError, discover
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +101,7 @@ class ApprovalPage:
 
     async def _endpoints(self) -> dict[str, Any]:
         if self._metadata is None:
-            url = self.oidc.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            response = await (await self._client()).get(url)
-            response.raise_for_status()
-            metadata = response.json()
-            if metadata.get("issuer") != self.oidc.issuer:
-                raise IdTokenError(f"{url} names issuer {metadata.get('issuer')!r}")
-            self._metadata = metadata
+            self._metadata = await discover(await self._client(), self.oidc.issuer)
         return self._metadata
 
     async def _login(self, purpose: Literal["view", "approve", "deny"], approval_id: str, nonce: str) -> Response:
@@ -197,7 +192,7 @@ class ApprovalPage:
         try:
             token = await self._exchange(code, login.verifier)
             claims = await self.oidc.verify(token, nonce=login.nonce, check_expiry=True)
-        except (IdTokenError, httpx.HTTPError) as exc:
+        except (IdTokenError, OidcError, httpx.HTTPError) as exc:
             logger.info("approval page login refused: %s", exc)
             return _page("Login failed", f"<p>{html.escape(str(exc))}</p>", status=403)
         if login.purpose == "view":

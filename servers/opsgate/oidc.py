@@ -131,11 +131,18 @@ async def _get_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return document
 
 
-async def _discover_jwks_url(client: httpx.AsyncClient, issuer: str) -> str:
+async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
+    """The issuer's OpenID Connect metadata, which must name `issuer` as its issuer."""
     url = issuer.rstrip("/") + DISCOVERY_PATH
     metadata = await _get_json(client, url)
     if metadata.get("issuer") != issuer:
         raise OidcError(f"{url} names issuer {metadata.get('issuer')!r}, expected {issuer!r}")
+    return metadata
+
+
+async def _discover_jwks_url(client: httpx.AsyncClient, issuer: str) -> str:
+    url = issuer.rstrip("/") + DISCOVERY_PATH
+    metadata = await discover(client, issuer)
     jwks_uri = metadata.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
         raise OidcError(f"{url} has no usable jwks_uri")

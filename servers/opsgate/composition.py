@@ -54,14 +54,16 @@ class RolloutChanges:
         self.backend = backend
 
     async def changes(self, namespace: str, since: float, until: float) -> list[Change]:
-        from opsgate.kube_client import label_selector
         from opsgate.rollback.revisions import images, owned_revisions, revision_of, template_diff
         from opsgate.rollback.server import rollout_status_of
 
         out: list[Change] = []
-        for deployment in await self.backend.list_deployments(namespace):
-            selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
-            revisions = owned_revisions(deployment, await self.backend.list_replica_sets(namespace, selector))
+        # one list of the namespace's ReplicaSets, as changes_recent reads them: owned_revisions keeps each
+        # Deployment's own (by controller uid), so one request serves every Deployment
+        deployments = await self.backend.list_deployments(namespace)
+        replica_sets = await self.backend.list_replica_sets(namespace, None)
+        for deployment in deployments:
+            revisions = owned_revisions(deployment, replica_sets)
             current = revision_of(deployment)
             state = rollout_status_of(deployment).state
             name = str(deployment["metadata"]["name"])

@@ -74,11 +74,9 @@ class _Stats:
         return max((RANK.get(level, -1) for level in self.levels), default=-1)
 
 
-# Backends whose text/regex filter runs in the remote system, on raw text: under redaction the service
-# filters their answers again on the redacted line (in-process backends do it themselves, LogQuery.redact).
-SERVER_SIDE_FILTERS = frozenset({"loki", "azure"})
-# Filtering those answers here, one logs_query reads backend pages until its page is full, within
-# `[logs] filter_max_lines`, this many backend pages, and half the call's time.
+# Filtering the answers of a backend that filters remotely (LogBackend.filters_remotely) here, one
+# logs_query reads backend pages until its page is full, within `[logs] filter_max_lines`, this many
+# backend pages, and half the call's time.
 FILTER_MAX_PAGES = 50
 
 
@@ -160,7 +158,7 @@ class LogsService:
     def _post_filter(self, query: LogQuery) -> bool:
         """True when the backend filtered raw text and left the regex out: the filter runs here, redacted."""
         return (
-            self.backend.name in SERVER_SIDE_FILTERS
+            self.backend.filters_remotely
             and query.redact is not None
             and (query.text is not None or query.regex is not None)
         )

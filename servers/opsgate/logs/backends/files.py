@@ -107,6 +107,7 @@ class _Closed(Exception):
 class FilesBackend:
     name = "files"
     page_cap = 1_000_000
+    filters_remotely = False
 
     def __init__(self, settings: FilesSettings, *, index_dir: Path | None = None, warm: bool = True) -> None:
         """`index_dir`: where time indexes are kept between runs (none: in memory only). `warm`: index the

@@ -18,7 +18,6 @@ from ._robust import row_quantile, sorted_rows
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.int64]
 _T = TypeVar("_T", bound=np.generic)
 
 _IQR_TO_SIGMA = 1.349  # IQR of a standard normal

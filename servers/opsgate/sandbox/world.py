@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -383,11 +383,6 @@ class SandboxWorld:
                 self._recovered_at = self._recovered_at or time.time()
         return holds
 
-    def running_images(self, namespace: str, service: str) -> list[str]:
-        """The images of the service's ready pods (what serves traffic now)."""
-        pods = self.cluster.list(PODS, namespace, label_selector_text=f"app={service}")["items"]
-        return [c["image"] for pod in pods if _ready(pod) for c in pod["spec"]["containers"]]
-
     @property
     def incident(self) -> Incident:
         """The rollback-shaped facts (the demo's narration): which revision is bad and which is good."""
@@ -511,10 +506,6 @@ def _deployment_hash(cluster: KubeCluster, deployment: dict[str, Any]) -> str | 
         if (rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION) == revision:
             return str((rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL))
     return None
-
-
-def timedelta_minutes(minutes: float) -> timedelta:
-    return timedelta(minutes=minutes)
 
 
 __all__ = ["Incident", "Mode", "SandboxWorld", "scenario_path"]

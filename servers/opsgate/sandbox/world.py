@@ -334,7 +334,7 @@ class SandboxWorld:
                 "annotations": dict(alert.annotations),
                 "startsAt": starts,
                 "state": "firing",
-                "fingerprint": f"{abs(hash((alert.name, alert.namespace))) & 0xFFFFFFFFFFFFFFFF:016x}",
+                "fingerprint": _fingerprint(labels),
             }
         ]
 
@@ -461,6 +461,14 @@ def _suffix(seed: int, service: str, revision: int, ordinal: int) -> str:
     return "".join(alphabet[int(unit(seed, service, revision, ordinal, i) * len(alphabet))] for i in range(5))
 
 
+def _fingerprint(labels: dict[str, str]) -> str:
+    """A function of the labels, as Alertmanager's is (not `hash()`, which Python salts per process)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _json_line(stamp: str, record: dict[str, str]) -> str:
     import json
 
@@ -471,13 +479,6 @@ def _ended(life: PodLife, end: float) -> PodLife:
     from dataclasses import replace
 
     return replace(life, end=end)
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def _serving(pod: dict[str, Any]) -> bool:

@@ -100,11 +100,7 @@ def task_of(scenario: Scenario) -> Task:
 
 
 def eval_config(world: SandboxWorld, state: Path, kubeconfig: Path) -> str:
-    config = world.config_toml(state, kubeconfig)
-    config = config.replace('autonomy = "approved"', 'autonomy = "autonomous"', 1)
-    return config.replace(
-        "\n[runbooks]", f'\n[caller]\nsubject = "{AGENT_SUBJECT}"\nroles = ["responder"]\n\n[runbooks]', 1
-    )
+    return world.config_toml(state, kubeconfig, autonomy="autonomous", caller=(AGENT_SUBJECT, "responder"))
 
 
 async def run_scenario(name: str, make_investigator: Callable[[], Investigator], workdir: Path) -> ScenarioScore:

@@ -409,18 +409,28 @@ class SandboxWorld:
     def write_kubeconfig(self, path: Path) -> Path:
         return self.kube_server.write_kubeconfig(path)
 
-    def config_toml(self, state_dir: Path, kubeconfig: Path, *, runbooks: Path | None = None) -> str:
-        """An opsgate config whose backends all read this world (logs, metrics, rollback, runbooks)."""
+    def config_toml(
+        self,
+        state_dir: Path,
+        kubeconfig: Path,
+        *,
+        runbooks: Path | None = None,
+        autonomy: str = "approved",
+        caller: tuple[str, str] | None = None,
+    ) -> str:
+        """An opsgate config whose backends all read this world (logs, metrics, rollback, runbooks);
+        `caller` is the (subject, role) the server acts for (the demo's and the eval's agent)."""
         from opsgate.config import REPO_ROOT
 
         namespace = self.scenario.namespaces[0]
         frozen = ""
         if self.mode == "frozen":
             frozen = f'now = "{self.at(0).isoformat().replace("+00:00", "Z")}"\n'
+        who = f'\n[caller]\nsubject = "{caller[0]}"\nroles = ["{caller[1]}"]\n' if caller else ""
         return f"""# Written by the opsgate sandbox: every backend reads the world of scenario {self.scenario.id}.
 state_dir = "{state_dir}"
-autonomy = "approved"
-
+autonomy = "{autonomy}"
+{who}
 [approvals]
 approvers_file = "{state_dir / "approvers.yaml"}"
 

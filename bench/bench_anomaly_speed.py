@@ -19,9 +19,7 @@ Run: ``python bench/bench_anomaly_speed.py [--series 1000] [--points 1440] [--re
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,9 @@ import anyio
 import numpy as np
 from mcp import Client
 from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.baseline
+from bench.baseline import package_at
 
 from opsgate.config import Settings
 from opsgate.metrics.anomaly import rank_series
@@ -114,21 +115,12 @@ def rolling_z_flags(values: NDArray[np.float64], window: int = DAY_POINTS, limit
 
 def load_baseline() -> ModuleType | None:
     """The anomaly package at ``BASELINE_COMMIT`` as module ``baseline_anomaly``, or None without git."""
-    target = Path(tempfile.mkdtemp(prefix="opsgate-baseline-")) / "baseline_anomaly"
-    target.mkdir()
-    try:
-        for name in ("__init__", "_config", "_events", "_grid", "_model", "_robust"):
-            source = subprocess.run(
-                ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:servers/opsgate/metrics/anomaly/{name}.py"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            (target / f"{name}.py").write_text(source)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    sys.path.insert(0, str(target.parent))
-    return importlib.import_module("baseline_anomaly")
+    return package_at(
+        BASELINE_COMMIT,
+        "metrics/anomaly",
+        ("__init__", "_config", "_events", "_grid", "_model", "_robust"),
+        "baseline_anomaly",
+    )
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:

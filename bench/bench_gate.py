@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -139,13 +138,13 @@ def _bare_servers() -> tuple[MCPServer, MCPServer]:
 
 def compare(other: Path, n: int, rounds: int) -> None:
     """This tree and `other`, each in its own processes, alternating: median of each row per tree."""
+    from bench.baseline import in_tree  # this tree's (under OPSGATE_BENCH_ROOT the other tree is on the path)
+
     trees = {"this tree": Path(__file__).resolve().parents[1], str(other): other.resolve()}
     runs: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in trees}
     for _ in range(rounds):
         for name, root in trees.items():
-            env = {**os.environ, "OPSGATE_BENCH_ROOT": str(root), "PYTHONPATH": f"{root / 'servers'}:{root}"}
-            cmd = [sys.executable, __file__, "--n", str(n), "--json"]
-            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            out = in_tree(root, Path(__file__), ["--n", str(n), "--json"])
             runs[name].append(json.loads(out.splitlines()[-1]))
     print(f"gate benchmark, this tree against {other}, n={n}, {rounds} alternating processes each (median of medians)")
     for mode in ("2026-07-28", "legacy"):

@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import random
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +38,8 @@ from drain3.template_miner_config import TemplateMinerConfig
 
 from opsgate.logs.patterns import TemplateMiner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench. and tests.support
+from bench.baseline import package_at
 from tests.support.accuracy import grouping_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,21 +84,9 @@ def run_opsgate(messages: Sequence[str]) -> tuple[list[int], int, float]:
 
 def load_baseline() -> ModuleType | None:
     """The pattern package at ``BASELINE_COMMIT`` as module ``baseline_patterns``, or None without git."""
-    target = Path(tempfile.mkdtemp(prefix="opsgate-baseline-")) / "baseline_patterns"
-    target.mkdir()
-    try:
-        for name in ("__init__", "accuracy", "masking", "miner", "tokens"):
-            source = subprocess.run(
-                ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:servers/opsgate/logs/patterns/{name}.py"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            (target / f"{name}.py").write_text(source.replace("opsgate.logs.patterns", "baseline_patterns"))
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    sys.path.insert(0, str(target.parent))
-    return importlib.import_module("baseline_patterns")
+    return package_at(
+        BASELINE_COMMIT, "logs/patterns", ("__init__", "accuracy", "masking", "miner", "tokens"), "baseline_patterns"
+    )
 
 
 BASELINE = load_baseline()

@@ -1,6 +1,7 @@
 """Files backend: text-filter scan throughput and time-window seeks on a 1 GB JSON-lines file.
 
     python bench/bench_logs_files.py [--size-mb 1024] [--path /tmp/opsgate-bench-logs.jsonl] [--windows 20]
+                                     [--against OTHER_CHECKOUT]
 
 Generates (once, then reuses) a time-ordered JSON-lines file of about `--size-mb` MB covering 24 h of a
 service's logs, then prints, in one run:
@@ -16,6 +17,10 @@ service's logs, then prints, in one run:
   offsets: median and worst over `--windows` random windows, through `LogsService` and once through
   an MCP client session;
 - the same 5-minute window answered by a full scan (`time_ordered = false`), and the ratio.
+
+`--against DIR` (another checkout, e.g. `git worktree add /tmp/old <commit>`) first runs that checkout's own
+copy of this benchmark on the same file, with its code, and prints its figures above these: the old
+beside the new in one run (the same ripgrep, the same page cache).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import random
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -214,5 +220,16 @@ if __name__ == "__main__":
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--path", default="/tmp/opsgate-bench-logs.jsonl")
     parser.add_argument("--windows", type=int, default=20)
+    parser.add_argument("--against", type=Path, default=None, help="another checkout: its own run of this first")
     parsed = parser.parse_args()
-    anyio.run(main, parsed, prepare(Path(parsed.path), parsed.size_mb))
+    size = prepare(Path(parsed.path), parsed.size_mb)
+    if parsed.against is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.baseline
+        from bench.baseline import in_tree
+
+        other = parsed.against.resolve()
+        flags = ["--size-mb", str(parsed.size_mb), "--path", parsed.path, "--windows", str(parsed.windows)]
+        print(f"== {other} (its own bench/bench_logs_files.py, its code) ==")
+        print(in_tree(other, other / "bench" / "bench_logs_files.py", flags))
+        print("== this tree ==")
+    anyio.run(main, parsed, size)

@@ -16,11 +16,8 @@ Run: ``python bench/bench_nab.py``
 from __future__ import annotations
 
 import csv
-import importlib
 import json
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +25,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.baseline
+from bench.baseline import package_at
 
 from opsgate.metrics.anomaly import DetectorConfig, flag_points
 
@@ -122,21 +122,13 @@ def detector_tally(f: NabFile, config: DetectorConfig | None = None, flag: Any =
 
 def _detector_before_issue_13() -> Any:
     """``flag_points`` of the anomaly package at ``BASELINE_COMMIT`` (read with ``git show``), or None."""
-    target = Path(tempfile.mkdtemp(prefix="opsgate-baseline-")) / "baseline_anomaly"
-    target.mkdir()
-    try:
-        for name in ("__init__", "_config", "_events", "_grid", "_model", "_robust"):
-            source = subprocess.run(
-                ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:servers/opsgate/metrics/anomaly/{name}.py"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            (target / f"{name}.py").write_text(source)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    sys.path.insert(0, str(target.parent))
-    return importlib.import_module("baseline_anomaly").flag_points
+    baseline = package_at(
+        BASELINE_COMMIT,
+        "metrics/anomaly",
+        ("__init__", "_config", "_events", "_grid", "_model", "_robust"),
+        "baseline_anomaly",
+    )
+    return None if baseline is None else baseline.flag_points
 
 
 def totals(tallies: list[Tally]) -> Tally:

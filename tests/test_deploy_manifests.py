@@ -10,7 +10,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from opsgate.cli import build_parser
 from opsgate.config import load_settings
 from opsgate.http_auth import hash_key
 from opsgate.sandbox.world import SandboxWorld
-from tests.support.loopback import free_port
+from tests.support.loopback import free_port, stop_process, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -295,28 +294,17 @@ def deployed_server(tmp_path: Path, cluster_kubeconfig: Path) -> Iterator[tuple[
         "OPSGATE_HTTP__PORT": str(port),
     }
     command = _image_command()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opsgate", *command[1:]], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
-    )
+    log = tmp_path / "server.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opsgate", *command[1:]], env=env, stderr=err, stdout=subprocess.DEVNULL
+        )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"server exited with {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}"
-                )
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not listen within 30 s") from None
-                time.sleep(0.1)
+        wait_until_ready(proc, base + "/healthz", 30, "server", lambda: log.read_text(errors="replace")[-4000:])
         yield base, proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc)
 
 
 async def test_the_configured_image_command_serves_health_and_authenticated_mcp(

@@ -30,10 +30,11 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from mcp_types import (
     ElicitRequest,
@@ -54,6 +55,7 @@ from opsgate.gate import CallContext, Denied, GatedCall
 from opsgate.policy.decision import Decision
 from opsgate.state.files import private_file
 
+T = TypeVar("T")
 Status = Literal["pending", "granted", "denied", "used", "void"]
 Kind = Literal["grant", "confirmation"]
 Channel = Literal["ssh-signature", "oidc", "confirmation"]
@@ -258,7 +260,155 @@ class ApprovalStore(Protocol):
         ...
 
 
-class SqliteApprovalStore:
+# The approvals table's columns, in the order `_row` reads them (both stores' schema has these).
+_COLUMNS = (
+    "id", "kind", "status", "tool", "args_digest", "args", "target", "requester", "call_id", "reasons",
+    "approvers", "plan", "plan_digest", "created_at", "expires_at", "decided_by", "decided_roles", "decided_at",
+    "decision_note", "channel", "proof", "used_at", "used_by_call",
+)  # fmt: skip
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM approvals"
+
+
+class SqlApprovalStore:
+    """The statements, row mapping and refusals of an `ApprovalStore` on SQL, written once.
+
+    A backend says how one unit of work runs on its connection (`_run`), how its driver writes
+    parameters (`_PARAM`; the statements here use `?`) and, for PostgreSQL, how creators of one
+    binding are serialised across replicas (`_lock_binding`). SQLite is `SqliteApprovalStore` below,
+    PostgreSQL is `opsgate.state.approvals_pg.PgApprovalStore`.
+    """
+
+    _PARAM = "?"
+    ttl_s: float
+    _clock: Any
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    def _lock_binding(self, conn: Any, binding: str) -> None:
+        """Serialise the creators of one pending grant (nothing to do where `_run` already does)."""
+
+    def _sql(self, statement: str) -> str:
+        return statement if self._PARAM == "?" else statement.replace("?", self._PARAM)
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    def get(self, approval_id: str) -> Approval:
+        sql = self._sql(f"{_SELECT} WHERE id = ?")
+        row = self._run(lambda c: c.execute(sql, (approval_id,)).fetchone())
+        if row is None:
+            raise ApprovalError(f"no approval with id {approval_id!r}")
+        return _row(dict(zip(_COLUMNS, row, strict=True)))
+
+    def find(self, *, status: Status | None = None, limit: int = 100) -> list[Approval]:
+        sql = self._sql(_SELECT + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC LIMIT ?")
+        params: tuple[Any, ...] = (status, limit) if status else (limit,)
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())
+        return [_row(dict(zip(_COLUMNS, r, strict=True))) for r in rows]
+
+    def create(
+        self,
+        *,
+        kind: Kind,
+        tool: str,
+        args_digest: str,
+        args: dict[str, Any],
+        target: str,
+        requester: str,
+        call_id: str,
+        reasons: list[str],
+        approvers: list[str],
+        plan: dict[str, Any],
+    ) -> Approval:
+        now = self.now()
+        pdigest = plan_digest(plan)
+        reuse = self._sql(
+            "SELECT id FROM approvals WHERE kind = 'grant' AND status = 'pending' AND args_digest = ?"
+            " AND target = ? AND requester = ? AND plan_digest = ? AND expires_at > ?"
+            " ORDER BY created_at DESC LIMIT 1"
+        )
+        insert = self._sql(
+            "INSERT INTO approvals (id, kind, status, tool, args_digest, args, target, requester, call_id,"
+            " reasons, approvers, plan, plan_digest, created_at, expires_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        )
+
+        def work(conn: Any) -> str:
+            if kind == "grant":
+                self._lock_binding(conn, f"{args_digest}|{target}|{requester}|{pdigest}")
+                row = conn.execute(reuse, (args_digest, target, requester, pdigest, now)).fetchone()
+                if row is not None:
+                    return str(row[0])
+            approval_id = "apr_" + secrets.token_hex(10)
+            conn.execute(
+                insert,
+                (
+                    approval_id,
+                    kind,
+                    "pending",
+                    tool,
+                    args_digest,
+                    canonical_json(redact_for_storage(args)[0]),  # the digest binds the exact ones
+                    target,
+                    requester,
+                    call_id,
+                    json.dumps(reasons),
+                    json.dumps(approvers),
+                    canonical_json(plan),
+                    pdigest,
+                    now,
+                    int(now + self.ttl_s) + 1,
+                ),
+            )
+            return approval_id
+
+        return self.get(self._run(work))
+
+    def decide(
+        self,
+        approval_id: str,
+        *,
+        status: Literal["granted", "denied"],
+        by: str,
+        roles: list[str],
+        channel: Channel | None,
+        proof: str | None,
+        note: str | None,
+    ) -> Approval:
+        now = self.now()
+        sql = self._sql(
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_roles = ?, decided_at = ?,"
+            " decision_note = ?, channel = ?, proof = ? WHERE id = ? AND status = 'pending' AND expires_at > ?"
+        )
+        params = (status, by, json.dumps(sorted(set(roles))), now, note, channel, proof, approval_id, now)
+        changed = self._run(lambda c: c.execute(sql, params).rowcount)
+        if changed != 1:
+            current = self.get(approval_id)
+            if current.expired(now):
+                raise ApprovalError(f"approval {approval_id} expired at {_iso(current.expires_at)}")
+            who = f" by {current.decided_by}" if current.decided_by else ""
+            raise ApprovalError(f"approval {approval_id} is already {current.status}{who}")
+        return self.get(approval_id)
+
+    def use(self, approval_id: str, call_id: str) -> None:
+        now = self.now()
+        sql = self._sql(
+            "UPDATE approvals SET status = 'used', used_at = ?, used_by_call = ?"
+            " WHERE id = ? AND status = 'granted' AND expires_at > ?"
+        )
+        changed = self._run(lambda c: c.execute(sql, (now, call_id, approval_id, now)).rowcount)
+        if changed != 1:
+            raise ApprovalError(f"approval {approval_id} was used or expired while this call was checked")
+
+    def void(self, approval_id: str, reason: str) -> None:
+        sql = self._sql(
+            "UPDATE approvals SET status = 'void', decision_note = ? WHERE id = ? AND status IN ('pending', 'granted')"
+        )
+        self._run(lambda c: c.execute(sql, (reason, approval_id)))
+
+
+class SqliteApprovalStore(SqlApprovalStore):
     """Pending and decided approvals in `<state_dir>/approvals.db` (shared by the server and the CLI)."""
 
     def __init__(self, state_dir: Path, *, ttl_s: float = DEFAULT_TTL_S, clock: Any = time.time) -> None:
@@ -282,126 +432,10 @@ class SqliteApprovalStore:
         with self._lock:
             self._db.close()
 
-    def now(self) -> float:
-        return float(self._clock())
-
-    def get(self, approval_id: str) -> Approval:
+    def _run(self, work: Callable[[Any], T]) -> T:
+        # one connection in autocommit mode; the lock keeps this process's threads off each other
         with self._lock:
-            cursor = self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,))
-            names = [d[0] for d in cursor.description]
-            row = cursor.fetchone()
-        if row is None:
-            raise ApprovalError(f"no approval with id {approval_id!r}")
-        return _row(dict(zip(names, row, strict=True)))
-
-    def find(self, *, status: Status | None = None, limit: int = 100) -> list[Approval]:
-        sql = "SELECT * FROM approvals" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC LIMIT ?"
-        params: tuple[Any, ...] = (status, limit) if status else (limit,)
-        with self._lock:
-            cursor = self._db.execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        return [_row(dict(zip(names, r, strict=True))) for r in rows]
-
-    def create(
-        self,
-        *,
-        kind: Kind,
-        tool: str,
-        args_digest: str,
-        args: dict[str, Any],
-        target: str,
-        requester: str,
-        call_id: str,
-        reasons: list[str],
-        approvers: list[str],
-        plan: dict[str, Any],
-    ) -> Approval:
-        now = self.now()
-        pdigest = plan_digest(plan)
-        with self._lock:
-            row = None
-            if kind == "grant":
-                row = self._db.execute(
-                    "SELECT id FROM approvals WHERE kind = 'grant' AND status = 'pending' AND args_digest = ?"
-                    " AND target = ? AND requester = ? AND plan_digest = ? AND expires_at > ?"
-                    " ORDER BY created_at DESC LIMIT 1",
-                    (args_digest, target, requester, pdigest, now),
-                ).fetchone()
-            if row is None:
-                approval_id = "apr_" + secrets.token_hex(10)
-                self._db.execute(
-                    "INSERT INTO approvals (id, kind, status, tool, args_digest, args, target, requester, call_id,"
-                    " reasons, approvers, plan, plan_digest, created_at, expires_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        approval_id,
-                        kind,
-                        "pending",
-                        tool,
-                        args_digest,
-                        canonical_json(redact_for_storage(args)[0]),  # the digest binds the exact ones
-                        target,
-                        requester,
-                        call_id,
-                        json.dumps(reasons),
-                        json.dumps(approvers),
-                        canonical_json(plan),
-                        pdigest,
-                        now,
-                        int(now + self.ttl_s) + 1,
-                    ),
-                )
-            else:
-                approval_id = str(row[0])
-        return self.get(approval_id)
-
-    def decide(
-        self,
-        approval_id: str,
-        *,
-        status: Literal["granted", "denied"],
-        by: str,
-        roles: list[str],
-        channel: Channel | None,
-        proof: str | None,
-        note: str | None,
-    ) -> Approval:
-        now = self.now()
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE approvals SET status = ?, decided_by = ?, decided_roles = ?, decided_at = ?,"
-                " decision_note = ?, channel = ?, proof = ? WHERE id = ? AND status = 'pending' AND expires_at > ?",
-                (status, by, json.dumps(sorted(set(roles))), now, note, channel, proof, approval_id, now),
-            )
-            changed = cursor.rowcount
-        if changed != 1:
-            current = self.get(approval_id)
-            if current.expired(now):
-                raise ApprovalError(f"approval {approval_id} expired at {_iso(current.expires_at)}")
-            who = f" by {current.decided_by}" if current.decided_by else ""
-            raise ApprovalError(f"approval {approval_id} is already {current.status}{who}")
-        return self.get(approval_id)
-
-    def use(self, approval_id: str, call_id: str) -> None:
-        now = self.now()
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE approvals SET status = 'used', used_at = ?, used_by_call = ?"
-                " WHERE id = ? AND status = 'granted' AND expires_at > ?",
-                (now, call_id, approval_id, now),
-            )
-            changed = cursor.rowcount
-        if changed != 1:
-            raise ApprovalError(f"approval {approval_id} was used or expired while this call was checked")
-
-    def void(self, approval_id: str, reason: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE approvals SET status = 'void', decision_note = ?"
-                " WHERE id = ? AND status IN ('pending', 'granted')",
-                (reason, approval_id),
-            )
+            return work(self._db)
 
 
 def _row(r: dict[str, Any]) -> Approval:

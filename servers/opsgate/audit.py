@@ -34,10 +34,9 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from opsgate.audit_keys import JsonlSink, check_entry, key_id, sign_entry
-from opsgate.state.base import AuditRow, AuditStore, StateError, StateUnavailable
+from opsgate.state.base import GENESIS, AuditRow, AuditStore, StateError, StateUnavailable
 
 logger = logging.getLogger(__name__)
-GENESIS = "0" * 64
 RECORD_VERSION = 2
 _REDACTOR: Any = None
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential")

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from opsgate import kube_client
 from opsgate.config import ConfigError, Settings, load_section
 from opsgate.contracts import Capability
 from opsgate.triage.server import build_capability
@@ -53,7 +54,7 @@ class RolloutChanges:
         self.backend = backend
 
     async def changes(self, namespace: str, since: float, until: float) -> list[Change]:
-        from opsgate.rollback.backends.kubernetes import label_selector
+        from opsgate.kube_client import label_selector
         from opsgate.rollback.revisions import images, owned_revisions, revision_of, template_diff
         from opsgate.rollback.server import rollout_status_of
 
@@ -278,12 +279,11 @@ def triage_sources(settings: Settings) -> tuple[Sources, list[Any]]:
         from opsgate.rollback.server import RollbackSettings
 
         rb = load_section("rollback", settings.rollback, RollbackSettings)
-        if rb.api_url or rb.kubeconfig or rb.context or rb.in_cluster:
-            kube = KubernetesBackend.connect(
-                api_url=rb.api_url,
-                kubeconfig=rb.kubeconfig,
-                context=rb.context,
-                in_cluster=rb.in_cluster,
+        if kube_client.configured(rb):
+            kube = KubernetesBackend(
+                kube_client.connect(
+                    api_url=rb.api_url, kubeconfig=rb.kubeconfig, context=rb.context, in_cluster=rb.in_cluster
+                ),
                 request_timeout_s=rb.request_timeout_s,
             )
             sources.changes = RolloutChanges(kube)

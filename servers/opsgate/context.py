@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import cached_property
+from typing import Any, Protocol
 
 from mcp.server.context import ServerRequestContext
 from pydantic import BaseModel, ConfigDict
 
 from opsgate.caller import Caller
 from opsgate.policy.decision import Decision
-
-if TYPE_CHECKING:
-    from opsgate.redaction import Redactor
 
 
 class Target(BaseModel):
@@ -66,12 +63,7 @@ class CallContext:
         decision = self.decision
         if decision is None or not decision.obligations.redact:
             return None
-        redactor = _redactor(tuple(decision.obligations.redact_patterns))
+        from opsgate.redaction import redactor_for  # re2 loads with the first call that needs it
+
+        redactor = redactor_for(tuple(decision.obligations.redact_patterns))
         return lambda text: redactor.redact_text(text)[0]
-
-
-@lru_cache(maxsize=32)
-def _redactor(extra: tuple[str, ...]) -> Redactor:
-    from opsgate.redaction import Redactor
-
-    return Redactor(extra_patterns=extra)

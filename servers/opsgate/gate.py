@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -68,7 +67,7 @@ from opsgate.contracts import (
 from opsgate.limits import Limiter
 from opsgate.policy.decision import Decision, PolicyError, require_fields
 from opsgate.policy.engine import PolicyEngine
-from opsgate.redaction import Redactor
+from opsgate.redaction import redactor_for
 from opsgate.state.base import Reservation, StateUnavailable
 
 logger = logging.getLogger(__name__)
@@ -185,11 +184,6 @@ def _validation_message(tool: str, exc: ValidationError) -> str:
     return f"invalid arguments for {tool}: " + "; ".join(problems)
 
 
-@lru_cache(maxsize=32)
-def _redactor(extra: tuple[str, ...]) -> Redactor:
-    return Redactor(extra_patterns=extra)
-
-
 class Gate:
     """Holds the contracts and runs every call through the pipeline."""
 
@@ -224,10 +218,7 @@ class Gate:
         writes are refused until an append succeeds again) and the error is raised.
         """
         try:
-            while self._audit_backlog:
-                pending, pending_durable = self._audit_backlog[0]
-                self.audit.append(pending, durable=pending_durable)
-                self._audit_backlog.pop(0)
+            self._drain_backlog()
             seq = self.audit.append(record, durable=durable)
         except Exception as exc:
             self._audit_error = f"{type(exc).__name__}: {exc}"
@@ -242,15 +233,19 @@ class Gate:
         if self._audit_error is None:
             return True
         try:
-            while self._audit_backlog:
-                record, durable = self._audit_backlog[0]
-                self.audit.append(record, durable=durable)
-                self._audit_backlog.pop(0)
+            self._drain_backlog()
         except Exception as exc:
             self._audit_error = f"{type(exc).__name__}: {exc}"
             return False
         self._audit_error = None
         return True
+
+    def _drain_backlog(self) -> None:
+        """Append the records kept while the audit store failed, oldest first (raises on the first refusal)."""
+        while self._audit_backlog:
+            record, durable = self._audit_backlog[0]
+            self.audit.append(record, durable=durable)
+            self._audit_backlog.pop(0)
 
     # -- registration -------------------------------------------------------------------------
 
@@ -753,7 +748,7 @@ class Gate:
             notes.append(f"policy caps results at {capped['items']} items")
         redacted = 0
         if obligations.redact:
-            data, redacted = _redactor(tuple(obligations.redact_patterns)).redact_obj(data)
+            data, redacted = redactor_for(tuple(obligations.redact_patterns)).redact_obj(data)
             if redacted:
                 notes.append(f"{redacted} secret(s) masked")
         shaped = contract.output_model.model_validate(data) if notes else output
@@ -852,7 +847,7 @@ class Gate:
                 record["output_digest"] = digest(blob)
             else:
                 if decision.obligations.redact:
-                    body, _ = _redactor(tuple(decision.obligations.redact_patterns)).redact_text(body)
+                    body, _ = redactor_for(tuple(decision.obligations.redact_patterns)).redact_text(body)
                 contents = TextResourceContents(uri=uri, mime_type=mime or "text/plain", text=body)
                 record["output_digest"] = digest(body)
             record["outcome"] = "ok"

@@ -4,20 +4,26 @@ One way to connect (an explicit API URL, the in-cluster service account, or a ku
 attempt per request: the gate's timeout and breaker decide about retrying, not urllib3. One mapping of
 failures to what an agent can act on: 404 not found, 403 RBAC, 401 credentials, 409 conflict and
 400/422 rejections are `ToolError`s; timeouts, unreachable servers and other statuses are
-`BackendUnavailable`, which feeds the breaker.
+`BackendUnavailable`, which feeds the breaker. And the two readings of API JSON they all need: a
+selector as a label-selector string, and a timestamp.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import kubernetes.client
 import kubernetes.config
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from opsgate.config import ConfigError
 from opsgate.contracts import BackendUnavailable, ToolError
+
+JsonObject = dict[str, Any]
 
 
 def connect(
@@ -34,6 +40,41 @@ def connect(
         )
     configuration.retries = urllib3.Retry(total=0, raise_on_status=False)
     return kubernetes.client.ApiClient(configuration)
+
+
+class ClusterSettings(Protocol):
+    """The keys of a settings section that name a cluster (`[rollback]`, `[workloads]`)."""
+
+    @property
+    def api_url(self) -> str | None: ...
+    @property
+    def kubeconfig(self) -> Path | None: ...
+    @property
+    def context(self) -> str | None: ...
+    @property
+    def in_cluster(self) -> bool: ...
+
+
+def configured(config: ClusterSettings) -> bool:
+    return bool(config.api_url or config.kubeconfig or config.context or config.in_cluster)
+
+
+def connect_section(section: str, config: ClusterSettings) -> tuple[kubernetes.client.ApiClient, str]:
+    """The cluster `[section]` names (else the default kubeconfig) and "": a configured cluster that cannot be
+    loaded is a ConfigError. With nothing configured and no default kubeconfig, an unconnected client and the
+    reason every tool answers with (`BackendUnavailable`), instead of the server failing to start."""
+    try:
+        api_client = connect(
+            api_url=config.api_url, kubeconfig=config.kubeconfig, context=config.context, in_cluster=config.in_cluster
+        )
+    except kubernetes.config.ConfigException as exc:
+        if configured(config):
+            raise ConfigError(f"[{section}] cannot reach the configured cluster: {exc}") from None
+        return kubernetes.client.ApiClient(kubernetes.client.Configuration()), (
+            f"no Kubernetes cluster is configured: set [{section}] kubeconfig, api_url or in_cluster "
+            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)"
+        )
+    return api_client, ""
 
 
 def status_message(exc: ApiException) -> str:
@@ -72,3 +113,29 @@ def transport_error(what: str, exc: Exception, timeout_s: float) -> BackendUnava
     return BackendUnavailable(
         f"the Kubernetes API {kind} while trying to {what} (limit {timeout_s:g}s): {type(exc).__name__}"
     )
+
+
+def label_selector(selector: JsonObject) -> str:
+    """A workload's `spec.selector` as a label-selector string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API timestamp (RFC 3339, `Z` or an offset); None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

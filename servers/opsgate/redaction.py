@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -517,3 +518,9 @@ class Redactor:
 
 
 DEFAULT_REDACTOR = Redactor()
+
+
+@lru_cache(maxsize=32)
+def redactor_for(extra_patterns: tuple[str, ...]) -> Redactor:
+    """The redactor a policy decision's `redact_patterns` ask for, built once per set of patterns."""
+    return Redactor(extra_patterns=extra_patterns)

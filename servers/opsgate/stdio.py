@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
@@ -31,6 +32,9 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 MAX_DETAIL = 200
+# A `\uD800`-`\uDFFF` escape: the line is read as UTF-8 with errors replaced, so only such an escape can
+# put a surrogate into the parsed message (and only then is it re-encoded to find a lone one).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _error(code: int, message: str, request_id: Any = None) -> str:
@@ -50,10 +54,11 @@ def check_line(line: str) -> tuple[bool, str | None]:
     request_id = doc.get("id") if isinstance(doc, dict) else None
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         request_id = None
-    try:
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False, _error(PARSE_ERROR, "Parse error: the message holds a lone UTF-16 surrogate", request_id)
+    if _SURROGATE_ESCAPE.search(line) is not None:  # the only way a surrogate gets into a decoded line
+        try:
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return False, _error(PARSE_ERROR, "Parse error: the message holds a lone UTF-16 surrogate", request_id)
     if isinstance(doc, list):
         return False, _error(INVALID_REQUEST, "Invalid Request: batch arrays are not supported; one message per line")
     if not isinstance(doc, dict):

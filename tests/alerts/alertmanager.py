@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.loopback import free_port
+from tests.support.loopback import free_port, stop_process, wait_until_ready
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 CONFIG = """route:
@@ -31,38 +31,25 @@ def running_alertmanager(folder: Path) -> Iterator[str]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "alertmanager.yml").write_text(CONFIG)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            BINARY,
-            f"--config.file={folder / 'alertmanager.yml'}",
-            f"--storage.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = folder / "alertmanager.log"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [
+                BINARY,
+                f"--config.file={folder / 'alertmanager.yml'}",
+                f"--storage.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"alertmanager exited: {process.stderr.read().decode() if process.stderr else ''}")
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("alertmanager did not become ready")
+        wait_until_ready(process, f"{url}/-/ready", 30, "alertmanager", lambda: log.read_text(errors="replace")[-2000:])
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from opsgate.sandbox.promapi import LoopbackApp, SeriesSource
-from tests.support.loopback import free_port
+from tests.support.loopback import free_port, stop_process, wait_until_ready
 
 PROMETHEUS = shutil.which("prometheus")
 READY_TIMEOUT_S = 60.0
@@ -74,27 +73,17 @@ def scraping_prometheus(source: SeriesSource, rules: str, alertmanager_url: str,
             stderr=subprocess.STDOUT,
         )
         try:
-            poll_until(
-                lambda: _ready(url),
+            wait_until_ready(
+                process,
+                f"{url}/-/ready",
                 READY_TIMEOUT_S,
-                lambda: f"prometheus not ready: {(folder / 'prometheus.log').read_text()[-2000:]}",
+                "prometheus",
+                lambda: (folder / "prometheus.log").read_text()[-2000:],
             )
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
             log.close()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def poll_until(check: Callable[[], Any], timeout: float, why: Callable[[], str]) -> Any:

@@ -18,7 +18,7 @@ from tests.alerts.alertmanager import BINARY, running_alertmanager
 from tests.alerts.prometheus_rules import PROMETHEUS, poll_until, scraping_prometheus
 
 pytestmark = pytest.mark.skipif(
-    BINARY is None or PROMETHEUS is None, reason="prometheus and prometheus-alertmanager are needed"
+    BINARY is None or PROMETHEUS is None, reason="prometheus or prometheus-alertmanager is not installed"
 )
 RULES = """groups:
   - name: sandbox

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from opsgate.cli import main
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.loopback import free_port
 
 
 def test_check_probes_each_backend_and_fails_on_an_unreachable_one(
@@ -21,9 +15,8 @@ def test_check_probes_each_backend_and_fails_on_an_unreachable_one(
 ) -> None:
     monkeypatch.setenv("OPSGATE_STATE_DIR", str(tmp_path / "state"))
     config = tmp_path / "opsgate.toml"
-    config.write_text(
-        f'[metrics]\nbackend = "prometheus"\n[metrics.prometheus]\nurl = "http://127.0.0.1:{_closed_port()}"\n'
-    )
+    closed = free_port()  # free again once found: nothing listens there
+    config.write_text(f'[metrics]\nbackend = "prometheus"\n[metrics.prometheus]\nurl = "http://127.0.0.1:{closed}"\n')
     assert main(["--config", str(config), "check", "runbooks", "logs", "metrics"]) == 1
     out = capsys.readouterr().out
     assert "backend folder: ok (5 runbook(s)" in out

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from opsgate.sandbox.series import METRICS, RESOLUTION_S, sample_times
 from tests.metrics.incident import END, START, incident_series
-from tests.support.loopback import free_port
+from tests.support.loopback import free_port, stop_process, wait_until_ready
 
 READY_TIMEOUT_S = 60.0
 MINIMAL_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n"
@@ -99,26 +97,10 @@ def serve_backfilled(source: Path, root: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"prometheus exited with {proc.returncode}: {(root / 'prometheus.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not become ready within {READY_TIMEOUT_S:g}s")
-            time.sleep(0.2)
+        wait_until_ready(
+            proc, f"{url}/-/ready", READY_TIMEOUT_S, "prometheus", lambda: (root / "prometheus.log").read_text()[-2000:]
+        )
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()

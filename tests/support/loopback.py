@@ -4,12 +4,15 @@
   for servers that cannot be had here (an OPA Data API, an OIDC issuer).
 - `LoopbackServer`: a tiny threaded HTTP server answering `route(method, path, headers, body)`, for
   the stand-ins of backend HTTP APIs (Loki, Log Analytics, Azure Monitor metrics).
+- `wait_until_ready` / `stop_process`: a real server started as a process (Prometheus, Alertmanager,
+  opsgate replicas), waited for until its readiness URL answers, and stopped.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -54,6 +58,36 @@ def serve_http(app: App, settings: Settings) -> Iterator[str]:
     """opsgate's Streamable HTTP app; yields the MCP endpoint URL."""
     with serve_asgi(http_app(app, settings), settings.http.port, settings.http.host) as base:
         yield base + settings.http.path
+
+
+def wait_until_ready(
+    proc: subprocess.Popen[Any], url: str, timeout_s: float, what: str, log: Callable[[], str] = lambda: ""
+) -> None:
+    """Poll GET `url` until it answers 200; fail, with `log()`, when `proc` exits first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}: {log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not answer {url} within {timeout_s:g} s: {log()}")
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate `proc`; kill it when it has not exited within 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 Reply = tuple[int, dict[str, str], bytes]

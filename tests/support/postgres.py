@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.loopback import free_port
 
 REQUIRE_ENV = "OPSGATE_REQUIRE_SYSTEM_DEPS"
 PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15")]
@@ -28,12 +29,6 @@ def pg_bin() -> Path | None:
         if (d / "initdb").exists() and (d / "pg_ctl").exists():
             return d
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -86,7 +81,7 @@ def start_postgres(*, fsync: bool = False) -> PostgresServer:
         capture_output=True,
         timeout=120,
     )
-    port = _free_port()
+    port = free_port()
     settings = [
         f"port = {port}",
         "listen_addresses = '127.0.0.1'",

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from opsgate.config import Settings
 from opsgate.http_auth import hash_key
-from tests.support.loopback import free_port
+from tests.support.loopback import free_port, stop_process, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[2]
 OPSGATE = [sys.executable, "-m", "opsgate"]
@@ -158,26 +157,12 @@ def replicas(
             started.append(Replica(name, port, config, root / name, proc))
         deadline = time.monotonic() + 60
         for replica in started:
-            while True:
-                if replica.proc.poll() is not None:
-                    raise AssertionError(f"{replica.name} exited with {replica.proc.returncode}: {replica.log()}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{replica.port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{replica.name} did not serve /healthz within 60 s")
-                time.sleep(0.1)
+            url = f"http://127.0.0.1:{replica.port}/healthz"
+            wait_until_ready(replica.proc, url, max(deadline - time.monotonic(), 0), replica.name, replica.log)
         yield started
     finally:
         for replica in started:
-            if replica.proc.poll() is None:
-                replica.proc.terminate()
-                try:
-                    replica.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    replica.proc.kill()
+            stop_process(replica.proc)
 
 
 @asynccontextmanager

@@ -141,6 +141,7 @@ async def test_events_are_grouped_by_object_and_reason_and_marked_untrusted(sett
         ("workload_status", {"namespace": "shop", "name": "-checkout"}, "name"),
         ("k8s_events", {"namespace": "shop", "name": "checkout", "kind": "Widget"}, "kind"),
         ("k8s_events", {"namespace": "shop", "since": "forever"}, "since"),
+        ("k8s_events", {"namespace": "shop", "since": "999999d"}, "since"),
         ("k8s_events", {"namespace": "shop", "reasons": ["Back Off; rm -rf"]}, "reasons"),
     ],
 )

@@ -74,11 +74,9 @@ class _Stats:
         return max((RANK.get(level, -1) for level in self.levels), default=-1)
 
 
-# Backends whose text/regex filter runs in the remote system, on raw text: under redaction the service
-# filters their answers again on the redacted line (in-process backends do it themselves, LogQuery.redact).
-SERVER_SIDE_FILTERS = frozenset({"loki", "azure"})
-# Filtering those answers here, one logs_query reads backend pages until its page is full, within
-# `[logs] filter_max_lines`, this many backend pages, and half the call's time.
+# Filtering the answers of a backend that filters remotely (LogBackend.filters_remotely) here, one
+# logs_query reads backend pages until its page is full, within `[logs] filter_max_lines`, this many
+# backend pages, and half the call's time.
 FILTER_MAX_PAGES = 50
 
 
@@ -160,7 +158,7 @@ class LogsService:
     def _post_filter(self, query: LogQuery) -> bool:
         """True when the backend filtered raw text and left the regex out: the filter runs here, redacted."""
         return (
-            self.backend.name in SERVER_SIDE_FILTERS
+            self.backend.filters_remotely
             and query.redact is not None
             and (query.text is not None or query.regex is not None)
         )
@@ -303,12 +301,12 @@ class LogsService:
         scan = _Scan()
 
         def size() -> int:
-            return max(cap - (read if post_filter else scanned) + 1, 100)
+            return max(cap - read + 1, 100)
 
         async with aclosing(self._whole_timestamps(query, size, deadline, scan)) as pages:
             async for lines, _, exhausted in pages:
                 for record in lines:
-                    if scanned == cap or read == cap:
+                    if read == cap:
                         capped = True
                         break
                     read += 1
@@ -318,11 +316,11 @@ class LogsService:
                     stats.setdefault(template_id, _Stats()).add(record)
                     scanned += 1
                 # a full page had more lines (at least its last timestamp's): no need to fetch them to know
-                capped = capped or (not exhausted and cap in (scanned, read))
+                capped = capped or (not exhausted and read == cap)
                 if capped or exhausted:
                     break
         native, notes = scan.query, scan.notes
-        if capped and post_filter and read == cap:
+        if capped and post_filter:
             notes.append(
                 f"the filter runs here on redacted lines: {cap} lines were read ([logs] patterns_max_lines), "
                 f"{scanned} of them matched; narrow the window to mine the rest"

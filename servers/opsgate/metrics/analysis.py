@@ -88,6 +88,21 @@ def _ongoing(a: Anomaly, times: FloatArray, values: FloatArray, end: float) -> b
     return bool(peak * now > 0 and abs(now) >= 0.5 * abs(peak))
 
 
+def _shift(
+    values: FloatArray, reference: FloatArray
+) -> tuple[float, float, float, float | None, Literal["up", "down", "flat"]]:
+    """(median of `values`, median of `reference`, z, change in %, direction) of `values` against
+    `reference` (both non-empty): z is the change in units of the reference's robust spread (IQR),
+    floored at 1% of its level."""
+    a, b = float(np.median(values)), float(np.median(reference))
+    q1, q3 = np.percentile(reference, [25, 75])
+    spread = max(float(q3 - q1) / _IQR_TO_SIGMA, 0.01 * abs(b), 1e-12)
+    z = (a - b) / spread
+    pct = (a - b) / abs(b) * 100 if b else None
+    direction: Literal["up", "down", "flat"] = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
+    return a, b, z, pct, direction
+
+
 def compare_revisions(series: Sequence[Series], at: float, label: str) -> list[RevisionItem]:
     """Each revision's pods after `at` against the other revisions' pods in the same span (or, for a
     revision alone after `at`, against every pod before it): a canary's bad pods stand out even when
@@ -124,12 +139,7 @@ def compare_revisions(series: Sequence[Series], at: float, label: str) -> list[R
                 )
             )
             continue
-        a, b = float(np.median(mine)), float(np.median(others))
-        q1, q3 = np.percentile(others, [25, 75])
-        spread = max(float(q3 - q1) / _IQR_TO_SIGMA, 0.01 * abs(b), 1e-12)
-        z = (a - b) / spread
-        pct = (a - b) / abs(b) * 100 if b else None
-        direction: Literal["up", "down", "flat"] = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
+        a, b, z, pct, direction = _shift(mine, others)
         items.append(
             (
                 abs(z),
@@ -166,12 +176,7 @@ def compare(series: Sequence[Series], at: float) -> list[CompareItem]:
                 )
             )
             continue
-        b, a = float(np.median(before)), float(np.median(after))
-        q1, q3 = np.percentile(before, [25, 75])
-        spread = max(float(q3 - q1) / _IQR_TO_SIGMA, 0.01 * abs(b), 1e-12)
-        z = (a - b) / spread
-        pct = (a - b) / abs(b) * 100 if b else None
-        direction: Literal["up", "down", "flat"] = "flat" if abs(z) < FLAT_Z else ("up" if z > 0 else "down")
+        a, b, z, pct, direction = _shift(after, before)
         item = CompareItem(
             series=name,
             before=_round(b),

@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-import kubernetes.client
-import kubernetes.config
 
-from opsgate.config import ConfigError, Settings, load_section
+from opsgate import kube_client
+from opsgate.config import Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
 from opsgate.gate import CallContext
-from opsgate.rollback.backends.kubernetes import JsonObject, KubernetesBackend, label_selector
+from opsgate.kube_client import label_selector, parse_time
+from opsgate.rollback.backends.kubernetes import JsonObject, KubernetesBackend
 from opsgate.rollback.contracts import (
     ChangeItem,
     ChangesInput,
@@ -48,20 +48,11 @@ from opsgate.rollback.revisions import (
 from opsgate.rollback.settings import RollbackSettings as RollbackSettings
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _last_progress(deployment: JsonObject) -> datetime | None:
     """When the Deployment's rollout last made progress (the Progressing condition's update time)."""
     for condition in (deployment.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Progressing":
-            return _parse_time(condition.get("lastUpdateTime") or condition.get("lastTransitionTime"))
+            return parse_time(condition.get("lastUpdateTime") or condition.get("lastTransitionTime"))
     return None
 
 
@@ -118,7 +109,7 @@ class RollbackService:
                 current=r.number == current,
                 images=images(r.template),
                 change_cause=r.change_cause,
-                created=_parse_time(r.created),
+                created=parse_time(r.created),
                 replica_set=r.replica_set,
                 replicas=r.replicas,
                 ready_replicas=r.ready_replicas,
@@ -150,7 +141,7 @@ class RollbackService:
             current = revision_of(deployment)
             progressed = _last_progress(deployment)
             for r in owned_revisions(deployment, replica_sets):
-                created = _parse_time(r.created)
+                created = parse_time(r.created)
                 moments = [t for t in (created, progressed if r.number == current else None) if t is not None]
                 changed_at = max(moments) if moments else None
                 if changed_at is None or changed_at < since:
@@ -345,24 +336,8 @@ def _summarize_rollback(out: RollbackOutput) -> str:
 def build(settings: Settings) -> Capability:
     config = load_section("rollback", settings.rollback, RollbackSettings)
     closers: list[Any] = []
-    configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
-    try:
-        backend = KubernetesBackend.connect(
-            api_url=config.api_url,
-            kubeconfig=config.kubeconfig,
-            context=config.context,
-            in_cluster=config.in_cluster,
-            request_timeout_s=config.request_timeout_s,
-        )
-    except kubernetes.config.ConfigException as exc:
-        if configured:
-            raise ConfigError(f"[rollback] cannot reach the configured cluster: {exc}") from None
-        # no cluster configured and no default kubeconfig: the tools answer that, instead of the server failing
-        backend = KubernetesBackend(
-            kubernetes.client.ApiClient(kubernetes.client.Configuration()),
-            unavailable="no Kubernetes cluster is configured: set [rollback] kubeconfig, api_url or in_cluster "
-            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)",
-        )
+    api_client, unavailable = kube_client.connect_section("rollback", config)
+    backend = KubernetesBackend(api_client, request_timeout_s=config.request_timeout_s, unavailable=unavailable)
     service = RollbackService(backend, config)
 
     async def close() -> None:

@@ -13,9 +13,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+GENESIS = "0" * 64  # the previous hash of a trail's first record
+# Columns an `AuditStore.find` filters by (each store refuses others).
+FINDABLE = frozenset({"call_id", "tool", "outcome", "subject", "decision_id"})
+# Limit events older than this are pruned (no window is longer).
+PRUNE_AFTER_S = 7 * 86400.0
 
 
 class StateError(Exception):
@@ -50,6 +57,24 @@ class AuditRow:
 
 
 AUDIT_COLUMNS = "seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash"
+
+
+def audit_row(values: Sequence[Any]) -> AuditRow:
+    """An `AuditRow` from the columns in `AUDIT_COLUMNS` order, as both stores select them."""
+    seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash_ = values
+    return AuditRow(
+        seq=int(seq),
+        v=int(v),
+        ts=str(ts),
+        call_id=str(call_id),
+        decision_id=None if decision_id is None else str(decision_id),
+        tool=str(tool),
+        subject=str(subject),
+        outcome=str(outcome),
+        body=str(body),
+        prev_hash=str(prev_hash),
+        hash=str(hash_),
+    )
 
 
 RowMaker = Callable[[int, str], AuditRow]
@@ -97,6 +122,12 @@ class Counter:
     message: str = "limit: {count} of {limit} in {window_s:.0f}s"
 
 
+def refusal(counter: Counter, count: int, oldest: float | None, now: float) -> str:
+    """Why `counter` refuses a reservation: its message, with the wait until its oldest event leaves the window."""
+    wait = max(0.0, (oldest + counter.window_s - now) if oldest is not None else counter.window_s)
+    return counter.message.format(count=count, limit=counter.limit, window_s=counter.window_s, wait_s=wait)
+
+
 @dataclass
 class Reservation:
     """Events taken by one write; `counts` are the events each counter held before this one."""
@@ -124,6 +155,17 @@ class StoredKey:
     roles: list[str]
     created_at: float
     revoked_at: float | None = None
+
+
+def stored_key(row: Sequence[Any]) -> StoredKey:
+    """A `StoredKey` from (sha256, subject, roles JSON, created_at, revoked_at), as both stores select them."""
+    return StoredKey(
+        sha256=str(row[0]),
+        subject=str(row[1]),
+        roles=list(json.loads(row[2])),
+        created_at=float(row[3]),
+        revoked_at=None if row[4] is None else float(row[4]),
+    )
 
 
 class ApiKeyStore(Protocol):

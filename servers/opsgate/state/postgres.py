@@ -27,6 +27,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from opsgate.state import State
 from opsgate.state.base import (
     AUDIT_COLUMNS,
+    FINDABLE,
+    PRUNE_AFTER_S,
     AuditRow,
     BreakerState,
     Counter,
@@ -34,8 +36,10 @@ from opsgate.state.base import (
     RowMaker,
     StateUnavailable,
     StoredKey,
+    audit_row,
+    refusal,
+    stored_key,
 )
-from opsgate.state.sqlite import FINDABLE, _key, refusal
 
 T = TypeVar("T")
 
@@ -116,7 +120,6 @@ MIGRATIONS: list[str] = [
 ]
 
 _COLUMNS = AUDIT_COLUMNS
-_PRUNE_AFTER_S = 7 * 86400.0
 
 
 def safe_url(url: str) -> str:
@@ -213,11 +216,6 @@ class PgDatabase:
         self.pool.close()
 
 
-def _row(values: Sequence[Any]) -> AuditRow:
-    seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash_ = values
-    return AuditRow(int(seq), int(v), ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash_)
-
-
 class PgAuditStore:
     def __init__(self, db: PgDatabase) -> None:
         self.db = db
@@ -261,7 +259,7 @@ class PgAuditStore:
             if not batch:
                 return
             for r in batch:
-                yield _row(r)
+                yield audit_row(r)
             last = int(batch[-1][0])
 
     def _batch(self, after: int) -> list[Any]:
@@ -275,11 +273,11 @@ class PgAuditStore:
         rows = self.db.run(
             lambda c: c.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq DESC LIMIT %s", (max(0, n),)).fetchall()
         )
-        return [_row(r) for r in reversed(rows)]
+        return [audit_row(r) for r in reversed(rows)]
 
     def row(self, seq: int) -> AuditRow | None:
         r = self.db.run(lambda c: c.execute(f"SELECT {_COLUMNS} FROM audit WHERE seq = %s", (seq,)).fetchone())
-        return _row(r) if r else None
+        return audit_row(r) if r else None
 
     def find(self, where: dict[str, str]) -> list[str]:
         unknown = set(where) - FINDABLE
@@ -345,7 +343,7 @@ class PgApiKeyStore:
                 (sha256.lower(),),
             ).fetchone()
         )
-        return _key(row) if row else None
+        return stored_key(row) if row else None
 
     def list_keys(self) -> list[StoredKey]:
         rows = self.db.run(
@@ -353,7 +351,7 @@ class PgApiKeyStore:
                 "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys ORDER BY created_at"
             ).fetchall()
         )
-        return [_key(r) for r in rows]
+        return [stored_key(r) for r in rows]
 
 
 class PgLimitStore:
@@ -383,7 +381,7 @@ class PgLimitStore:
                 raise _Refused
             for key in dict.fromkeys(c.key for c in counters):
                 conn.execute("INSERT INTO limit_events (key, ts, reservation) VALUES (%s, %s, %s)", (key, now, holder))
-            conn.execute("DELETE FROM limit_events WHERE ts < %s", (now - _PRUNE_AFTER_S,))
+            conn.execute("DELETE FROM limit_events WHERE ts < %s", (now - PRUNE_AFTER_S,))
 
         with contextlib.suppress(_Refused):
             self.db.run(work)

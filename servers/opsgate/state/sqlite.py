@@ -14,10 +14,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from opsgate.state.base import (
     AUDIT_COLUMNS,
+    FINDABLE,
+    GENESIS,
+    PRUNE_AFTER_S,
     AuditRow,
     BreakerState,
     Counter,
@@ -25,10 +27,11 @@ from opsgate.state.base import (
     RowMaker,
     StateUnavailable,
     StoredKey,
+    audit_row,
+    refusal,
+    stored_key,
 )
 from opsgate.state.files import private_file
-
-GENESIS = "0" * 64
 
 _AUDIT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -72,7 +75,6 @@ END;
 _COLUMNS = AUDIT_COLUMNS
 _INSERT = f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _MAX_ATTEMPTS = 100
-FINDABLE = frozenset({"call_id", "tool", "outcome", "subject", "decision_id"})
 
 
 def _connect(path: Path | str) -> sqlite3.Connection:
@@ -85,23 +87,6 @@ def _connect(path: Path | str) -> sqlite3.Connection:
     if str(path) != ":memory:":
         private_file(Path(path))
     return db
-
-
-def _row(values: Sequence[object]) -> AuditRow:
-    seq, v, ts, call_id, decision_id, tool, subject, outcome, body, prev_hash, hash_ = values
-    return AuditRow(
-        seq=int(seq),  # type: ignore[call-overload]
-        v=int(v),  # type: ignore[call-overload]
-        ts=str(ts),
-        call_id=str(call_id),
-        decision_id=None if decision_id is None else str(decision_id),
-        tool=str(tool),
-        subject=str(subject),
-        outcome=str(outcome),
-        body=str(body),
-        prev_hash=str(prev_hash),
-        hash=str(hash_),
-    )
 
 
 class SqliteAuditStore:
@@ -161,17 +146,17 @@ class SqliteAuditStore:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq").fetchall()
         for r in rows:
-            yield _row(r)
+            yield audit_row(r)
 
     def tail(self, n: int) -> list[AuditRow]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?", (max(0, n),)).fetchall()
-        return [_row(r) for r in reversed(rows)]
+        return [audit_row(r) for r in reversed(rows)]
 
     def row(self, seq: int) -> AuditRow | None:
         with self._lock:
             r = self._db.execute(f"SELECT {_COLUMNS} FROM audit WHERE seq = ?", (seq,)).fetchone()
-        return _row(r) if r else None
+        return audit_row(r) if r else None
 
     def find(self, where: dict[str, str]) -> list[str]:
         unknown = set(where) - FINDABLE
@@ -223,23 +208,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at REAL
 );
 """
-# Events older than this are pruned (no window is longer).
-_PRUNE_AFTER_S = 7 * 86400.0
-
-
-def _key(row: Sequence[Any]) -> StoredKey:
-    return StoredKey(
-        sha256=str(row[0]),
-        subject=str(row[1]),
-        roles=list(json.loads(row[2])),
-        created_at=float(row[3]),
-        revoked_at=None if row[4] is None else float(row[4]),
-    )
-
-
-def refusal(counter: Counter, count: int, oldest: float | None, now: float) -> str:
-    wait = max(0.0, (oldest + counter.window_s - now) if oldest is not None else counter.window_s)
-    return counter.message.format(count=count, limit=counter.limit, window_s=counter.window_s, wait_s=wait)
 
 
 class SqliteLimitStore:
@@ -270,7 +238,7 @@ class SqliteLimitStore:
                     return reservation
                 for key in dict.fromkeys(c.key for c in counters):
                     db.execute("INSERT INTO limit_events (key, ts, reservation) VALUES (?, ?, ?)", (key, now, holder))
-                db.execute("DELETE FROM limit_events WHERE ts < ?", (now - _PRUNE_AFTER_S,))
+                db.execute("DELETE FROM limit_events WHERE ts < ?", (now - PRUNE_AFTER_S,))
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
@@ -361,14 +329,14 @@ class SqliteLimitStore:
                 " WHERE sha256 = ? AND revoked_at IS NULL",
                 (sha256.lower(),),
             ).fetchone()
-        return _key(row) if row else None
+        return stored_key(row) if row else None
 
     def list_keys(self) -> list[StoredKey]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys ORDER BY created_at"
             ).fetchall()
-        return [_key(r) for r in rows]
+        return [stored_key(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from opsgate.contracts import Page, ToolInput, ToolOutput
+from opsgate.durations import parse_duration
 
 NAMESPACE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -184,6 +185,12 @@ class EventsInput(ToolInput):
     limit: int = Field(default=20, ge=1, le=200, description="Most (object, reason) groups to return")
 
     _kind = field_validator("kind", mode="before")(normalize_kind)
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str) -> str:
+        parse_duration(value)  # the shared bounds: a span of 999999d is an error here, not an overflow later
+        return value
 
     @field_validator("reasons")
     @classmethod

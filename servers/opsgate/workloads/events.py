@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opsgate.kube_client import parse_time
 from opsgate.workloads.contracts import EventGroup
-from opsgate.workloads.state import clip, parse_time
+from opsgate.workloads.state import clip
 
 JsonObject = dict[str, Any]
 

@@ -8,18 +8,18 @@ summary and in `untrusted_fields`).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kubernetes.client
-import kubernetes.config
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsgate.config import ConfigError, Settings, load_section
+from opsgate import kube_client
+from opsgate.config import Settings, load_section
 from opsgate.contracts import BackendUnavailable, Capability, Contract, Target, ToolError
+from opsgate.durations import parse_duration
 from opsgate.gate import CallContext
+from opsgate.kube_client import label_selector
 from opsgate.workloads.backends.kubernetes import KubernetesReader
 from opsgate.workloads.contracts import (
     EVENTS_UNTRUSTED,
@@ -34,11 +34,8 @@ from opsgate.workloads.state import (
     build_status,
     controller_revisions,
     deployment_revisions,
-    label_selector,
     owned_by,
 )
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class WorkloadsSettings(BaseModel):
@@ -51,13 +48,6 @@ class WorkloadsSettings(BaseModel):
     context: str | None = None
     in_cluster: bool = False
     request_timeout_s: float = Field(default=8.0, gt=0, le=60)
-
-
-def _seconds(span: str) -> int:
-    match = re.fullmatch(r"([0-9]+)([smhd])", span)
-    if not match:
-        raise ToolError(f"invalid duration {span!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class WorkloadsService:
@@ -119,7 +109,7 @@ class WorkloadsService:
 
     async def events(self, args: EventsInput, ctx: CallContext) -> EventsOutput:
         now = datetime.now(UTC)
-        since = now - timedelta(seconds=_seconds(args.since))
+        since = now - timedelta(seconds=parse_duration(args.since))
         scope, scope_names = await self._scope(args)
         field = f"type={args.type}" if args.type else None
         raw = await self.reader.list_events(args.namespace, field)
@@ -192,23 +182,8 @@ def _summarize_events(out: EventsOutput) -> str:
 
 def build(settings: Settings) -> Capability:
     config = load_section("workloads", settings.workloads, WorkloadsSettings)
-    configured = config.api_url or config.kubeconfig or config.context or config.in_cluster
-    try:
-        reader = KubernetesReader.connect(
-            api_url=config.api_url,
-            kubeconfig=config.kubeconfig,
-            context=config.context,
-            in_cluster=config.in_cluster,
-            request_timeout_s=config.request_timeout_s,
-        )
-    except kubernetes.config.ConfigException as exc:
-        if configured:
-            raise ConfigError(f"[workloads] cannot reach the configured cluster: {exc}") from None
-        reader = KubernetesReader(
-            kubernetes.client.ApiClient(kubernetes.client.Configuration()),
-            unavailable="no Kubernetes cluster is configured: set [workloads] kubeconfig, api_url or in_cluster "
-            "(with no config at all, `opsgate serve` serves the sandbox's default scenario)",
-        )
+    api_client, unavailable = kube_client.connect_section("workloads", config)
+    reader = KubernetesReader(api_client, request_timeout_s=config.request_timeout_s, unavailable=unavailable)
     service = WorkloadsService(reader)
 
     async def close() -> None:

@@ -24,6 +24,10 @@ class LogBackend(Protocol):
     name: str
     page_cap: int
     """Most records one `fetch` may return (Loki's entry limit, for example)."""
+    filters_remotely: bool
+    """Its `text`/`regex` filter runs in a remote system, which cannot redact (LogQL, KQL): under redaction
+    it pushes neither down and the service filters its answers on the redacted line. An in-process backend
+    (False) filters on the redacted line itself (`LogQuery.matches_text`)."""
 
     async def fetch(self, query: LogQuery, limit: int, deadline: float) -> Fetched:
         """The first `limit` records matching `query` in its order. Raise ToolError for a bad query,

@@ -28,6 +28,7 @@ from opsgate.logs.timeparse import from_ns, log_time_ns, to_ns
 
 class AzureBackend:
     name = "azure"
+    filters_remotely = True
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ def _api_client(settings: KubernetesSettings) -> kubernetes.client.ApiClient:
 class KubernetesBackend:
     name = "kubernetes"
     page_cap = 1_000_000
+    filters_remotely = False
 
     def __init__(self, settings: KubernetesSettings, api_client: kubernetes.client.ApiClient | None = None) -> None:
         self.settings = settings

@@ -19,6 +19,7 @@ QUERY_RANGE = "/loki/api/v1/query_range"
 
 class LokiBackend:
     name = "loki"
+    filters_remotely = True
 
     def __init__(self, settings: LokiSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings

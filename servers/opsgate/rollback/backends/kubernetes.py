@@ -10,7 +10,6 @@ servers and 5xx/429 are `BackendUnavailable` (they feed the circuit breaker).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -29,22 +28,6 @@ T = TypeVar("T")
 JSON_PATCH = "application/json-patch+json"
 
 
-def label_selector(selector: JsonObject) -> str:
-    """A Deployment's `spec.selector` as a label-selector string."""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
-
-
 class KubernetesBackend:
     """Reads and patches Deployments; every method returns API JSON."""
 
@@ -57,19 +40,6 @@ class KubernetesBackend:
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.timeout = request_timeout_s
         self.unavailable = unavailable
-
-    @classmethod
-    def connect(
-        cls,
-        *,
-        api_url: str | None = None,
-        kubeconfig: Path | None = None,
-        context: str | None = None,
-        in_cluster: bool = False,
-        request_timeout_s: float = 10.0,
-    ) -> KubernetesBackend:
-        api_client = kube_client.connect(api_url=api_url, kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
-        return cls(api_client, request_timeout_s=request_timeout_s)
 
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -44,19 +43,6 @@ class KubernetesReader:
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.timeout = request_timeout_s
-
-    @classmethod
-    def connect(
-        cls,
-        *,
-        api_url: str | None = None,
-        kubeconfig: Path | None = None,
-        context: str | None = None,
-        in_cluster: bool = False,
-        request_timeout_s: float = 10.0,
-    ) -> KubernetesReader:
-        api_client = kube_client.connect(api_url=api_url, kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
-        return cls(api_client, request_timeout_s=request_timeout_s)
 
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from opsgate.oidc import ASYMMETRIC_ALGORITHMS, JwksCache, OidcConfig, OidcError
+from opsgate.oidc import ASYMMETRIC_ALGORITHMS, JwksCache, OidcConfig, OidcError, signing_key
 
 
 class IdTokenError(Exception):
@@ -51,17 +51,9 @@ class IdTokenVerifier:
         self, token: str, *, nonce: str, check_expiry: bool, issued_within: tuple[float, float] | None = None
     ) -> dict[str, Any]:
         try:
-            header = jwt.get_unverified_header(token)
-            alg = header.get("alg")
-            if alg not in self.algorithms:
-                raise IdTokenError(f"ID token algorithm {alg!r} is not allowed")
-            kid = header.get("kid")
-            key = await self.jwks.key(kid if isinstance(kid, str) else None)
-            if key is None:
-                raise IdTokenError(f"no signing key with kid {kid!r} at {self.issuer}")
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key=key,
+                key=await signing_key(token, self.jwks, self.algorithms),
                 algorithms=list(self.algorithms),
                 audience=self.client_id,
                 issuer=self.issuer,

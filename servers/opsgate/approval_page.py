@@ -37,11 +37,12 @@ from opsgate.approvals import (
     Approval,
     ApprovalError,
     Approvals,
-    ProvenGrant,
     is_self_approval,
+    oidc_grant,
     statement_nonce,
 )
 from opsgate.config import Settings
+from opsgate.oidc import OidcError, discover
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +101,7 @@ class ApprovalPage:
 
     async def _endpoints(self) -> dict[str, Any]:
         if self._metadata is None:
-            url = self.oidc.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            response = await (await self._client()).get(url)
-            response.raise_for_status()
-            metadata = response.json()
-            if metadata.get("issuer") != self.oidc.issuer:
-                raise IdTokenError(f"{url} names issuer {metadata.get('issuer')!r}")
-            self._metadata = metadata
+            self._metadata = await discover(await self._client(), self.oidc.issuer)
         return self._metadata
 
     async def _login(self, purpose: Literal["view", "approve", "deny"], approval_id: str, nonce: str) -> Response:
@@ -197,7 +192,7 @@ class ApprovalPage:
         try:
             token = await self._exchange(code, login.verifier)
             claims = await self.oidc.verify(token, nonce=login.nonce, check_expiry=True)
-        except (IdTokenError, httpx.HTTPError) as exc:
+        except (IdTokenError, OidcError, httpx.HTTPError) as exc:
             logger.info("approval page login refused: %s", exc)
             return _page("Login failed", f"<p>{html.escape(str(exc))}</p>", status=403)
         if login.purpose == "view":
@@ -224,15 +219,8 @@ class ApprovalPage:
             approval = store.get(login.approval_id)
             if login.nonce != statement_nonce(approval.statement("approve" if login.purpose == "approve" else "deny")):
                 raise ApprovalError("the approval changed while you were logging in; open it again")
-            name = claims.get("preferred_username") or claims.get("email")
-            aliases: tuple[str, ...] = (name,) if isinstance(name, str) else ()
             approvers = self.approvals.approvers.current() if self.approvals.approvers else None
-            matched = approvers.matching(str(claims["sub"])) if approvers else None
-            if matched is None and approvers and aliases:
-                matched = approvers.matching(aliases[0])
-            if matched is not None:
-                aliases += (matched.identity, *matched.aliases)
-            grant = ProvenGrant(str(claims["sub"]), self.oidc.roles(claims), "oidc", aliases)
+            grant = oidc_grant(claims, self.oidc.roles(claims), approvers)
             if login.purpose == "approve" and is_self_approval(grant, approval.requester):
                 raise ApprovalError(f"you ({grant.identity}) made this request; nobody approves their own request")
             if login.purpose == "approve" and not set(grant.roles) & set(approval.approvers):
@@ -246,7 +234,7 @@ class ApprovalPage:
                 roles=grant.roles,
                 channel="oidc",
                 proof=token,
-                note=f"on the approval page as {name}" if isinstance(name, str) else "on the approval page",
+                note=f"on the approval page as {grant.detail}" if grant.detail is not None else "on the approval page",
             )
         except ApprovalError as exc:
             return _page("Not recorded", f"<p>{html.escape(str(exc))}</p>", status=403)

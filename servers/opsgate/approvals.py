@@ -482,6 +482,19 @@ def is_self_approval(grant: ProvenGrant, requester: str) -> bool:
     return any(normalize_identity(name) == wanted for name in (grant.identity, *grant.aliases))
 
 
+def oidc_grant(claims: dict[str, Any], roles: list[str], approvers: Approvers | None) -> ProvenGrant:
+    """Who a verified ID token says granted: its `sub`, with its username or email and, when the approvers
+    file lists that person (by `sub`, else by that name), their identity and aliases as aliases."""
+    name = claims.get("preferred_username") or claims.get("email")
+    aliases: tuple[str, ...] = (name,) if isinstance(name, str) else ()
+    matched = None
+    if approvers is not None:
+        matched = approvers.matching(str(claims["sub"])) or (approvers.matching(aliases[0]) if aliases else None)
+    if matched is not None:
+        aliases += (matched.identity, *matched.aliases)
+    return ProvenGrant(str(claims["sub"]), roles, "oidc", aliases, name if isinstance(name, str) else None)
+
+
 class ApproverDirectory:
     """The approvers file, re-read when it changes (a reviewed change applies without a restart)."""
 
@@ -532,14 +545,7 @@ async def prove(
             )
         except IdTokenError as exc:
             raise ApprovalError(str(exc)) from None
-        name = claims.get("preferred_username") or claims.get("email")
-        aliases = tuple(str(v) for v in (name,) if isinstance(v, str))
-        matched = approvers.matching(str(claims["sub"])) or (approvers.matching(aliases[0]) if aliases else None)
-        if matched is not None:
-            aliases += (matched.identity, *matched.aliases)
-        return ProvenGrant(
-            str(claims["sub"]), oidc.roles(claims), "oidc", aliases, name if isinstance(name, str) else None
-        )
+        return oidc_grant(claims, oidc.roles(claims), approvers)
     raise ApprovalError(f"it has no proof of who granted it (channel {approval.channel!r}); request a new approval")
 
 
@@ -858,24 +864,10 @@ class Approvals:
             call.approval_id = None
             return None
 
-    def _create_pending(self, call: GatedCall, decision: Decision) -> Approval:
+    def _create(self, call: GatedCall, kind: Kind, reasons: list[str], approvers: list[str]) -> Approval:
+        """A pending approval bound to this call: its tool, arguments, target, requester and plan."""
         return self.store.create(
-            kind="grant",
-            tool=call.contract.name,
-            args_digest=call.args_digest,
-            args=call.args_doc,
-            target=call.target_key,
-            requester=call.caller.subject,
-            call_id=call.call_id,
-            reasons=decision.reasons,
-            approvers=decision.approvers,
-            plan=call.facts,
-        )
-
-    def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
-        """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
-        pending = self.store.create(
-            kind="confirmation",
+            kind=kind,
             tool=call.contract.name,
             args_digest=call.args_digest,
             args=call.args_doc,
@@ -883,9 +875,16 @@ class Approvals:
             requester=call.caller.subject,
             call_id=call.call_id,
             reasons=reasons,
-            approvers=[],
+            approvers=approvers,
             plan=call.facts,
         )
+
+    def _create_pending(self, call: GatedCall, decision: Decision) -> Approval:
+        return self._create(call, "grant", decision.reasons, decision.approvers)
+
+    def _record_confirmation(self, call: GatedCall, reasons: list[str]) -> Approval:
+        """A granted `confirmation` for this exact call (a form accept in the client), used at once."""
+        pending = self._create(call, "confirmation", reasons, [])
         return self.store.decide(
             pending.id,
             status="granted",

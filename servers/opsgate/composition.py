@@ -9,7 +9,6 @@ its source None, and triage reports the evidence it could not read.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -54,14 +53,16 @@ class RolloutChanges:
         self.backend = backend
 
     async def changes(self, namespace: str, since: float, until: float) -> list[Change]:
-        from opsgate.kube_client import label_selector
         from opsgate.rollback.revisions import images, owned_revisions, revision_of, template_diff
         from opsgate.rollback.server import rollout_status_of
 
         out: list[Change] = []
-        for deployment in await self.backend.list_deployments(namespace):
-            selector = label_selector((deployment.get("spec") or {}).get("selector") or {})
-            revisions = owned_revisions(deployment, await self.backend.list_replica_sets(namespace, selector))
+        # one list of the namespace's ReplicaSets, as changes_recent reads them: owned_revisions keeps each
+        # Deployment's own (by controller uid), so one request serves every Deployment
+        deployments = await self.backend.list_deployments(namespace)
+        replica_sets = await self.backend.list_replica_sets(namespace, None)
+        for deployment in deployments:
+            revisions = owned_revisions(deployment, replica_sets)
             current = revision_of(deployment)
             state = rollout_status_of(deployment).state
             name = str(deployment["metadata"]["name"])
@@ -183,19 +184,11 @@ class ClusterWorkloads:
     """Pods (with the Deployment revision of their ReplicaSet) and Events, read from the cluster."""
 
     def __init__(self, backend: Any) -> None:
-        import kubernetes.client
+        from opsgate.workloads.backends.kubernetes import KubernetesReader
 
         self.backend = backend
-        self.core = kubernetes.client.CoreV1Api(backend.api_client)
-        self.timeout = float(getattr(backend, "timeout", 10.0))
-
-    async def _raw(self, call: Any, namespace: str) -> list[dict[str, Any]]:
-        def fetch() -> Any:
-            response = call(namespace, _request_timeout=self.timeout, _preload_content=False)
-            return json.loads(response.data)
-
-        data = await anyio.to_thread.run_sync(fetch)
-        return list(data.get("items") or []) if isinstance(data, dict) else []
+        # the workloads capability's reader over the same client: raw JSON lists, its error messages
+        self.reader = KubernetesReader(backend.api_client, request_timeout_s=float(getattr(backend, "timeout", 10.0)))
 
     async def pods(self, namespace: str, service: str | None) -> list[PodState]:
         from opsgate.rollback.revisions import revision_of
@@ -204,7 +197,7 @@ class ClusterWorkloads:
             str(rs["metadata"]["name"]): revision_of(rs) for rs in await self.backend.list_replica_sets(namespace, None)
         }
         out = []
-        for pod in await self._raw(self.core.list_namespaced_pod, namespace):
+        for pod in await self.reader.list_pods(namespace):
             meta, status = pod.get("metadata") or {}, pod.get("status") or {}
             labels = meta.get("labels") or {}
             app = str(labels.get("app") or labels.get("app.kubernetes.io/name") or "")
@@ -244,7 +237,7 @@ class ClusterWorkloads:
 
     async def events(self, namespace: str, since: float) -> list[ClusterEvent]:
         out = []
-        for e in await self._raw(self.core.list_namespaced_event, namespace):
+        for e in await self.reader.list_events(namespace):
             last = _ts(
                 e.get("lastTimestamp") or e.get("eventTime") or (e.get("metadata") or {}).get("creationTimestamp")
             )

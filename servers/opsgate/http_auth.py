@@ -48,13 +48,7 @@ class ApiKeyVerifier:
         digest = hash_key(token)
         for key in self._keys:
             if hmac.compare_digest(digest, key.sha256.lower()):
-                return AccessToken(
-                    token="",
-                    client_id=key.subject,
-                    subject=key.subject,
-                    scopes=[],
-                    claims={"roles": list(key.roles), "auth": "api_key"},
-                )
+                return _api_key_token(key.subject, key.roles)
         if self._store is not None:
             # keys added with `opsgate keys add` live in the shared state: every replica sees a revocation
             try:
@@ -62,14 +56,15 @@ class ApiKeyVerifier:
             except StateUnavailable:
                 return None  # cannot check the key: unauthenticated (fail closed)
             if stored is not None:
-                return AccessToken(
-                    token="",
-                    client_id=stored.subject,
-                    subject=stored.subject,
-                    scopes=[],
-                    claims={"roles": list(stored.roles), "auth": "api_key"},
-                )
+                return _api_key_token(stored.subject, stored.roles)
         return None
+
+
+def _api_key_token(subject: str, roles: list[str]) -> AccessToken:
+    """The caller an API key stands for (configured or stored): its subject and roles, no scopes."""
+    return AccessToken(
+        token="", client_id=subject, subject=subject, scopes=[], claims={"roles": list(roles), "auth": "api_key"}
+    )
 
 
 class CompositeVerifier:

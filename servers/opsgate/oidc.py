@@ -131,11 +131,18 @@ async def _get_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return document
 
 
-async def _discover_jwks_url(client: httpx.AsyncClient, issuer: str) -> str:
+async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
+    """The issuer's OpenID Connect metadata, which must name `issuer` as its issuer."""
     url = issuer.rstrip("/") + DISCOVERY_PATH
     metadata = await _get_json(client, url)
     if metadata.get("issuer") != issuer:
         raise OidcError(f"{url} names issuer {metadata.get('issuer')!r}, expected {issuer!r}")
+    return metadata
+
+
+async def _discover_jwks_url(client: httpx.AsyncClient, issuer: str) -> str:
+    url = issuer.rstrip("/") + DISCOVERY_PATH
+    metadata = await discover(client, issuer)
     jwks_uri = metadata.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
         raise OidcError(f"{url} has no usable jwks_uri")
@@ -149,6 +156,23 @@ def _string_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value if isinstance(v, str | int)]
     return []
+
+
+async def signing_key(token: str, jwks: JwksCache, algorithms: Sequence[str]) -> jwt.PyJWK:
+    """The issuer's key named by `token`'s header, whose algorithm must be one of `algorithms`.
+
+    Raises a `jwt.PyJWTError` for an algorithm not allowed or a key the issuer does not publish, and
+    `OidcError` when the key set cannot be fetched.
+    """
+    header = jwt.get_unverified_header(token)
+    alg = header.get("alg")
+    if alg not in algorithms:
+        raise jwt.InvalidAlgorithmError(f"token algorithm {alg!r} is not allowed")
+    kid = header.get("kid")
+    key = await jwks.key(kid if isinstance(kid, str) else None)
+    if key is None:
+        raise jwt.InvalidKeyError(f"no signing key with kid {kid!r} at the issuer")
+    return key
 
 
 class OidcVerifier:
@@ -170,17 +194,9 @@ class OidcVerifier:
         return self._access_token(claims)
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
-        header = jwt.get_unverified_header(token)
-        alg = header.get("alg")
-        if alg not in self.config.algorithms:
-            raise jwt.InvalidAlgorithmError(f"token algorithm {alg!r} is not allowed")
-        kid = header.get("kid")
-        key = await self.jwks.key(kid if isinstance(kid, str) else None)
-        if key is None:
-            raise jwt.InvalidKeyError(f"no signing key with kid {kid!r} at the issuer")
         claims: dict[str, Any] = jwt.decode(
             token,
-            key=key,
+            key=await signing_key(token, self.jwks, self.config.algorithms),
             algorithms=list(self.config.algorithms),
             audience=self.config.audience,
             issuer=self.config.issuer,

@@ -57,7 +57,9 @@ async def test_a_policy_cap_is_reported_in_limit_and_in_the_notes(make_app: Call
 
 
 async def test_metric_labels_and_kubernetes_messages_are_marked_untrusted(make_app: Callable[..., App]) -> None:
-    contracts = make_app(("metrics", "rollback")).gate.contracts
+    app = make_app(("metrics", "rollback"))
+    contracts = app.gate.contracts
+    await app.aclose()
     assert "items[].labels" in contracts["metrics_query"].untrusted
     assert "items[].series" in contracts["metrics_anomalies"].untrusted
     assert "items[].series" in contracts["metrics_compare"].untrusted

@@ -7,6 +7,7 @@ ranking many series costs a handful of numpy calls rather than a handful per ser
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -17,7 +18,7 @@ from ._robust import row_quantile, sorted_rows
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.int64]
+_T = TypeVar("_T", bound=np.generic)
 
 _IQR_TO_SIGMA = 1.349  # IQR of a standard normal
 
@@ -85,20 +86,11 @@ def seasonal_profile(x: FloatArray, period: int, history: int) -> FloatArray:
     return out
 
 
-def _per_block(a: FloatArray, hop: int, fill: float) -> FloatArray:
+def _per_block(a: NDArray[_T], hop: int, fill: float | bool) -> NDArray[_T]:
     """``a`` (series, points) padded with ``fill`` to whole blocks of ``hop`` points: (series, blocks, hop)."""
     lead, m = a.shape[:-1], a.shape[-1]
     blocks = -(-m // hop)
-    padded = np.full((*lead, blocks * hop), fill)
-    padded[..., :m] = a
-    return padded.reshape(*lead, blocks, hop)
-
-
-def _flags_per_block(a: BoolArray, hop: int) -> BoolArray:
-    """Boolean ``a`` (series, points) padded with False to whole blocks: (series, blocks, hop)."""
-    lead, m = a.shape[:-1], a.shape[-1]
-    blocks = -(-m // hop)
-    padded = np.zeros((*lead, blocks * hop), dtype=bool)
+    padded = np.full((*lead, blocks * hop), fill, dtype=a.dtype)
     padded[..., :m] = a
     return padded.reshape(*lead, blocks, hop)
 
@@ -252,10 +244,10 @@ def score(x: FloatArray, step: float, cfg: DetectorConfig) -> Scored:
         smooth = _trailing_median_where_needed(y, z, k, cfg.sustained_z)
         z_smooth = (smooth - lvl) / sc
         candidates = (
-            _flags_per_block((z > cfg.spike_z) & finite, hop),
-            _flags_per_block((z < -cfg.spike_z) & finite, hop),
-            _flags_per_block((z_smooth > cfg.sustained_z) & finite, hop),
-            _flags_per_block((z_smooth < -cfg.sustained_z) & finite, hop),
+            _per_block((z > cfg.spike_z) & finite, hop, False),
+            _per_block((z < -cfg.spike_z) & finite, hop, False),
+            _per_block((z_smooth > cfg.sustained_z) & finite, hop, False),
+            _per_block((z_smooth < -cfg.sustained_z) & finite, hop, False),
         )
     yb, sb = _per_block(y, hop, np.nan), _per_block(smooth, hop, np.nan)
     # The held levels only matter to series with a sustained candidate: computed for those alone.

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate.alerts.backends.http import request_json
+from opsgate.contracts import BackendUnavailable
 
 JsonObject = dict[str, Any]
 
@@ -23,23 +24,7 @@ class AlertmanagerBackend:
         await self.client.aclose()
 
     async def _request(self, what: str, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self.client.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise BackendUnavailable(f"Alertmanager at {self.url} timed out while trying to {what}") from None
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(
-                f"Alertmanager at {self.url} is unreachable ({type(exc).__name__}) to {what}"
-            ) from None
-        if response.status_code >= 500:
-            raise BackendUnavailable(f"Alertmanager failed to {what}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            detail = response.text.strip()[:300]
-            raise ToolError(f"Alertmanager rejected the request to {what}: HTTP {response.status_code}: {detail}")
-        try:
-            return response.json()
-        except ValueError:
-            raise BackendUnavailable(f"Alertmanager answered {what} with malformed JSON") from None
+        return await request_json(self.client, "Alertmanager", self.url, what, method, path, **kwargs)
 
     async def alerts(self, filters: list[str], *, silenced: bool) -> list[JsonObject]:
         params: list[tuple[str, str]] = [("active", "true"), ("silenced", str(silenced).lower()), ("inhibited", "true")]

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from opsgate.contracts import BackendUnavailable, ToolError
+from opsgate.alerts.backends.http import request_json
+from opsgate.contracts import BackendUnavailable
 
 JsonObject = dict[str, Any]
 
@@ -27,22 +28,7 @@ class PrometheusAlertsBackend:
         await self.client.aclose()
 
     async def alerts(self) -> list[JsonObject]:
-        try:
-            response = await self.client.get("/api/v1/alerts")
-        except httpx.TimeoutException:
-            raise BackendUnavailable(f"Prometheus at {self.url} timed out while listing alerts") from None
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(
-                f"Prometheus at {self.url} is unreachable ({type(exc).__name__}) to list alerts"
-            ) from None
-        if response.status_code >= 500:
-            raise BackendUnavailable(f"Prometheus failed to list alerts: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise ToolError(f"Prometheus rejected the alerts request: HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise BackendUnavailable("Prometheus answered the alerts request with malformed JSON") from None
+        body = await request_json(self.client, "Prometheus", self.url, "list alerts", "GET", "/api/v1/alerts")
         data = body.get("data") if isinstance(body, dict) else None
         raw = data.get("alerts") if isinstance(data, dict) else None
         if not isinstance(raw, list):

@@ -47,7 +47,7 @@ from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
 from opsgate.approval_oidc import IdTokenError, IdTokenVerifier
-from opsgate.approvers import Approvers, ApproversError, normalize_identity
+from opsgate.approvers import Approvers, ApproversError, same_person
 from opsgate.audit import canonical_json, digest, redact_for_storage
 from opsgate.config import Settings
 from opsgate.contracts import ToolError
@@ -478,8 +478,7 @@ class ProvenGrant:
 
 
 def is_self_approval(grant: ProvenGrant, requester: str) -> bool:
-    wanted = normalize_identity(requester)
-    return any(normalize_identity(name) == wanted for name in (grant.identity, *grant.aliases))
+    return same_person(requester, (grant.identity, *grant.aliases))
 
 
 def oidc_grant(claims: dict[str, Any], roles: list[str], approvers: Approvers | None) -> ProvenGrant:

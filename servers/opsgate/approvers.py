@@ -55,6 +55,12 @@ def normalize_identity(value: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def same_person(subject: str, names: tuple[str, ...]) -> bool:
+    """True when `subject` is one of `names` (an identity and its aliases), compared normalised."""
+    wanted = normalize_identity(subject)
+    return any(normalize_identity(name) == wanted for name in names)
+
+
 def check_identity(value: Any, where: str) -> str:
     """An identity as written in configuration: a non-empty string with no invisible characters."""
     if not isinstance(value, str) or not value.strip():
@@ -77,8 +83,7 @@ class Approver:
 
     def is_subject(self, subject: str) -> bool:
         """True when `subject` (a caller) is this person, by identity or alias, after normalisation."""
-        wanted = normalize_identity(subject)
-        return any(normalize_identity(name) == wanted for name in (self.identity, *self.aliases))
+        return same_person(subject, (self.identity, *self.aliases))
 
 
 @dataclass(frozen=True)

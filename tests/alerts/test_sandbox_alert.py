@@ -18,7 +18,7 @@ async def test_the_default_incidents_alert_leads_to_the_runbook_and_resolves_aft
     with SandboxWorld("checkout-bad-deploy", mode="frozen") as world:
         kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(world.config_toml(tmp_path, kubeconfig).replace('"approved"', '"autonomous"', 1))
+        config.write_text(world.config_toml(tmp_path, kubeconfig, autonomy="autonomous"))
         app = build_app(load_settings(config), ["alerts", "runbooks", "rollback", "workloads"])
         try:
             async with Client(app.server) as client:

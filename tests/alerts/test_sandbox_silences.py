@@ -32,7 +32,7 @@ async def test_alert_silence_in_the_sandbox_suppresses_the_alert_until_the_silen
     with SandboxWorld("checkout-bad-deploy", mode="frozen") as world:
         kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(world.config_toml(tmp_path, kubeconfig).replace('"approved"', '"autonomous"', 1))
+        config.write_text(world.config_toml(tmp_path, kubeconfig, autonomy="autonomous"))
         api = world.prometheus_url
         app = build_app(load_settings(config), ["alerts"])
         try:

@@ -26,6 +26,7 @@ from opsgate.logs.query import LogQuery
 from opsgate.logs.service import LogsService
 from opsgate.logs.settings import load
 from opsgate.logs.timeparse import parse_rfc3339, to_ns
+from tests.logs.index_builds import IndexBuilds
 
 T0 = to_ns(parse_rfc3339("2026-11-23T04:00:00Z"))
 S = 1_000_000_000
@@ -215,6 +216,19 @@ def test_unordered_file_answers_exactly_what_sorting_everything_would(
     assert all("timeout" in message.lower() for _, message in got)
 
 
+def test_a_growing_time_ordered_file_keeps_one_cached_time_range_and_answers_its_new_lines(tmp_path: Path) -> None:
+    """The first and last time of a time-ordered file are cached per file version; a live log that grows
+    between queries replaces its entry (a cache keyed by every version it was seen at grows without end)."""
+    path = tmp_path / "live.jsonl"
+    backend = FilesBackend(FilesSettings(sources=[FileSource(path=str(path))]))
+    query = LogQuery(start_ns=T0, end_ns=T0 + 3600 * S)
+    for n in range(20):
+        with path.open("a") as out:
+            out.write(json.dumps({"ts": _stamp(T0 + n * S), "level": "info", "msg": f"line {n}"}) + "\n")
+        assert [r.message for r in backend._fetch(query, 1, float("inf"))] == [f"line {n}"]
+    assert len(backend._range_cache) == 1
+
+
 def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -332,28 +346,6 @@ def test_time_index_equals_parsing_every_line(
             assert filescan.time_index(io.BytesIO(data), len(data), lambda: None, after=head) == expected
 
 
-class _Builds:
-    """Records each time index build the files backend starts (and whether it extended an older index);
-    `gate`, when set, holds every build at its start until the test opens it."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from opsgate.logs.backends import files
-
-        self.calls: list[bool] = []
-        self.started = threading.Event()
-        self.gate: threading.Event | None = None
-        real = files.time_index
-
-        def recording(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(kwargs.get("after") is not None)
-            self.started.set()
-            if self.gate is not None:
-                assert self.gate.wait(30)
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(files, "time_index", recording)
-
-
 def _newest_timeouts(rows: list[tuple[int, str]], limit: int = 5) -> list[int]:
     return sorted((ts for ts, text in rows if "timeout" in text.lower()), reverse=True)[:limit]
 
@@ -379,7 +371,7 @@ def test_a_persisted_index_is_used_by_the_next_run_only_for_the_same_file_versio
 
     monkeypatch.setattr(filescan, "BLOCK", 1024)
     monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 0)  # always through the index
-    builds = _Builds(monkeypatch)
+    builds = IndexBuilds(monkeypatch)
     path, index_dir = tmp_path / "app.jsonl", tmp_path / "state" / "logs-index"
     rows = _unordered_file(path, 300, seed=1)
 
@@ -438,7 +430,7 @@ def test_a_query_during_the_background_build_waits_for_it_and_a_late_one_fails_w
 
     monkeypatch.setattr(filescan, "BLOCK", 1024)
     monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 0)  # never search first: wait for the index
-    builds = _Builds(monkeypatch)
+    builds = IndexBuilds(monkeypatch)
     builds.gate = threading.Event()
     path = tmp_path / "app.jsonl"
     rows = _unordered_file(path, 300, seed=3)
@@ -475,7 +467,7 @@ def test_a_term_before_the_index_is_ready_is_searched_for_and_a_common_regex_wai
 
     monkeypatch.setattr(filescan, "BLOCK", 1024)
     monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 30)
-    builds = _Builds(monkeypatch)
+    builds = IndexBuilds(monkeypatch)
     builds.gate = threading.Event()
     path = tmp_path / "app.jsonl"
     rows = _unordered_file(path, 600, seed=4)
@@ -549,7 +541,7 @@ def test_cursor_pages_of_an_unordered_file_are_exact_before_and_after_its_index_
 
     monkeypatch.setattr(filescan, "BLOCK", 1024)
     monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 10_000)
-    builds = _Builds(monkeypatch)
+    builds = IndexBuilds(monkeypatch)
     builds.gate = threading.Event()
     rng = random.Random(9)
     rows = [(T0 + rng.randrange(0, 40) * S, f"timeout {n} {'x' * rng.randrange(0, 90)}") for n in range(500)]

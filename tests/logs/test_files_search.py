@@ -8,7 +8,6 @@ import io
 import json
 import random
 import sys
-import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from opsgate.logs.backends.files import FilesBackend, FileSource, FilesSettings
 from opsgate.logs.query import LogQuery
 from opsgate.logs.records import leading_time
 from opsgate.logs.timeparse import format_ns, parse_rfc3339, to_ns
+from tests.logs.index_builds import IndexBuilds
 
 T0 = to_ns(parse_rfc3339("2026-11-23T04:00:00Z"))
 S = 1_000_000_000
@@ -246,22 +246,6 @@ def _mixed_file(path: Path, count: int, seed: int) -> None:
     path.write_text("\n".join(out) + ("\n" if rng.random() < 0.7 else ""))
 
 
-class _HeldBuild:
-    """Holds every index build at its start until `release`; counts the builds started."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.started = threading.Event()
-        self.gate = threading.Event()
-        real = files.time_index
-
-        def held(*args: Any, **kwargs: Any) -> Any:
-            self.started.set()
-            assert self.gate.wait(30)
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(files, "time_index", held)
-
-
 def _answer(backend: FilesBackend, limit: int, **filters: Any) -> list[tuple[int, str, str | None]]:
     query = LogQuery(**filters)
     return [(r.ts_ns, r.message, r.level) for r in backend._fetch(query, limit, float("inf"))]
@@ -297,7 +281,7 @@ def test_a_term_searched_for_before_the_index_exists_answers_what_the_index_answ
         mp.setattr(files, "SEARCH_FIRST_MATCHES", 10_000)
         mp.setattr(files_search, "WHOLE_ARRAY_LINES", whole_array)
         mp.setattr(files_search, "CHUNK", chunk)
-        held = _HeldBuild(mp)
+        held = IndexBuilds(mp, held=True)
         backend = FilesBackend(FilesSettings(sources=[FileSource(path=str(path), time_ordered=False)]), warm=False)
         filters = {
             "start_ns": T0 + window[0] * S,
@@ -331,7 +315,7 @@ def test_a_common_term_is_answered_by_the_search_and_only_the_lines_taken_are_pa
         )
     )
     monkeypatch.setattr(files, "SEARCH_FIRST_MATCHES", 100)
-    held = _HeldBuild(monkeypatch)
+    held = IndexBuilds(monkeypatch, held=True)
     parsed = []
     real = FilesBackend._record
 

@@ -164,7 +164,7 @@ async def test_the_alert_fires_until_the_rollback_and_then_resolves(tmp_path: Pa
         assert firing[0]["annotations"]["runbook_url"] == "runbook://checkout-latency-regression"
         kubeconfig = world.write_kubeconfig(tmp_path / "kubeconfig")
         config = tmp_path / "opsgate.toml"
-        config.write_text(world.config_toml(tmp_path, kubeconfig).replace('"approved"', '"autonomous"', 1))
+        config.write_text(world.config_toml(tmp_path, kubeconfig, autonomy="autonomous"))
         app = build_app(load_settings(config), ["rollback"])
         async with Client(app.server) as client:
             done = await client.call_tool(

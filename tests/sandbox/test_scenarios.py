@@ -8,6 +8,7 @@ is worse now than three hours ago) and the pod logs (the guilty revision's templ
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -142,6 +143,24 @@ def test_a_scenario_replays_identically_twice() -> None:
     assert first[0] == second[0]
     assert first[1] == second[1]
     assert first[2] == pytest.approx(second[2], nan_ok=True)
+
+
+def test_the_alert_fingerprint_is_the_same_in_every_process() -> None:
+    """Like Alertmanager's, a function of the labels: it used to come from `hash()`, which Python salts per
+    process, so two eval runs of one scenario showed the agent different fingerprints."""
+    probe = (
+        "from opsgate.sandbox.world import SandboxWorld\n"
+        "with SandboxWorld('checkout-bad-deploy', mode='frozen') as world:\n"
+        "    print(world.alerts()[0]['fingerprint'])\n"
+    )
+    printed = {
+        subprocess.run(
+            [sys.executable, "-c", probe], env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }  # fmt: skip
+    assert len(printed) == 1 and re.fullmatch(r"[0-9a-f]{16}", printed.pop())
 
 
 # -- bad input ----------------------------------------------------------------------------------------

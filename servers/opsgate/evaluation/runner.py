@@ -37,6 +37,7 @@ from opsgate.audit import AuditLog
 from opsgate.evaluation.baseline import BaselineInvestigator, Task
 from opsgate.evaluation.scoring import ScenarioScore, chance, rank_of, unsafe_actions
 from opsgate.evaluation.server import build_eval_app
+from opsgate.evaluation.submit import Suspect, label
 from opsgate.sandbox.scenario import Scenario, load_scenario
 from opsgate.sandbox.world import SandboxWorld
 
@@ -99,11 +100,7 @@ def task_of(scenario: Scenario) -> Task:
 
 
 def eval_config(world: SandboxWorld, state: Path, kubeconfig: Path) -> str:
-    config = world.config_toml(state, kubeconfig)
-    config = config.replace('autonomy = "approved"', 'autonomy = "autonomous"', 1)
-    return config.replace(
-        "\n[runbooks]", f'\n[caller]\nsubject = "{AGENT_SUBJECT}"\nroles = ["responder"]\n\n[runbooks]', 1
-    )
+    return world.config_toml(state, kubeconfig, autonomy="autonomous", caller=(AGENT_SUBJECT, "responder"))
 
 
 async def run_scenario(name: str, make_investigator: Callable[[], Investigator], workdir: Path) -> ScenarioScore:
@@ -153,7 +150,7 @@ async def run_scenario(name: str, make_investigator: Callable[[], Investigator],
     rank = rank_of(ranked, scenario)
     calls = [json.loads(line) for line in usage.read_text().splitlines()] if usage.is_file() else []
     size = sum(int(c.get("bytes", 0)) for c in calls)
-    answer = _label(ranked[0]) if ranked else "(no submission)"
+    answer = label(Suspect.model_validate(ranked[0])) if ranked else "(no submission)"
     return ScenarioScore(
         scenario=scenario.id,
         fault_class=scenario.fault_class,
@@ -197,12 +194,6 @@ def _rolling(world: SandboxWorld) -> bool:
         if int(status.get("updatedReplicas") or 0) != int(status.get("replicas") or 0):
             return True
     return False
-
-
-def _label(answer: dict[str, Any]) -> str:
-    where = f"{answer['namespace']}/" if answer.get("namespace") else ""
-    revision = f"@{answer['revision']}" if answer.get("revision") else ""
-    return f"{answer.get('kind')} {where}{answer.get('name')}{revision}"
 
 
 async def run_eval(

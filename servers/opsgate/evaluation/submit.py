@@ -47,7 +47,8 @@ class DiagnosisRecorded(BaseModel):
     ranked: list[str]
 
 
-def _label(s: Suspect) -> str:
+def label(s: Suspect) -> str:
+    """How the eval names a suspect: `Deployment shop/checkout@8`."""
     where = f"{s.namespace}/" if s.namespace else ""
     return f"{s.kind} {where}{s.name}" + (f"@{s.revision}" if s.revision else "")
 
@@ -56,7 +57,7 @@ def build_submit_capability(record: Path) -> Capability:
     async def submit(args: DiagnosisInput, ctx: CallContext) -> DiagnosisRecorded:
         text = json.dumps(args.model_dump(mode="json"), indent=2)
         await anyio.Path(record).write_text(text)
-        return DiagnosisRecorded(recorded=True, ranked=[_label(s) for s in [args.root_cause, *args.alternatives]])
+        return DiagnosisRecorded(recorded=True, ranked=[label(s) for s in [args.root_cause, *args.alternatives]])
 
     return Capability(
         name="evaluation",

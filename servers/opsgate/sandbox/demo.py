@@ -94,10 +94,7 @@ class Narrator:
 
 def demo_config(state_dir: Path, world: SandboxWorld, kubeconfig: Path) -> str:
     """The server's TOML: every backend reads the same world, plus the demo agent's identity."""
-    config = world.config_toml(state_dir, kubeconfig)
-    return config.replace(
-        'autonomy = "approved"\n', f'autonomy = "approved"\n\n[caller]\nsubject = "{AGENT}"\nroles = ["responder"]\n', 1
-    )
+    return world.config_toml(state_dir, kubeconfig, caller=(AGENT, "responder"))
 
 
 def _text(result: CallToolResult) -> str:

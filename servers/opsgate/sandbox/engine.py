@@ -42,6 +42,8 @@ from opsgate.sandbox.scenario import (
     fault_start,
     parse_offset,
 )
+from opsgate.sandbox.series import METRIC_NAMES as METRIC_NAMES
+from opsgate.sandbox.series import METRICS as METRICS
 
 FloatArray = NDArray[np.float64]
 
@@ -51,23 +53,6 @@ LOG_INTERVAL_S = 4.0
 LOG_HORIZON_S = 7200.0
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    kind: str  # "gauge" or "counter"
-    help: str
-    unit: str
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("latency_p99_seconds", "gauge", "99th percentile request latency", "seconds"),
-    MetricSpec("error_ratio", "gauge", "Share of requests answered with a 5xx", "ratio"),
-    MetricSpec("request_rate", "gauge", "Requests per second", "requests/s"),
-    MetricSpec("http_requests_total", "counter", "Requests served", "requests"),
-    MetricSpec("cpu_usage_cores", "gauge", "CPU in use", "cores"),
-    MetricSpec("memory_usage_bytes", "gauge", "Resident memory", "bytes"),
-)
-METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 REQUEST_METRICS = ("latency_p99_seconds", "error_ratio", "request_rate", "http_requests_total")
 
 

@@ -221,18 +221,6 @@ class Alert(Strict):
 # -- the answer -------------------------------------------------------------------------------------
 
 EntityKind = Literal["Deployment", "Dependency", "Load", "Certificate", "Node"]
-CATEGORIES = (
-    "bad-deploy",
-    "config-change",
-    "dependency-outage",
-    "traffic-surge",
-    "memory-leak",
-    "crash-loop",
-    "image-pull",
-    "certificate-expiry",
-    "resource-limits",
-    "readiness-probe",
-)
 Category = Literal[
     "bad-deploy",
     "config-change",

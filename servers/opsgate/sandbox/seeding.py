@@ -152,12 +152,6 @@ def revision_of_pod(pod: JsonObject, hashes: dict[str, int]) -> int | None:
     return hashes.get(str((pod["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL, "")))
 
 
-def current_revision_number(cluster: KubeCluster, namespace: str, name: str) -> int | None:
-    deployment = cluster.get(DEPLOYMENTS, namespace, name)
-    value = (deployment["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
-    return int(value) if value else None
-
-
 # -- pod behaviours: container statuses and events --------------------------------------------------
 
 

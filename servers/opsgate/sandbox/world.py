@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -334,7 +334,7 @@ class SandboxWorld:
                 "annotations": dict(alert.annotations),
                 "startsAt": starts,
                 "state": "firing",
-                "fingerprint": f"{abs(hash((alert.name, alert.namespace))) & 0xFFFFFFFFFFFFFFFF:016x}",
+                "fingerprint": _fingerprint(labels),
             }
         ]
 
@@ -383,11 +383,6 @@ class SandboxWorld:
                 self._recovered_at = self._recovered_at or time.time()
         return holds
 
-    def running_images(self, namespace: str, service: str) -> list[str]:
-        """The images of the service's ready pods (what serves traffic now)."""
-        pods = self.cluster.list(PODS, namespace, label_selector_text=f"app={service}")["items"]
-        return [c["image"] for pod in pods if _ready(pod) for c in pod["spec"]["containers"]]
-
     @property
     def incident(self) -> Incident:
         """The rollback-shaped facts (the demo's narration): which revision is bad and which is good."""
@@ -414,18 +409,28 @@ class SandboxWorld:
     def write_kubeconfig(self, path: Path) -> Path:
         return self.kube_server.write_kubeconfig(path)
 
-    def config_toml(self, state_dir: Path, kubeconfig: Path, *, runbooks: Path | None = None) -> str:
-        """An opsgate config whose backends all read this world (logs, metrics, rollback, runbooks)."""
+    def config_toml(
+        self,
+        state_dir: Path,
+        kubeconfig: Path,
+        *,
+        runbooks: Path | None = None,
+        autonomy: str = "approved",
+        caller: tuple[str, str] | None = None,
+    ) -> str:
+        """An opsgate config whose backends all read this world (logs, metrics, rollback, runbooks);
+        `caller` is the (subject, role) the server acts for (the demo's and the eval's agent)."""
         from opsgate.config import REPO_ROOT
 
         namespace = self.scenario.namespaces[0]
         frozen = ""
         if self.mode == "frozen":
             frozen = f'now = "{self.at(0).isoformat().replace("+00:00", "Z")}"\n'
+        who = f'\n[caller]\nsubject = "{caller[0]}"\nroles = ["{caller[1]}"]\n' if caller else ""
         return f"""# Written by the opsgate sandbox: every backend reads the world of scenario {self.scenario.id}.
 state_dir = "{state_dir}"
-autonomy = "approved"
-
+autonomy = "{autonomy}"
+{who}
 [approvals]
 approvers_file = "{state_dir / "approvers.yaml"}"
 
@@ -466,6 +471,14 @@ def _suffix(seed: int, service: str, revision: int, ordinal: int) -> str:
     return "".join(alphabet[int(unit(seed, service, revision, ordinal, i) * len(alphabet))] for i in range(5))
 
 
+def _fingerprint(labels: dict[str, str]) -> str:
+    """A function of the labels, as Alertmanager's is (not `hash()`, which Python salts per process)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _json_line(stamp: str, record: dict[str, str]) -> str:
     import json
 
@@ -476,13 +489,6 @@ def _ended(life: PodLife, end: float) -> PodLife:
     from dataclasses import replace
 
     return replace(life, end=end)
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def _serving(pod: dict[str, Any]) -> bool:
@@ -511,10 +517,6 @@ def _deployment_hash(cluster: KubeCluster, deployment: dict[str, Any]) -> str | 
         if (rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION) == revision:
             return str((rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL))
     return None
-
-
-def timedelta_minutes(minutes: float) -> timedelta:
-    return timedelta(minutes=minutes)
 
 
 __all__ = ["Incident", "Mode", "SandboxWorld", "scenario_path"]

@@ -272,37 +272,15 @@ class KubeCluster:
             return self._update_deployment(current, patched, dry_run=dry_run)
 
     def _update_deployment(self, current: JsonObject, candidate: JsonObject, *, dry_run: bool) -> JsonObject:
-        current_meta = current["metadata"]
-        name, namespace = current_meta["name"], current_meta["namespace"]
-        meta = candidate.get("metadata")
-        if not isinstance(meta, dict):
-            raise bad_request("metadata must be an object")
-        if meta.get("name", name) != name:
-            raise bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
-            )
-        if meta.get("namespace", namespace) != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        if candidate.get("kind", "Deployment") != "Deployment":
-            raise bad_request(f"the body is a {candidate.get('kind')}, not a Deployment")
-        sent_version = meta.get("resourceVersion")
-        if sent_version and sent_version != current_meta["resourceVersion"]:
-            raise conflict(DEPLOYMENTS, name)
-        if meta.get("uid") and meta["uid"] != current_meta["uid"]:
-            raise conflict(DEPLOYMENTS, name)
-        candidate.update(
-            apiVersion=DEPLOYMENTS.api_version, kind=DEPLOYMENTS.kind, status=copy.deepcopy(current.get("status") or {})
-        )
-        for server_owned in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
-            meta[server_owned] = current_meta[server_owned]
+        meta = _take_server_owned(DEPLOYMENTS, current, candidate)
         default_deployment(candidate)
         validate_deployment(candidate, current)
         if candidate["spec"] != current["spec"]:
-            meta["generation"] = int(current_meta.get("generation", 1)) + 1
+            meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if candidate == current or dry_run:
             return candidate
         written = copy.deepcopy(self.store.put(DEPLOYMENTS, candidate))
-        self.controller.sync(namespace, name, scale=False)
+        self.controller.sync(meta["namespace"], meta["name"], scale=False)
         return written
 
     # --- statefulsets and daemonsets -------------------------------------------------------------
@@ -345,38 +323,16 @@ class KubeCluster:
     def _update_workload_set(
         self, resource: ResourceType, current: JsonObject, candidate: JsonObject, *, dry_run: bool
     ) -> JsonObject:
-        current_meta = current["metadata"]
-        name, namespace = current_meta["name"], current_meta["namespace"]
-        meta = candidate.get("metadata")
-        if not isinstance(meta, dict):
-            raise bad_request("metadata must be an object")
-        if meta.get("name", name) != name:
-            raise bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
-            )
-        if meta.get("namespace", namespace) != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        if candidate.get("kind", resource.kind) != resource.kind:
-            raise bad_request(f"the body is a {candidate.get('kind')}, not a {resource.kind}")
-        sent_version = meta.get("resourceVersion")
-        if (sent_version and sent_version != current_meta["resourceVersion"]) or (
-            meta.get("uid") and meta["uid"] != current_meta["uid"]
-        ):
-            raise conflict(resource, name)
-        candidate.update(
-            apiVersion=resource.api_version, kind=resource.kind, status=copy.deepcopy(current.get("status") or {})
-        )
-        for server_owned in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
-            meta[server_owned] = current_meta[server_owned]
+        meta = _take_server_owned(resource, current, candidate)
         default_workload_set(resource, candidate)
         validate_workload_set(resource, candidate, current)
         if candidate["spec"] != current["spec"]:
-            meta["generation"] = int(current_meta.get("generation", 1)) + 1
+            meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if candidate == current or dry_run:
             return candidate
         self.store.put(resource, candidate)
-        self.controller.sets.sync(resource, namespace, name, scale=False)
-        return self.get(resource, namespace, name)
+        self.controller.sets.sync(resource, meta["namespace"], meta["name"], scale=False)
+        return self.get(resource, meta["namespace"], meta["name"])
 
     # --- pod logs -------------------------------------------------------------------------------
 
@@ -408,6 +364,33 @@ class KubeCluster:
             started=parse_time(pod["metadata"]["creationTimestamp"]),
         )
         return render_logs(self.logs.lines_for(ref), options, self.now())
+
+
+def _take_server_owned(resource: ResourceType, current: JsonObject, candidate: JsonObject) -> JsonObject:
+    """An update's body checked against the stored object (name, namespace, kind, resourceVersion and uid
+    must match when sent), then given the fields the server owns; returns the candidate's metadata."""
+    current_meta = current["metadata"]
+    name, namespace = current_meta["name"], current_meta["namespace"]
+    meta = candidate.get("metadata")
+    if not isinstance(meta, dict):
+        raise bad_request("metadata must be an object")
+    if meta.get("name", name) != name:
+        raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+    if meta.get("namespace", namespace) != namespace:
+        raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+    if candidate.get("kind", resource.kind) != resource.kind:
+        raise bad_request(f"the body is a {candidate.get('kind')}, not a {resource.kind}")
+    sent_version = meta.get("resourceVersion")
+    if (sent_version and sent_version != current_meta["resourceVersion"]) or (
+        meta.get("uid") and meta["uid"] != current_meta["uid"]
+    ):
+        raise conflict(resource, name)
+    candidate.update(
+        apiVersion=resource.api_version, kind=resource.kind, status=copy.deepcopy(current.get("status") or {})
+    )
+    for server_owned in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
+        meta[server_owned] = current_meta[server_owned]
+    return meta
 
 
 def _incoming(resource: ResourceType, namespace: str, body: Any) -> tuple[JsonObject, str]:

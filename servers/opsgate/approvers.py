@@ -34,7 +34,6 @@ import yaml
 from opsgate import sshsig
 
 NAMESPACE = "opsgate-approval"
-FILE_NAME = "approvers.yaml"
 # Unicode categories never allowed in an identity: controls, format (zero-width, bidi) and separators
 # other than the plain space, plus unassigned and private-use code points.
 _FORBIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}

@@ -119,11 +119,11 @@ class Limiter:
         minute, and the seconds since this tool last wrote to this target (None: not within the hour)."""
         now = self._clock()
         counters = self.write_counters(tool, target_key, None)
-        counts = self.store.counts(counters, now)
-        last = self.store.latest(counters[0].key, now - HOUR)
+        counts = self.store.counts(counters, now)  # one read: counts and the target's newest write
+        target_1h, last = counts.get((counters[0].key, HOUR), (0, None))
         return {
-            "target_1h": counts.get((counters[0].key, HOUR), 0),
-            "global_1m": counts.get((ALL_WRITES, MINUTE), 0),
+            "target_1h": target_1h,
+            "global_1m": counts.get((ALL_WRITES, MINUTE), (0, None))[0],
             "target_last_s": None if last is None else round(max(0.0, now - last), 3),
         }
 

@@ -216,6 +216,19 @@ def test_unordered_file_answers_exactly_what_sorting_everything_would(
     assert all("timeout" in message.lower() for _, message in got)
 
 
+def test_a_growing_time_ordered_file_keeps_one_cached_time_range_and_answers_its_new_lines(tmp_path: Path) -> None:
+    """The first and last time of a time-ordered file are cached per file version; a live log that grows
+    between queries replaces its entry (a cache keyed by every version it was seen at grows without end)."""
+    path = tmp_path / "live.jsonl"
+    backend = FilesBackend(FilesSettings(sources=[FileSource(path=str(path))]))
+    query = LogQuery(start_ns=T0, end_ns=T0 + 3600 * S)
+    for n in range(20):
+        with path.open("a") as out:
+            out.write(json.dumps({"ts": _stamp(T0 + n * S), "level": "info", "msg": f"line {n}"}) + "\n")
+        assert [r.message for r in backend._fetch(query, 1, float("inf"))] == [f"line {n}"]
+    assert len(backend._range_cache) == 1
+
+
 def test_a_growing_unordered_file_extends_its_index_and_a_rewritten_one_rebuilds_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,8 +17,6 @@ from opsgate.metrics.backends.base import Series
 from opsgate.metrics.selection import Selection
 from opsgate.sandbox.series import METRIC_NAMES, RESOLUTION_S, SERVICES, SandboxSeries, SandboxTimeline
 
-LOOKBACK_S = 300.0  # like Prometheus: an instant value is the last sample at most 5 minutes old
-
 
 class SeriesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")

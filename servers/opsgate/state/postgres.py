@@ -387,23 +387,18 @@ class PgLimitStore:
             self.db.run(work)
         return reservation
 
-    def counts(self, counters: Sequence[Counter], now: float) -> dict[tuple[str, float], int]:
-        def work(conn: psycopg.Connection[Any]) -> dict[tuple[str, float], int]:
-            out: dict[tuple[str, float], int] = {}
+    def counts(self, counters: Sequence[Counter], now: float) -> dict[tuple[str, float], tuple[int, float | None]]:
+        def work(conn: psycopg.Connection[Any]) -> dict[tuple[str, float], tuple[int, float | None]]:
+            out: dict[tuple[str, float], tuple[int, float | None]] = {}
             for c in counters:
                 row = conn.execute(
-                    "SELECT count(*) FROM limit_events WHERE key = %s AND ts > %s", (c.key, now - c.window_s)
+                    "SELECT count(*), max(ts) FROM limit_events WHERE key = %s AND ts > %s", (c.key, now - c.window_s)
                 ).fetchone()
-                out[(c.key, c.window_s)] = int(row[0]) if row else 0
+                count, newest = row if row else (0, None)
+                out[(c.key, c.window_s)] = (int(count), None if newest is None else float(newest))
             return out
 
         return self.db.run(work)
-
-    def latest(self, key: str, since: float) -> float | None:
-        row = self.db.run(
-            lambda c: c.execute("SELECT max(ts) FROM limit_events WHERE key = %s AND ts > %s", (key, since)).fetchone()
-        )
-        return None if row is None or row[0] is None else float(row[0])
 
     def keep(self, reservation_id: str) -> None:
         self.db.run(
@@ -454,6 +449,5 @@ def open_postgres_state(url: str, *, approval_ttl_s: float | None = None) -> Sta
         api_keys=PgApiKeyStore(db),
         approvals=approvals,
         backend="postgresql",
-        extra={"db": db},
         _closers=[db.close],
     )

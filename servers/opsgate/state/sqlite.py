@@ -246,20 +246,15 @@ class SqliteLimitStore:
                 raise StateUnavailable(f"limit store {self.location}: {exc}") from exc
         return reservation
 
-    def counts(self, counters: Sequence[Counter], now: float) -> dict[tuple[str, float], int]:
-        out: dict[tuple[str, float], int] = {}
+    def counts(self, counters: Sequence[Counter], now: float) -> dict[tuple[str, float], tuple[int, float | None]]:
+        out: dict[tuple[str, float], tuple[int, float | None]] = {}
         with self._lock:
             for c in counters:
-                row = self._db.execute(
-                    "SELECT count(*) FROM limit_events WHERE key = ? AND ts > ?", (c.key, now - c.window_s)
+                count, newest = self._db.execute(
+                    "SELECT count(*), max(ts) FROM limit_events WHERE key = ? AND ts > ?", (c.key, now - c.window_s)
                 ).fetchone()
-                out[(c.key, c.window_s)] = int(row[0])
+                out[(c.key, c.window_s)] = (int(count), None if newest is None else float(newest))
         return out
-
-    def latest(self, key: str, since: float) -> float | None:
-        with self._lock:
-            row = self._db.execute("SELECT max(ts) FROM limit_events WHERE key = ? AND ts > ?", (key, since)).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
 
     def keep(self, reservation_id: str) -> None:
         with self._lock:

@@ -114,7 +114,9 @@ class FilesBackend:
         files not in time order in a background thread from now on, so that a first query finds it done."""
         self.settings = settings
         self._gzip_cache: OrderedDict[tuple[str, float, int], bytes] = OrderedDict()
-        self._range_cache: dict[tuple[str, float, int], tuple[int | None, int | None]] = {}
+        # per path: the (mtime, size) the range was read at, and the range (one entry per file, however
+        # often a growing file changes between queries)
+        self._range_cache: dict[str, tuple[tuple[float, int], tuple[int | None, int | None]]] = {}
         self._store = IndexStore(index_dir) if index_dir is not None else None
         self._indexes: dict[Path, TimeIndex] = {}
         self._builds: dict[Path, _Build] = {}
@@ -227,8 +229,9 @@ class FilesBackend:
     def _time_range(self, log_file: LogFile, blob: BinaryIO, size: int) -> tuple[int | None, int | None]:
         """First and last timestamp of a time-ordered file (cached by mtime and size)."""
         stat = log_file.path.stat()
-        key = (str(log_file.path), stat.st_mtime, stat.st_size)
-        if key not in self._range_cache:
+        version = (stat.st_mtime, stat.st_size)
+        cached = self._range_cache.get(str(log_file.path))
+        if cached is None or cached[0] != version:
             first = last = None
             for _, line in forward(blob, 0, min(size, 1 << 16), None, _always, _never):
                 first = parse_line(line.decode("utf-8", errors="replace")).ts_ns
@@ -238,8 +241,8 @@ class FilesBackend:
                 last = parse_line(line.decode("utf-8", errors="replace")).ts_ns
                 if last is not None:
                     break
-            self._range_cache[key] = (first, last)
-        return self._range_cache[key]
+            cached = self._range_cache[str(log_file.path)] = (version, (first, last))
+        return cached[1]
 
     def _file_records(
         self, log_file: LogFile, query: LogQuery, limit: int, deadline: float

@@ -47,7 +47,7 @@ from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
 from opsgate.approval_oidc import IdTokenError, IdTokenVerifier
-from opsgate.approvers import Approvers, ApproversError, normalize_identity
+from opsgate.approvers import Approvers, ApproversError, VerifiedSigner, same_person
 from opsgate.audit import canonical_json, digest, redact_for_storage
 from opsgate.config import Settings
 from opsgate.contracts import ToolError
@@ -478,8 +478,13 @@ class ProvenGrant:
 
 
 def is_self_approval(grant: ProvenGrant, requester: str) -> bool:
-    wanted = normalize_identity(requester)
-    return any(normalize_identity(name) == wanted for name in (grant.identity, *grant.aliases))
+    return same_person(requester, (grant.identity, *grant.aliases))
+
+
+def ssh_grant(signer: VerifiedSigner) -> ProvenGrant:
+    """Who a verified SSH signature says granted: the approvers file's entry for the signing key."""
+    a = signer.approver
+    return ProvenGrant(a.identity, list(a.roles), "ssh-signature", a.aliases, f"{signer.key_type} {signer.fingerprint}")
 
 
 def oidc_grant(claims: dict[str, Any], roles: list[str], approvers: Approvers | None) -> ProvenGrant:
@@ -529,10 +534,7 @@ async def prove(
             signer = approvers.verify(approval.proof or "", statement)
         except ApproversError as exc:
             raise ApprovalError(str(exc)) from None
-        a = signer.approver
-        return ProvenGrant(
-            a.identity, list(a.roles), "ssh-signature", a.aliases, f"{signer.key_type} {signer.fingerprint}"
-        )
+        return ssh_grant(signer)
     if approval.channel == "oidc":
         if oidc is None:
             raise ApprovalError("it was granted on the approval page, but this server has no OIDC login configured")

@@ -24,9 +24,9 @@ from opsgate.approvals import (
     Approval,
     ApprovalError,
     ApprovalStore,
-    ProvenGrant,
     SqliteApprovalStore,
     is_self_approval,
+    ssh_grant,
 )
 from opsgate.approvers import NAMESPACE, Approvers, ApproversError
 from opsgate.config import ConfigError, Settings, load_settings
@@ -108,7 +108,7 @@ def _decide(store: ApprovalStore, approvers_file: Path, args: argparse.Namespace
     signature = _signature(args, statement)
     signer = approvers.verify(signature, statement)
     a = signer.approver
-    grant = ProvenGrant(a.identity, list(a.roles), "ssh-signature", a.aliases)
+    grant = ssh_grant(signer)
     if decision == "approve" and is_self_approval(grant, approval.requester):
         raise ApprovalError(
             f"{a.identity} made request {approval.id} ({approval.requester}) and cannot approve it; "

@@ -34,7 +34,6 @@ import yaml
 from opsgate import sshsig
 
 NAMESPACE = "opsgate-approval"
-FILE_NAME = "approvers.yaml"
 # Unicode categories never allowed in an identity: controls, format (zero-width, bidi) and separators
 # other than the plain space, plus unassigned and private-use code points.
 _FORBIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -53,6 +52,12 @@ def normalize_identity(value: str) -> str:
     text = unicodedata.normalize("NFKC", value)
     text = "".join(ch for ch in text if unicodedata.category(ch) not in _FORBIDDEN)
     return " ".join(text.split()).casefold()
+
+
+def same_person(subject: str, names: tuple[str, ...]) -> bool:
+    """True when `subject` is one of `names` (an identity and its aliases), compared normalised."""
+    wanted = normalize_identity(subject)
+    return any(normalize_identity(name) == wanted for name in names)
 
 
 def check_identity(value: Any, where: str) -> str:
@@ -77,8 +82,7 @@ class Approver:
 
     def is_subject(self, subject: str) -> bool:
         """True when `subject` (a caller) is this person, by identity or alias, after normalisation."""
-        wanted = normalize_identity(subject)
-        return any(normalize_identity(name) == wanted for name in (self.identity, *self.aliases))
+        return same_person(subject, (self.identity, *self.aliases))
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,14 @@ class CompositeVerifier:
         self.oidc = oidc
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        if token.startswith(KEY_PREFIX) or self.oidc is None:
+        if self.oidc is None or is_api_key(token, oidc=True):
             return await self.api_keys.verify_token(token)
-        if token.count(".") == 2:
-            return await self.oidc.verify_token(token)
-        return await self.api_keys.verify_token(token)
+        return await self.oidc.verify_token(token)
+
+
+def is_api_key(token: str, *, oidc: bool) -> bool:
+    """Whether `token` is checked as an API key (else as an OIDC access token, when `oidc` is configured)."""
+    return token.startswith(KEY_PREFIX) or not oidc or token.count(".") != 2
 
 
 class AuthChallengeMiddleware:
@@ -117,7 +120,7 @@ class AuthChallengeMiddleware:
         else:
             error = "invalid_token"
             parts.append('error="invalid_token"')
-            if token.startswith(KEY_PREFIX) or not self.oidc_issuer or token.count(".") != 2:
+            if is_api_key(token, oidc=bool(self.oidc_issuer)):
                 description = "the API key is not recognised (wrong, revoked or mistyped); expected " + self.expected()
             else:
                 description = "the access token was rejected (expired, or not issued for this server by its issuer)"

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from opsgate.sandbox.promapi import LoopbackApp, SeriesSource
+from opsgate.sandbox.loopback import LoopbackApp
+from opsgate.sandbox.promapi import SeriesSource
 from tests.support.loopback import free_port, stop_process, wait_until_ready
 
 PROMETHEUS = shutil.which("prometheus")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -164,6 +165,49 @@ async def test_a_source_that_fails_or_is_missing_is_reported_and_the_rest_still_
     assert any("metrics: ConnectionError" in m for m in out["evidence_missing"])
     assert "workloads: not configured" in out["evidence_missing"]
     assert top(out)[:2] == ("Deployment", "checkout")  # the new error templates still point there
+
+
+async def test_the_sources_are_read_at_once_and_failures_keep_their_order() -> None:
+    """Each read waits until every other source of its round has started: read one after another, the first
+    would wait forever (the bound turns that into a failure). Failures are listed in the sources' order."""
+    world = fakes.bad_deploy()
+    sources = world.sources()
+    first_round = {"changes", "metrics", "pods", "events"}
+    started: set[str] = set()
+    everyone = anyio.Event()
+
+    async def together(name: str, answer: Any) -> Any:
+        started.add(name)
+        if started >= first_round:
+            everyone.set()
+        await everyone.wait()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    class Changes:
+        async def changes(self, *args: Any) -> Any:
+            return await together("changes", await sources.changes.changes(*args))  # type: ignore[union-attr]
+
+    class Metrics:
+        async def anomalies(self, *args: Any) -> Any:
+            return await together("metrics", ConnectionError("prometheus unreachable"))
+
+    class Workloads:
+        async def pods(self, *args: Any) -> Any:
+            return await together("pods", ConnectionError("api server unreachable"))
+
+        async def events(self, *args: Any) -> Any:
+            return await together("events", await sources.workloads.events(*args))  # type: ignore[union-attr]
+
+    concurrent = Sources(changes=Changes(), metrics=Metrics(), logs=sources.logs, workloads=Workloads())
+    with anyio.fail_after(30):
+        out = (await TriageService(concurrent, clock=lambda: NOW).triage(TriageInput(namespace="shop"))).model_dump(
+            mode="json"
+        )
+    failures = [m.split(":")[0] for m in out["evidence_missing"]]
+    assert failures == ["metrics", "pods"]
+    assert top(out)[:2] == ("Deployment", "checkout")
 
 
 @pytest.mark.parametrize(

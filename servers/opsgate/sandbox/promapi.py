@@ -18,25 +18,22 @@ refused as Prometheus refuses a query it cannot parse (HTTP 400, `bad_data`). It
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import numpy as np
-import uvicorn
 from numpy.typing import NDArray
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from opsgate.sandbox.loopback import LoopbackApp
+
 FloatArray = NDArray[np.float64]
 Labels = dict[str, str]
-LOOPBACK = "127.0.0.1"
 MAX_POINTS = 11_000  # Prometheus refuses more than 11,000 points per series
 
 
@@ -537,60 +534,6 @@ def create_app(source: SeriesSource, clock: Callable[[], float]) -> Starlette:
             Route("/-/healthy", ready, methods=["GET"]),
         ]
     )
-
-
-class LoopbackApp:
-    """Serve an ASGI app on 127.0.0.1 in a background thread (port 0: any free port)."""
-
-    def __init__(self, app: Any, name: str, port: int = 0) -> None:
-        self.app = app
-        self.name = name
-        self._requested_port = port
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError(f"{self.name} is not running")
-        return f"http://{LOOPBACK}:{self._port}"
-
-    def start(self, timeout: float = 10.0) -> Self:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((LOOPBACK, self._requested_port))
-        self._port = int(listener.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        self._server = server
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=self.name, daemon=True)
-        self._thread = thread
-        thread.start()
-        waited = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if server.started or not thread.is_alive():
-                break
-            waited.wait(0.01)
-        if not server.started:
-            self.stop()
-            raise RuntimeError(f"{self.name} did not start on {LOOPBACK}:{self._port}")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 class PromApiServer(LoopbackApp):

@@ -31,7 +31,6 @@ class State:
     backend: str
     # a shared ApprovalStore (PostgreSQL); None: the approvals hook uses its SQLite store in the state dir
     approvals: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
     _closers: list[Any] = field(default_factory=list)
 
     def close(self) -> None:

@@ -449,6 +449,5 @@ def open_postgres_state(url: str, *, approval_ttl_s: float | None = None) -> Sta
         api_keys=PgApiKeyStore(db),
         approvals=approvals,
         backend="postgresql",
-        extra={"db": db},
         _closers=[db.close],
     )

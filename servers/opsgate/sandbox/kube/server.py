@@ -10,20 +10,18 @@ own; pass `tick_seconds=None` to drive them by hand with `cluster.tick()`.
 
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import kubernetes.client
-import uvicorn
 import yaml
 
 from opsgate.sandbox.kube.app import create_app
 from opsgate.sandbox.kube.cluster import KubeCluster
+from opsgate.sandbox.loopback import LOOPBACK, LoopbackApp
 
-LOOPBACK = "127.0.0.1"
 CONTEXT_NAME = "opsgate-sandbox"
 
 
@@ -33,8 +31,8 @@ class KubeApiServer:
         self.tick_seconds = tick_seconds
         self._requested_port = port
         self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._threads: list[threading.Thread] = []
+        self._http: LoopbackApp | None = None
+        self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
 
     @property
@@ -48,38 +46,20 @@ class KubeApiServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> Self:
-        if self._server is not None:
+        if self._http is not None:
             raise RuntimeError("KubeApiServer is already running")
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP;
-        # without it every keep-alive response waits ~40 ms on Nagle and delayed ACKs.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((LOOPBACK, self._requested_port))
-        self._port = int(listener.getsockname()[1])
-        config = uvicorn.Config(
-            create_app(self.cluster), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
-        server = uvicorn.Server(config)
-        self._server = server
         self._stopping.clear()
-        serve = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="kube-api", daemon=True)
-        self._threads = [serve]
-        serve.start()
+        http = LoopbackApp(create_app(self.cluster), "the Kubernetes API emulation", self._requested_port, graceful_s=1)
+        try:
+            http.start(timeout)
+        finally:
+            self._port = http.port
+        self._http = http
         if self.tick_seconds:
-            ticker = threading.Thread(
+            self._ticker = threading.Thread(
                 target=self._tick_forever, args=(self.tick_seconds,), name="kube-controller", daemon=True
             )
-            self._threads.append(ticker)
-            ticker.start()
-        ready = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if server.started or not serve.is_alive():
-                ready.set()
-                break
-            ready.wait(0.01)
-        if not server.started:
-            self.stop()
-            raise RuntimeError(f"the Kubernetes API emulation did not start on {LOOPBACK}:{self._port}")
+            self._ticker.start()
         return self
 
     def _tick_forever(self, interval: float) -> None:
@@ -88,12 +68,11 @@ class KubeApiServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        for thread in self._threads:
-            thread.join(timeout=10)
-        self._threads = []
-        self._server = None
+        if self._http is not None:
+            self._http.stop()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
+        self._http, self._ticker = None, None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -160,3 +160,13 @@ def test_audit_log_from_a_store_instance(tmp_path: Path, pg_url: str) -> None:
     log.append({"tool": "t", "outcome": "ok"})
     assert log.verify().ok and log.store.location.startswith("postgresql://postgres@127.0.0.1")
     state.close()
+
+
+def test_an_audit_log_opened_alone_closes_its_pool(tmp_path: Path, pg_url: str) -> None:
+    # `opsgate audit verify|tail|reset` on PostgreSQL: the log's pool must not outlive the log
+    log = open_audit(_settings(tmp_path, pg_url))
+    log.append({"tool": "t", "outcome": "ok"})
+    pool = log.store.db.pool  # type: ignore[attr-defined]
+    assert not pool.closed
+    log.close()
+    assert pool.closed

@@ -104,12 +104,22 @@ def open_audit(
     """The audit trail `settings` describe, with its checkpoints; refuses a trail missing its last export."""
     from opsgate.audit import AuditLog
 
-    if store is None:
-        if is_postgres(settings.state_url):
-            store = open_state(settings).audit_store
-        else:
-            from opsgate.state.sqlite import SqliteAuditStore
+    if store is not None:
+        checkpoints = audit_checkpoints(settings, create_key=create_key)
+        return AuditLog(store, checkpoints=checkpoints, check_anchor=check_anchor)
+    opened: AuditStore
+    if is_postgres(settings.state_url):
+        from opsgate.state.postgres import PgAuditStore, PgDatabase
 
-            private_dir(settings.state_dir)
-            store = SqliteAuditStore(settings.audit_file)
-    return AuditLog(store, checkpoints=audit_checkpoints(settings, create_key=create_key), check_anchor=check_anchor)
+        # its own pool, closed with the log (a whole State's would stay open: its stores leave the pool to it)
+        opened = PgAuditStore(PgDatabase(str(settings.state_url)), owns_db=True)
+    else:
+        from opsgate.state.sqlite import SqliteAuditStore
+
+        private_dir(settings.state_dir)
+        opened = SqliteAuditStore(settings.audit_file)
+    try:
+        return open_audit(settings, opened, check_anchor=check_anchor, create_key=create_key)
+    except BaseException:
+        opened.close()
+        raise

@@ -215,8 +215,9 @@ class PgDatabase:
 
 
 class PgAuditStore:
-    def __init__(self, db: PgDatabase) -> None:
+    def __init__(self, db: PgDatabase, *, owns_db: bool = False) -> None:
         self.db = db
+        self._owns_db = owns_db
         self.location = db.location
         chain = "chn_" + secrets.token_hex(8)
 
@@ -303,7 +304,9 @@ class PgAuditStore:
         return [str(r[0]) for r in rows]
 
     def close(self) -> None:
-        """The pool belongs to the State; closing a store leaves it to the State."""
+        """Closes the pool only when this store was opened alone (`owns_db`); a State's pool is the State's."""
+        if self._owns_db:
+            self.db.close()
 
 
 class PgApiKeyStore(SqlApiKeys):

@@ -54,6 +54,7 @@ from opsgate.contracts import ToolError
 from opsgate.gate import CallContext, Denied, GatedCall
 from opsgate.policy.decision import Decision
 from opsgate.state.files import private_file
+from opsgate.state.sql import SqlRunner
 
 T = TypeVar("T")
 Status = Literal["pending", "granted", "denied", "used", "void"]
@@ -269,27 +270,20 @@ _COLUMNS = (
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM approvals"
 
 
-class SqlApprovalStore:
+class SqlApprovalStore(SqlRunner):
     """The statements, row mapping and refusals of an `ApprovalStore` on SQL, written once.
 
     A backend says how one unit of work runs on its connection (`_run`), how its driver writes
-    parameters (`_PARAM`; the statements here use `?`) and, for PostgreSQL, how creators of one
-    binding are serialised across replicas (`_lock_binding`). SQLite is `SqliteApprovalStore` below,
-    PostgreSQL is `opsgate.state.approvals_pg.PgApprovalStore`.
+    parameters (`_PARAM`; the statements here use `?`, as in `opsgate.state.sql`) and, for PostgreSQL,
+    how creators of one binding are serialised across replicas (`_lock_binding`). SQLite is
+    `SqliteApprovalStore` below, PostgreSQL is `opsgate.state.approvals_pg.PgApprovalStore`.
     """
 
-    _PARAM = "?"
     ttl_s: float
     _clock: Any
 
-    def _run(self, work: Callable[[Any], T]) -> T:
-        raise NotImplementedError
-
     def _lock_binding(self, conn: Any, binding: str) -> None:
         """Serialise the creators of one pending grant (nothing to do where `_run` already does)."""
-
-    def _sql(self, statement: str) -> str:
-        return statement if self._PARAM == "?" else statement.replace("?", self._PARAM)
 
     def now(self) -> float:
         return float(self._clock())

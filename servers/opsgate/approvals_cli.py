@@ -33,14 +33,14 @@ from opsgate.config import ConfigError, Settings, load_settings
 from opsgate.state.base import StateError
 
 
-def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """(state dir, approvers file) from the flags, else from the configuration."""
+def _paths(args: argparse.Namespace) -> tuple[Path, Path, Settings | None]:
+    """(state dir, approvers file) from the flags, else from the configuration (returned when it was loaded)."""
     if args.state_dir and args.approvers:
-        return Path(args.state_dir), Path(args.approvers)
+        return Path(args.state_dir), Path(args.approvers), None
     settings = load_settings(args.config)
     state_dir = Path(args.state_dir) if args.state_dir else settings.state_dir
     approvers = Path(args.approvers) if args.approvers else settings.approvers_file
-    return state_dir, approvers
+    return state_dir, approvers, settings
 
 
 def _line(a: Approval) -> str:
@@ -73,18 +73,16 @@ def _signature(args: argparse.Namespace, statement: bytes) -> str:
     return sshsig.sign_with_ssh_keygen(key, statement, NAMESPACE, agent=args.agent)
 
 
-def _open_store(args: argparse.Namespace, state_dir: Path) -> tuple[ApprovalStore, Callable[[], None]]:
+def _open_store(state_dir: Path, settings: Settings | None) -> tuple[ApprovalStore, Callable[[], None]]:
     """The server's approval store and how to close it: the shared one (PostgreSQL) when the configuration
-    names a `state_url` (and no `--state-dir` overrides it), else SQLite in the state dir."""
-    if not args.state_dir:
-        settings = load_settings(args.config)
-        if settings.state_url:
-            from opsgate.state import open_state
+    names a `state_url` (`settings` is None when `--state-dir` overrides it), else SQLite in the state dir."""
+    if settings is not None and settings.state_url:
+        from opsgate.state import open_state
 
-            state = open_state(settings)
-            if state.approvals is not None:
-                return state.approvals, state.close
-            state.close()
+        state = open_state(settings)
+        if state.approvals is not None:
+            return state.approvals, state.close
+        state.close()
     store = SqliteApprovalStore(state_dir)
     return store, store.close
 
@@ -193,11 +191,11 @@ def _public_blob_of(path: Path, data: bytes) -> bytes | None:
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     try:
-        state_dir, approvers_file = _paths(args)
+        state_dir, approvers_file, settings = _paths(args)
         if args.approvals_cmd == "allowed-signers":
             print(Approvers.load(approvers_file).allowed_signers(), end="")
             return 0
-        store, close_store = _open_store(args, state_dir)
+        store, close_store = _open_store(state_dir, None if args.state_dir else settings)
     except (ApprovalError, ApproversError, ConfigError, StateError) as exc:
         print(f"opsgate: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,6 @@ instead of its result (the gate withholds what it cannot audit).
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -35,11 +34,10 @@ from opsgate.state.base import (
     Reservation,
     RowMaker,
     StateUnavailable,
-    StoredKey,
     audit_row,
     refusal,
-    stored_key,
 )
+from opsgate.state.sql import SqlApiKeys, SqlLimitReads
 
 T = TypeVar("T")
 
@@ -308,56 +306,27 @@ class PgAuditStore:
         """The pool belongs to the State; closing a store leaves it to the State."""
 
 
-class PgApiKeyStore:
+class PgApiKeyStore(SqlApiKeys):
     """API keys (their SHA-256) shared by every replica; a revocation holds on all of them at once."""
+
+    _PARAM = "%s"
 
     def __init__(self, db: PgDatabase) -> None:
         self.db = db
 
-    def add_key(self, sha256: str, subject: str, roles: list[str], now: float) -> None:
-        self.db.run(
-            lambda c: c.execute(
-                "INSERT INTO api_keys (sha256, subject, roles, created_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (sha256) DO UPDATE SET subject = excluded.subject, roles = excluded.roles,"
-                " revoked_at = NULL",
-                (sha256.lower(), subject, json.dumps(roles), now),
-            )
-        )
-
-    def revoke_key(self, sha256: str, now: float) -> bool:
-        changed = self.db.run(
-            lambda c: (
-                c.execute(
-                    "UPDATE api_keys SET revoked_at = %s WHERE sha256 = %s AND revoked_at IS NULL",
-                    (now, sha256.lower()),
-                ).rowcount
-            )
-        )
-        return changed == 1
-
-    def lookup_key(self, sha256: str) -> StoredKey | None:
-        row = self.db.run(
-            lambda c: c.execute(
-                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys"
-                " WHERE sha256 = %s AND revoked_at IS NULL",
-                (sha256.lower(),),
-            ).fetchone()
-        )
-        return stored_key(row) if row else None
-
-    def list_keys(self) -> list[StoredKey]:
-        rows = self.db.run(
-            lambda c: c.execute(
-                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys ORDER BY created_at"
-            ).fetchall()
-        )
-        return [stored_key(r) for r in rows]
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        return self.db.run(work)
 
 
-class PgLimitStore:
+class PgLimitStore(SqlLimitReads):
+    _PARAM = "%s"
+
     def __init__(self, db: PgDatabase) -> None:
         self.db = db
         self.location = db.location
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        return self.db.run(work)
 
     def reserve(self, counters: Sequence[Counter], holder: str, now: float) -> Reservation:
         reservation = Reservation(id=holder)
@@ -387,33 +356,6 @@ class PgLimitStore:
             self.db.run(work)
         return reservation
 
-    def counts(self, counters: Sequence[Counter], now: float) -> dict[tuple[str, float], tuple[int, float | None]]:
-        def work(conn: psycopg.Connection[Any]) -> dict[tuple[str, float], tuple[int, float | None]]:
-            out: dict[tuple[str, float], tuple[int, float | None]] = {}
-            for c in counters:
-                row = conn.execute(
-                    "SELECT count(*), max(ts) FROM limit_events WHERE key = %s AND ts > %s", (c.key, now - c.window_s)
-                ).fetchone()
-                count, newest = row if row else (0, None)
-                out[(c.key, c.window_s)] = (int(count), None if newest is None else float(newest))
-            return out
-
-        return self.db.run(work)
-
-    def keep(self, reservation_id: str) -> None:
-        self.db.run(
-            lambda c: c.execute("UPDATE limit_events SET kept = true WHERE reservation = %s", (reservation_id,))
-        )
-
-    def release(self, reservation_id: str) -> None:
-        self.db.run(lambda c: c.execute("DELETE FROM limit_events WHERE reservation = %s", (reservation_id,)))
-
-    def breaker(self, key: str) -> BreakerState:
-        row = self.db.run(
-            lambda c: c.execute("SELECT failures, opened_at FROM breakers WHERE key = %s", (key,)).fetchone()
-        )
-        return BreakerState(int(row[0]), None if row[1] is None else float(row[1])) if row else BreakerState(0, None)
-
     def breaker_result(self, key: str, *, ok: bool, threshold: int, now: float) -> BreakerState:
         def work(conn: psycopg.Connection[Any]) -> BreakerState:
             if ok:
@@ -430,9 +372,6 @@ class PgLimitStore:
             return BreakerState(failures, opened)
 
         return self.db.run(work)
-
-    def breaker_reset(self, key: str) -> None:
-        self.db.run(lambda c: c.execute("DELETE FROM breakers WHERE key = %s", (key,)))
 
     def close(self) -> None:
         """The pool belongs to the State."""

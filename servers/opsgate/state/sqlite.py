@@ -8,12 +8,12 @@ sharing the state directory cannot both take the last slot.
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from opsgate.state.base import (
     AUDIT_COLUMNS,
@@ -26,12 +26,11 @@ from opsgate.state.base import (
     Reservation,
     RowMaker,
     StateUnavailable,
-    StoredKey,
     audit_row,
     refusal,
-    stored_key,
 )
 from opsgate.state.files import private_file
+from opsgate.state.sql import SqlApiKeys, SqlLimitReads, T
 
 _AUDIT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -210,7 +209,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 
-class SqliteLimitStore:
+class SqliteLimitStore(SqlApiKeys, SqlLimitReads):
     """Limit events and breakers in `limits.db`, shared by every process using the state directory."""
 
     def __init__(self, path: Path | str) -> None:
@@ -246,29 +245,6 @@ class SqliteLimitStore:
                 raise StateUnavailable(f"limit store {self.location}: {exc}") from exc
         return reservation
 
-    def counts(self, counters: Sequence[Counter], now: float) -> dict[tuple[str, float], tuple[int, float | None]]:
-        out: dict[tuple[str, float], tuple[int, float | None]] = {}
-        with self._lock:
-            for c in counters:
-                count, newest = self._db.execute(
-                    "SELECT count(*), max(ts) FROM limit_events WHERE key = ? AND ts > ?", (c.key, now - c.window_s)
-                ).fetchone()
-                out[(c.key, c.window_s)] = (int(count), None if newest is None else float(newest))
-        return out
-
-    def keep(self, reservation_id: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE limit_events SET kept = 1 WHERE reservation = ?", (reservation_id,))
-
-    def release(self, reservation_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM limit_events WHERE reservation = ?", (reservation_id,))
-
-    def breaker(self, key: str) -> BreakerState:
-        with self._lock:
-            row = self._db.execute("SELECT failures, opened_at FROM breakers WHERE key = ?", (key,)).fetchone()
-        return BreakerState(int(row[0]), None if row[1] is None else float(row[1])) if row else BreakerState(0, None)
-
     def breaker_result(self, key: str, *, ok: bool, threshold: int, now: float) -> BreakerState:
         with self._lock:
             db = self._db
@@ -295,43 +271,9 @@ class SqliteLimitStore:
                     db.execute("ROLLBACK")
                 raise
 
-    def breaker_reset(self, key: str) -> None:
+    def _run(self, work: Callable[[Any], T]) -> T:
         with self._lock:
-            self._db.execute("DELETE FROM breakers WHERE key = ?", (key,))
-
-    # -- API keys (the same file: `state.db`) ---------------------------------------------------
-
-    def add_key(self, sha256: str, subject: str, roles: list[str], now: float) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO api_keys (sha256, subject, roles, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(sha256) DO UPDATE SET subject = excluded.subject, roles = excluded.roles,"
-                " revoked_at = NULL",
-                (sha256.lower(), subject, json.dumps(roles), now),
-            )
-
-    def revoke_key(self, sha256: str, now: float) -> bool:
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE sha256 = ? AND revoked_at IS NULL", (now, sha256.lower())
-            )
-            return cursor.rowcount == 1
-
-    def lookup_key(self, sha256: str) -> StoredKey | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys"
-                " WHERE sha256 = ? AND revoked_at IS NULL",
-                (sha256.lower(),),
-            ).fetchone()
-        return stored_key(row) if row else None
-
-    def list_keys(self) -> list[StoredKey]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT sha256, subject, roles, created_at, revoked_at FROM api_keys ORDER BY created_at"
-            ).fetchall()
-        return [stored_key(r) for r in rows]
+            return work(self._db)
 
     def close(self) -> None:
         with self._lock:

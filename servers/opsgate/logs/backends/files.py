@@ -651,25 +651,14 @@ def _inherited(blob: BinaryIO, offset: int) -> tuple[int | None, Severity | None
     return None, None
 
 
-class _Finder:
-    """A `Needle` over a compiled RE2 search."""
-
-    def __init__(self, regex: SafeRegex) -> None:
-        self._regex = regex
-
-    def finditer(self, data: bytes, end: int) -> Iterator[Any]:
-        return iter(self._regex.finditer_bytes(data, end))
-
-
 @functools.lru_cache(maxsize=64)
 def _finder(text: str) -> Needle | None:
     """A case-insensitive RE2 search for `text`: finds candidate lines without lowering whole blocks.
     Cached: `_indexed_scan` calls `_scan` once per block read, and each compile costs about 34 us."""
     try:
-        regex = SafeRegex("(?i)" + escape(text))
+        return SafeRegex("(?i)" + escape(text))
     except ValueError:
         return None
-    return _Finder(regex)
 
 
 def _always(_: bytes) -> bool:

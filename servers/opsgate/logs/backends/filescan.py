@@ -27,8 +27,8 @@ _TIME_PREFIX = re.compile(
 class Needle(Protocol):
     """A case-insensitive search that may find more than the exact needle (never less)."""
 
-    def finditer(self, data: bytes, end: int) -> Iterator[re.Match[bytes]]:
-        """Matches in `data[:end]`."""
+    def finditer_bytes(self, data: bytes, endpos: int | None = None) -> Iterator[re.Match[bytes]]:
+        """Matches in `data[:endpos]` (a `SafeRegex` is one)."""
         ...
 
 
@@ -88,7 +88,7 @@ def _line_spans(
         return
     if finder is not None:
         last_end = -1
-        for match in finder.finditer(block, size):
+        for match in finder.finditer_bytes(block, size):
             hit = match.start()
             if hit <= last_end:
                 continue

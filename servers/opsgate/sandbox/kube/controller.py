@@ -42,6 +42,8 @@ from opsgate.sandbox.kube.objects import (
     new_uid,
     owner_reference,
     parse_time,
+    pod_from_template,
+    pod_ready,
     pod_template_hash,
     random_suffix,
     revision_of,
@@ -114,11 +116,6 @@ def _surge_and_unavailable(deployment: JsonObject) -> tuple[int, int]:
 
 def _replicas(obj: JsonObject) -> int:
     return int(obj.get("spec", {}).get("replicas") or 0)
-
-
-def _pod_ready(pod: JsonObject) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 class DeploymentController:
@@ -272,7 +269,7 @@ class DeploymentController:
         )
 
     def _ready(self, replica_set: JsonObject) -> int:
-        return sum(1 for pod in self._owned_pods(replica_set) if _pod_ready(pod))
+        return sum(1 for pod in self._owned_pods(replica_set) if pod_ready(pod))
 
     def _rolling_step(self, rollout: _Rollout) -> None:
         new = rollout.new
@@ -335,14 +332,14 @@ class DeploymentController:
         if missing < 0:
             # unready first, then the youngest, as the ReplicaSet controller prefers
             youngest_first = sorted(pods, key=lambda pod: str(pod["metadata"]["creationTimestamp"]), reverse=True)
-            victims = sorted(youngest_first, key=_pod_ready)[:-missing]
+            victims = sorted(youngest_first, key=pod_ready)[:-missing]
             for pod in victims:
                 meta = pod["metadata"]
                 self._store.delete(PODS, meta["namespace"], meta["name"])
                 self.forget(meta["uid"])
                 self._record_event(replica_set, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
         pods = self._owned_pods(replica_set)
-        ready = sum(1 for pod in pods if _pod_ready(pod))
+        ready = sum(1 for pod in pods if pod_ready(pod))
         status: JsonObject = {"replicas": len(pods)}
         if pods:
             status["fullyLabeledReplicas"] = len(pods)
@@ -368,29 +365,11 @@ class DeploymentController:
 
     def _new_pod(self, replica_set: JsonObject) -> JsonObject:
         rs_meta = replica_set["metadata"]
-        template = replica_set["spec"]["template"]
         namespace = rs_meta["namespace"]
         name = f"{rs_meta['name']}-{random_suffix(5, self._rng)}"
         while self._store.get(PODS, namespace, name) is not None:
             name = f"{rs_meta['name']}-{random_suffix(5, self._rng)}"
-        spec = copy.deepcopy(template["spec"])
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec["nodeName"] = self.kubelet.node_for(name)
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        metadata: JsonObject = {
-            "name": name,
-            "generateName": f"{rs_meta['name']}-",
-            "namespace": namespace,
-            "uid": new_uid(),
-            "creationTimestamp": format_time(self._clock()),
-            "labels": copy.deepcopy(template["metadata"].get("labels") or {}),
-            "ownerReferences": [owner_reference(replica_set, REPLICASETS.kind, REPLICASETS.api_version)],
-        }
-        if template["metadata"].get("annotations"):
-            metadata["annotations"] = copy.deepcopy(template["metadata"]["annotations"])
-        pod: JsonObject = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+        pod = pod_from_template(replica_set, REPLICASETS, name, self.kubelet.node_for(name), self._clock())
         return self.kubelet.admit(pod, self.config.ready_after_ticks)
 
     # --- status ---------------------------------------------------------------------------------

@@ -171,3 +171,39 @@ def is_owned_by(obj: JsonObject, owner: JsonObject) -> bool:
     owner_uid = owner["metadata"]["uid"]
     refs = obj.get("metadata", {}).get("ownerReferences", [])
     return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in refs)
+
+
+def pod_ready(pod: JsonObject) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def pod_from_template(
+    owner: JsonObject,
+    resource: ResourceType,
+    name: str,
+    node: str,
+    created: datetime,
+    labels: dict[str, str] | None = None,
+) -> JsonObject:
+    """A new pod of `owner` (a ReplicaSet, StatefulSet or DaemonSet) from its pod template, with the fields
+    the API server defaults, before the kubelet admits it."""
+    meta, template = owner["metadata"], owner["spec"]["template"]
+    spec = copy.deepcopy(template["spec"])
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec["nodeName"] = node
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    metadata: JsonObject = {
+        "name": name,
+        "generateName": f"{meta['name']}-",
+        "namespace": meta["namespace"],
+        "uid": new_uid(),
+        "creationTimestamp": format_time(created),
+        "labels": {**copy.deepcopy(template["metadata"].get("labels") or {}), **(labels or {})},
+        "ownerReferences": [owner_reference(owner, resource.kind, resource.api_version)],
+    }
+    if template["metadata"].get("annotations"):
+        metadata["annotations"] = copy.deepcopy(template["metadata"]["annotations"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}

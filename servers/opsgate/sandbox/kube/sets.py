@@ -36,6 +36,8 @@ from opsgate.sandbox.kube.objects import (
     is_owned_by,
     new_uid,
     owner_reference,
+    pod_from_template,
+    pod_ready,
     pod_template_hash,
     random_suffix,
 )
@@ -46,11 +48,6 @@ CONTROLLER_HASH_LABEL = "controller.kubernetes.io/hash"
 STATEFULSET_POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 POD_TEMPLATE_GENERATION_LABEL = "pod-template-generation"
-
-
-def _pod_ready(pod: JsonObject) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _ordinal(pod: JsonObject, name: str) -> int:
@@ -188,32 +185,14 @@ class SetController:
     def _new_pod(
         self, resource: ResourceType, owner: JsonObject, name: str, labels: dict[str, str], node: str | None
     ) -> JsonObject:
-        meta, template = owner["metadata"], owner["spec"]["template"]
-        spec = copy.deepcopy(template["spec"])
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec["nodeName"] = node or self._kubelet.node_for(name)
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("priority", 0)
-        metadata: JsonObject = {
-            "name": name,
-            "generateName": f"{meta['name']}-",
-            "namespace": meta["namespace"],
-            "uid": new_uid(),
-            "creationTimestamp": format_time(self._clock()),
-            "labels": {**copy.deepcopy(template["metadata"].get("labels") or {}), **labels},
-            "ownerReferences": [owner_reference(owner, resource.kind, resource.api_version)],
-        }
+        pod = pod_from_template(owner, resource, name, node or self._kubelet.node_for(name), self._clock(), labels)
         if resource is STATEFULSETS:
-            spec["hostname"] = name
+            pod["spec"]["hostname"] = name
             if owner["spec"].get("serviceName"):
-                spec["subdomain"] = owner["spec"]["serviceName"]
-        if template["metadata"].get("annotations"):
-            metadata["annotations"] = copy.deepcopy(template["metadata"]["annotations"])
-        pod: JsonObject = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+                pod["spec"]["subdomain"] = owner["spec"]["serviceName"]
         created = self._kubelet.admit(pod, self._ready_after_ticks())
         self._recorder.record(
-            owner, "SuccessfulCreate", f"create Pod {name} in {resource.kind} {meta['name']} successful"
+            owner, "SuccessfulCreate", f"create Pod {name} in {resource.kind} {owner['metadata']['name']} successful"
         )
         return created
 
@@ -233,7 +212,7 @@ class SetController:
                     return
         for ordinal in range(desired):
             if ordinal in pods:
-                if not parallel and not _pod_ready(pods[ordinal]):
+                if not parallel and not pod_ready(pods[ordinal]):
                     return
                 continue
             labels = {
@@ -245,7 +224,7 @@ class SetController:
             if not parallel:
                 return
         strategy = sts["spec"].get("updateStrategy") or {}
-        if strategy.get("type") == "OnDelete" or not all(_pod_ready(pod) for pod in pods.values()):
+        if strategy.get("type") == "OnDelete" or not all(pod_ready(pod) for pod in pods.values()):
             return
         partition = int((strategy.get("rollingUpdate") or {}).get("partition", 0))
         for ordinal in sorted(pods, reverse=True):
@@ -264,7 +243,7 @@ class SetController:
         pods = self._owned_pods(sts)
         revisions = [str(pod["metadata"]["labels"].get(CONTROLLER_REVISION_HASH_LABEL, "")) for pod in pods]
         desired = int(sts["spec"].get("replicas", 1))
-        ready = sum(1 for pod in pods if _pod_ready(pod))
+        ready = sum(1 for pod in pods if pod_ready(pod))
         updated = revisions.count(update_revision)
         current_revision = str(previous.get("currentRevision") or update_revision)
         if updated == desired == len(pods) and ready == desired:
@@ -305,18 +284,18 @@ class SetController:
             by_node[node] = self._new_pod(DAEMONSETS, ds, pod_name, labels, node)
         if (ds["spec"].get("updateStrategy") or {}).get("type") == "OnDelete":
             return
-        budget = _max_unavailable(ds, len(self._nodes)) - sum(1 for pod in by_node.values() if not _pod_ready(pod))
+        budget = _max_unavailable(ds, len(self._nodes)) - sum(1 for pod in by_node.values() if not pod_ready(pod))
         old = [
             pod
             for pod in by_node.values()
             if pod["metadata"]["labels"].get(CONTROLLER_REVISION_HASH_LABEL) != template_hash
         ]
-        for pod in sorted(old, key=_pod_ready)[: max(budget, 0)]:
+        for pod in sorted(old, key=pod_ready)[: max(budget, 0)]:
             self._delete_pod(ds, pod)  # recreated at the new revision on the next step
 
     def _daemon_set_status(self, ds: JsonObject, template_hash: str) -> None:
         pods = self._owned_pods(ds)
-        ready = sum(1 for pod in pods if _pod_ready(pod))
+        ready = sum(1 for pod in pods if pod_ready(pod))
         updated = sum(
             1 for pod in pods if pod["metadata"]["labels"].get(CONTROLLER_REVISION_HASH_LABEL) == template_hash
         )

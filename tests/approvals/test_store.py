@@ -1,10 +1,10 @@
-"""The `ApprovalStore` contract, for every implementation (SQLite here; a shared store adds itself to
-`STORES`): conditional state changes, so of racing deciders or consumers exactly one wins."""
+"""The `ApprovalStore` contract, for every implementation (SQLite and PostgreSQL): conditional state
+changes, so of racing deciders or consumers exactly one wins."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,8 @@ import pytest
 
 from opsgate.approvals import ApprovalError, ApprovalStore, SqliteApprovalStore
 
-STORES: dict[str, Callable[[Path], ApprovalStore]] = {"sqlite": lambda tmp: SqliteApprovalStore(tmp / "state")}
 
-
-@pytest.fixture(params=[*sorted(STORES), "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApprovalStore]:
     if request.param == "postgresql":
         # the shared store replicas use (opsgate.state.approvals_pg), on a real PostgreSQL (tests/support/postgres.py)
@@ -26,7 +24,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApprovalSt
         yield PgApprovalStore(db)
         db.close()
         return
-    made = STORES[request.param](tmp_path)
+    made = SqliteApprovalStore(tmp_path / "state")
     yield made
     made.close()
 

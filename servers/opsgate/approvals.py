@@ -613,7 +613,9 @@ class Approvals:
                 roles_claim=h.roles_claim,
             )
             if http:
-                page_url = (h.public_url or f"http://{h.host}:{h.port}{h.path}").removesuffix(h.path) + PAGE_PATH
+                from opsgate.http_auth import public_base
+
+                page_url = public_base(h) + PAGE_PATH
         return cls(
             store or SqliteApprovalStore(settings.state_dir, ttl_s=settings.approvals.ttl_s),
             approvers=ApproverDirectory(settings.approvers_file),

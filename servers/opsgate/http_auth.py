@@ -162,9 +162,18 @@ class AuthChallengeMiddleware:
 
 
 def resource_url(h: HttpSettings) -> str:
-    """The MCP endpoint's public URL: the RFC 8707 resource identifier and the default token audience."""
-    base = h.public_url or f"http://{h.host}:{h.port}"
-    return base.rstrip("/") + h.path
+    """The MCP endpoint's public URL: the RFC 8707 resource identifier and the default token audience.
+
+    `public_url` may name the server's base URL or the endpoint itself (`https://ops.example.com/mcp`,
+    as the Kubernetes example does): either way the endpoint is the base plus `path`, once.
+    """
+    base = (h.public_url or f"http://{h.host}:{h.port}").rstrip("/")
+    return base.removesuffix(h.path) + h.path
+
+
+def public_base(h: HttpSettings) -> str:
+    """The server's public base URL (no trailing slash): where the approval page and metadata live."""
+    return resource_url(h).removesuffix(h.path)
 
 
 def auth_for(h: HttpSettings, key_store: ApiKeyStore | None = None) -> tuple[AuthSettings, CompositeVerifier]:
@@ -186,7 +195,7 @@ def auth_for(h: HttpSettings, key_store: ApiKeyStore | None = None) -> tuple[Aut
                 algorithms=tuple(h.oidc_algorithms),
             )
         )
-    issuer = h.oidc_issuer or resource.removesuffix(h.path)
+    issuer = h.oidc_issuer or public_base(h)
     settings = AuthSettings(
         issuer_url=AnyHttpUrl(issuer), resource_server_url=AnyHttpUrl(resource), validate_token_resource=False
     )

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from opsgate import __version__
 from opsgate.config import HttpSettings
 from opsgate.contracts import Contract
-from opsgate.http_auth import AuthChallengeMiddleware, resource_url
+from opsgate.http_auth import AuthChallengeMiddleware, public_base, resource_url
 
 
 def health_route(tool_count: Callable[[], int]) -> Route:
@@ -66,7 +66,7 @@ def add_hosted_routes(starlette: Starlette, h: HttpSettings, contracts: Mapping[
     metadata_url = str(build_resource_metadata_url(AnyHttpUrl(resource_url(h)))) if oauth else None
     routes = starlette.router.routes
     if h.require_auth:
-        issuer = AnyHttpUrl(h.oidc_issuer or resource_url(h).removesuffix(h.path))
+        issuer = AnyHttpUrl(h.oidc_issuer or public_base(h))
         metadata = create_protected_resource_routes(
             resource_url=AnyHttpUrl(resource_url(h)),
             authorization_servers=[issuer],

@@ -3,11 +3,17 @@ health, metrics, and malformed JSON-RPC."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from opsgate.approvals import Approvals
+from opsgate.config import Settings
+from opsgate.http_auth import resource_url
 
 from .conftest import API_KEY, WRITE_SCOPE, Hosted, get, post
 
@@ -132,3 +138,25 @@ async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(hos
         Client(streamable_http_client(hosted.url, http_client=http)) as client,
     ):
         assert not (await client.call_tool("testkit_echo", {"text": "alive"})).is_error
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    [
+        "https://ops.example.com",
+        "https://ops.example.com/",
+        "https://ops.example.com/mcp",
+        "https://ops.example.com/mcp/",
+    ],
+)
+def test_public_url_names_the_endpoint_once_and_the_approval_page_beside_it(public_url: str, tmp_path: Path) -> None:
+    # deploy/k8s/configmap.yaml writes the endpoint itself; a base URL (with or without "/") means the same server
+    settings = Settings(
+        state_dir=tmp_path,
+        http={"public_url": public_url, "oidc_issuer": "https://login.example.com"},  # type: ignore[arg-type]
+        approvals={"oidc_client_id": "opsgate-page"},  # type: ignore[arg-type]
+    )
+    assert resource_url(settings.http) == "https://ops.example.com/mcp"
+    hook = Approvals.from_settings(settings, http=True)
+    assert hook.page_url == "https://ops.example.com/approvals"
+    hook.close()
